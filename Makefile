@@ -1,0 +1,56 @@
+# Jobsmith developer entry points. `make test` is what CI runs (.ci/run); `make demo` is the main job.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+RUSTC_VERSION := $(shell rustc --version 2>/dev/null | awk '{print $$2}')
+# The cargo target dir lives outside the repo, keyed by compiler version, so a fresh clone on a kept
+# machine (CI) builds incrementally. Override with CARGO_TARGET_DIR.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/jobsmith/cargo-target-$(RUSTC_VERSION)
+export JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/jobsmith
+
+.PHONY: help setup generate lint unit tools cluster-up cluster-down e2e test bench-engine bench-e2e demo build
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: ## install what the project needs (apt packages, rust components, go check)
+	bash e2e/scripts/setup.sh
+
+generate: ## re-render crds/ and docs/reference/ from the Rust types
+	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-api --test generated
+
+lint: ## rustfmt check and clippy with -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit: ## unit, property and generated-file tests (no cluster)
+	cargo test --workspace --exclude jobsmith-e2e
+
+build: ## build the jobsmith binary
+	cargo build -p jobsmith-manager --bin jobsmith
+
+tools: ## build the local control plane's binaries into the cache (slow once, then cached)
+	bash e2e/scripts/build-tools.sh
+
+cluster-up: tools ## start the local control plane; prints the KUBECONFIG to export
+	bash e2e/scripts/cluster-up.sh
+
+cluster-down: ## stop the local control plane
+	bash e2e/scripts/cluster-down.sh
+
+e2e: tools build ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
+	bash e2e/scripts/with-cluster.sh cargo test -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
+
+test: setup lint unit e2e ## everything CI runs
+
+bench-engine: ## engine benchmarks (prints name: value unit)
+	cargo bench -p jobsmith-engine --bench engine
+
+bench-e2e: tools ## end-to-end benchmark on the local plane (prints name: value unit)
+	cargo build --release -p jobsmith-manager --bin jobsmith
+	JOBSMITH_BIN=$(CARGO_TARGET_DIR)/release/jobsmith bash e2e/scripts/with-cluster.sh \
+	  cargo test --release -p jobsmith-e2e --test bench -- --ignored --nocapture --test-threads=1
+
+demo: tools build ## the main job: plane (or your cluster), CRDs, manager, the README sample
+	bash e2e/scripts/demo.sh

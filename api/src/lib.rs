@@ -1,0 +1,1 @@
+//! Jobsmith API types.

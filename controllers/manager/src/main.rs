@@ -1,0 +1,2 @@
+//! The `jobsmith` binary. Placeholder until the manager lands; see docs/architecture.md.
+fn main() {}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from the Go module proxy into a cache outside the repo,
+# keyed by tool, version and Go version. A directory counts as built only once its STAMP file exists
+# (written last), so an interrupted build is redone. The throwaway modules' go.mod/go.sum live in
+# e2e/toolchain/<tool>/ and pin every module hash (sum.golang.org is not reachable here, so the
+# committed go.sum is what verifies the downloads).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=versions.sh
+source "$here/versions.sh"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOSUMDB=off GOPROXY="${GOPROXY:-https://proxy.golang.org}"
+# Write go.mod/go.sum back into the repo only when asked (used when bumping a version).
+UPDATE_LOCK="${UPDATE_LOCK:-0}"
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+
+stamp_ok() { [ -f "$1/STAMP" ]; }
+write_stamp() { # dir tool version
+  local dir="$1" tool="$2" version="$3"
+  { echo "tool=$tool"; echo "version=$version"; echo "go=$GO_VERSION_TAG"; (cd "$dir/bin" && sha256sum -- *); } >"$dir/STAMP.tmp"
+  mv "$dir/STAMP.tmp" "$dir/STAMP"
+}
+
+# Prepares $E2E_CACHE/src/<tool>-<version> from the committed go.mod/go.sum (or creates them).
+prepare_module() { # tool version -> prints the module dir
+  local tool="$1" version="$2" src="$E2E_CACHE/src/$1-v$2"
+  mkdir -p "$src"
+  if [ -f "$repo/e2e/toolchain/$tool/go.mod" ]; then
+    cp "$repo/e2e/toolchain/$tool/go.mod" "$src/go.mod"
+    [ -f "$repo/e2e/toolchain/$tool/go.sum" ] && cp "$repo/e2e/toolchain/$tool/go.sum" "$src/go.sum"
+  fi
+  echo "$src"
+}
+
+save_lock() { # tool src
+  if [ "$UPDATE_LOCK" = 1 ] || [ ! -f "$repo/e2e/toolchain/$1/go.sum" ]; then
+    cp "$2/go.mod" "$2/go.sum" "$repo/e2e/toolchain/$1/"
+  fi
+}
+
+build_k8s() {
+  local out; out="$(tool_dir k8s "$K8S_VERSION")"
+  stamp_ok "$out" && { log "k8s v$K8S_VERSION cached"; return; }
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION (slow on a cold cache)"
+  local src; src="$(prepare_module k8s "$K8S_VERSION")"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init jobsmith.invalid/k8sbins
+    go mod edit -go=1.25.0 -godebug=default=go1.25 -require="k8s.io/kubernetes@v$K8S_VERSION"
+    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
+      cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api \
+      cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms \
+      kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics \
+      mount-utils pod-security-admission sample-apiserver; do
+      go mod edit -replace="k8s.io/$m=k8s.io/$m@v$K8S_STAGING_VERSION"
+    done
+    go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-scheduler@v$K8S_VERSION"
+  fi
+  go mod download
+  local ld="-s -w" date; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  local minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
+  done
+  mkdir -p "$out/bin"
+  go build -ldflags "$ld" -o "$out/bin/" k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+  "$out/bin/kube-apiserver" --version
+  save_lock k8s "$src"
+  write_stamp "$out" k8s "$K8S_VERSION"
+}
+
+build_etcd() {
+  local out; out="$(tool_dir etcd "$ETCD_VERSION")"
+  stamp_ok "$out" && { log "etcd v$ETCD_VERSION cached"; return; }
+  log "building etcd v$ETCD_VERSION"
+  local src; src="$(prepare_module etcd "$ETCD_VERSION")"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init jobsmith.invalid/etcdbin
+    go get -tool "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+  fi
+  go mod download
+  mkdir -p "$out/bin"
+  go build -ldflags "-s -w" -o "$out/bin/etcd" go.etcd.io/etcd/server/v3
+  "$out/bin/etcd" --version
+  save_lock etcd "$src"
+  write_stamp "$out" etcd "$ETCD_VERSION"
+}
+
+build_kwok() {
+  local out; out="$(tool_dir kwok "$KWOK_VERSION")"
+  stamp_ok "$out" && { log "kwok v$KWOK_VERSION cached"; return; }
+  log "building kwok v$KWOK_VERSION"
+  local src; src="$(prepare_module kwok "$KWOK_VERSION")"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init jobsmith.invalid/kwokbin
+    go mod edit -go=1.26.0
+    go get -tool "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+  fi
+  go mod download
+  mkdir -p "$out/bin"
+  go build -ldflags "-s -w" -o "$out/bin/kwok" sigs.k8s.io/kwok/cmd/kwok
+  "$out/bin/kwok" --version || true
+  save_lock kwok "$src"
+  write_stamp "$out" kwok "$KWOK_VERSION"
+}
+
+build_helm() {
+  local out; out="$(tool_dir helm "$HELM_VERSION")"
+  stamp_ok "$out" && { log "helm v$HELM_VERSION cached"; return; }
+  log "building helm v$HELM_VERSION"
+  local src; src="$(prepare_module helm "$HELM_VERSION")"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init jobsmith.invalid/helmbin
+    go mod edit -go=1.26.0
+    go get -tool "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  fi
+  go mod download
+  mkdir -p "$out/bin"
+  go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" -o "$out/bin/helm" helm.sh/helm/v3/cmd/helm
+  save_lock helm "$src"
+  write_stamp "$out" helm "$HELM_VERSION"
+}
+
+want="${*:-k8s etcd kwok}"
+for t in $want; do
+  start=$(date +%s)
+  "build_$t"
+  log "$t done in $(( $(date +%s) - start ))s"
+done
