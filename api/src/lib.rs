@@ -1,1 +1,33 @@
-//! Jobsmith API types.
+//! Jobsmith API types: the five `jobsmith.dev/v1alpha1` custom resources, their shared status and
+//! condition types, the label and annotation keys put on child Jobs, and the rendering of the
+//! generated artifacts (CRD YAML and the API reference).
+//!
+//! No client and no I/O live here: everything is plain data plus pure functions.
+
+pub mod common;
+pub mod daemonjob;
+pub mod generate;
+pub mod jobflow;
+pub mod jobrun;
+pub mod jobtemplate;
+pub mod labels;
+pub mod managedjob;
+pub mod schema;
+
+pub use common::*;
+pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
+pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
+pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
+pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
+pub use managedjob::{
+    GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
+};
+
+/// API group of every Jobsmith kind.
+pub const API_GROUP: &str = "jobsmith.dev";
+/// API version of every Jobsmith kind.
+pub const API_VERSION: &str = "v1alpha1";
+/// `apiVersion` string of every Jobsmith kind (`jobsmith.dev/v1alpha1`).
+pub const API_GROUP_VERSION: &str = "jobsmith.dev/v1alpha1";
+/// CRD category shared by the five kinds (`kubectl get jobsmith`).
+pub const CATEGORY: &str = "jobsmith";

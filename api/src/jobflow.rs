@@ -1,0 +1,112 @@
+//! JobFlow (seed: job-deploy-operator): flows with dependencies, each a full JobSpec or a
+//! JobTemplate reference, global params and shared volumes (SPEC §3).
+
+use k8s_openapi::api::batch::v1::JobSpec;
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
+
+/// Most flows in one JobFlow (bounds the CEL cost of the dependency rules).
+pub const MAX_FLOWS: usize = 100;
+
+/// A DAG of Jobs ("flows"): each flow starts when the flows it depends on succeeded.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "jobsmith.dev",
+    version = "v1alpha1",
+    kind = "JobFlow",
+    namespaced,
+    status = "JobFlowStatus",
+    shortname = "jf",
+    category = "jobsmith",
+    derive = "PartialEq",
+    doc = "A dependency graph of batch/v1 Jobs with global params and shared volumes.",
+    printcolumn = r#"{"name":"STATUS","type":"string","description":"Phase of the flow","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"PROGRESS","type":"string","description":"Finished flows / all flows","jsonPath":".status.progress"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"MESSAGE","type":"string","priority":1,"description":"Current state or problem","jsonPath":".status.message"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct JobFlowSpec {
+    /// env, labels and annotations merged into every flow's Job (the flow's own values win);
+    /// `nodeName` pins every pod to one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_params: Option<GlobalParams>,
+    /// The flows (one Job each). Names are unique.
+    #[schemars(length(min = 1, max = 100))]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new("self.all(f, !has(f.dependencies) || f.dependencies.all(d, d != f.name))").message("a flow cannot depend on itself"),
+        validation = Rule::new("self.all(f, !has(f.dependencies) || f.dependencies.all(d, self.exists(o, o.name == d)))").message("every flow dependency must name a flow of this JobFlow")
+    )]
+    pub flows: Vec<Flow>,
+    /// Volumes added to the pods of every flow that declares `shareVolumeMounts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::named_object_list")]
+    pub share_volumes: Option<Vec<Volume>>,
+    /// What a failed flow does to the rest: `FailFast` (default; no new flow starts, running ones
+    /// finish) or `ContinueIndependent` (flows that do not depend on it go on).
+    #[serde(default = "default_failure_policy")]
+    pub failure_policy: FailurePolicy,
+    /// While true no new Job is started; running Jobs finish. Resuming continues where it stopped.
+    #[serde(default)]
+    pub suspend: bool,
+    /// At most this many Jobs of the flow are active at once (unset: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_parallel: Option<i32>,
+}
+
+fn default_failure_policy() -> FailurePolicy {
+    FailurePolicy::FailFast
+}
+
+/// One flow: becomes one batch/v1 Job named `<jobflow>-<flow>`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.jobTemplate) != has(self.jobTemplateRef)").message("a flow sets exactly one of jobTemplate and jobTemplateRef")
+)]
+pub struct Flow {
+    /// Flow name, a DNS-1123 label unique in the JobFlow; part of the Job name.
+    #[schemars(length(min = 1, max = 63), pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Names of the flows that must succeed before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 63)))]
+    pub dependencies: Vec<String>,
+    /// A full batch/v1 JobSpec (`template.spec.containers`...). Validated by the API server when
+    /// the Job is created. Pods get `restartPolicy: Never`; `backoffLimit` defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::job_spec_object")]
+    pub job_template: Option<JobSpec>,
+    /// Name of a JobTemplate in the same namespace, instead of `jobTemplate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub job_template_ref: Option<String>,
+    /// Mounts of `spec.shareVolumes`, added to every container of this flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub share_volume_mounts: Option<Vec<VolumeMount>>,
+}
+
+/// Observed state of a JobFlow.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobFlowStatus {
+    /// Phase, conditions, progress, times and message.
+    #[serde(flatten)]
+    pub run: RunStatus,
+    /// Per-flow state (key: the flow name), at most `MAX_STEP_ENTRIES` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flows: Vec<StepEntry>,
+    /// Flows not listed in `flows` because of the size cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted_flows: Option<u32>,
+}
