@@ -26,6 +26,9 @@ write_stamp() { # dir tool version
 prepare_module() { # tool version -> prints the module dir
   local tool="$1" version="$2" src="$E2E_CACHE/src/$1-v$2"
   mkdir -p "$src"
+  # A go.mod without go.sum is what a failed `go mod init && go get` leaves behind: start over,
+  # otherwise the next run would skip the require/replace/get steps and build from a bare module.
+  if [ -f "$src/go.mod" ] && [ ! -f "$src/go.sum" ]; then rm -f "$src/go.mod"; fi
   if [ -f "$repo/e2e/toolchain/$tool/go.mod" ]; then
     cp "$repo/e2e/toolchain/$tool/go.mod" "$src/go.mod"
     [ -f "$repo/e2e/toolchain/$tool/go.sum" ] && cp "$repo/e2e/toolchain/$tool/go.sum" "$src/go.sum"

@@ -1,7 +1,10 @@
+# shellcheck shell=bash disable=SC2034  # sourced; the variables are used by the sourcing scripts
 # Pinned versions of the local control plane. Sourced by the other scripts.
 # Changing a version changes the cache key, so the next run rebuilds only that tool.
-K8S_VERSION=1.35.7
-K8S_STAGING_VERSION=0.35.7
+# 1.35.8, not 1.35.7: the module proxy here answers 403 "This module version is not available" for
+# k8s.io/kubernetes v1.35.7 (and v1.35.10); v1.35.4 and v1.35.8 with all 29 staging modules are served.
+K8S_VERSION=1.35.8
+K8S_STAGING_VERSION=0.35.8
 ETCD_VERSION=3.6.14
 KWOK_VERSION=0.8.0
 HELM_VERSION=3.21.4
