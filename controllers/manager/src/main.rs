@@ -1,2 +1,263 @@
-//! The `jobsmith` binary. Placeholder until the manager lands; see docs/architecture.md.
-fn main() {}
+//! The `jobsmith` binary: five controllers on one client (see docs/architecture.md and
+//! docs/manager.md). `main` wires the shared plumbing; each kind lives in `controllers/`.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Parser;
+
+use jobsmith_manager::{
+    cache::{self, WatchScope},
+    cli::{Cli, Command, RunArgs},
+    context::Shared,
+    controllers, generate, health,
+    health::{HealthState, Heartbeat, Readiness},
+    jobs, leader,
+    leader::{LeaderOutcome, Leadership},
+    metrics,
+    metrics::Metrics,
+    ratelimit::WriteLimiter,
+    shutdown::Shutdown,
+    telemetry,
+};
+
+/// How long running reconciles may take to finish after the shutdown signal (the pod's
+/// `terminationGracePeriodSeconds` should be larger).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+fn main() -> ExitCode {
+    match Cli::parse().into_command() {
+        Command::Generate { repo_root } => match generate::write_all(&repo_root) {
+            Ok(paths) => {
+                for path in paths {
+                    println!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("jobsmith generate: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Crd => match generate::print_crds() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("jobsmith crd: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("jobsmith: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run(args))
+        }
+    }
+}
+
+/// Start-up failures: logged, then the process exits non-zero.
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    #[error("installing the logger: {0}")]
+    Telemetry(#[from] tracing_subscriber::util::TryInitError),
+    #[error("installing the metrics recorder: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    #[error("installing signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("connecting to Kubernetes: {0}")]
+    Client(#[source] kube::Error),
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+}
+
+impl StartupError {
+    fn category(&self) -> &'static str {
+        match self {
+            StartupError::Telemetry(_) => "telemetry",
+            StartupError::Metrics(_) => "metrics",
+            StartupError::Signals(_) => "signals",
+            StartupError::Bind { .. } => "bind",
+            StartupError::Client(_) => "client",
+            StartupError::Leader(error) => error.category(),
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    if let Err(error) = telemetry::init(args.dev_mode, args.log_level) {
+        eprintln!("jobsmith: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run_manager(args).await {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(%error, category = error.category(), "start-up failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
+    let shutdown = Shutdown::new();
+    shutdown
+        .spawn_signal_handler()
+        .map_err(StartupError::Signals)?;
+
+    let metrics = Metrics::new(Some(metrics::install()?));
+    spawn_metrics_upkeep(metrics.clone(), shutdown.clone());
+    let readiness = Readiness::default();
+    let heartbeat = Heartbeat::default();
+    heartbeat.spawn(shutdown.clone());
+
+    // Servers first, so probes answer (not ready) while we connect and wait for the Lease.
+    let state = HealthState {
+        readiness: readiness.clone(),
+        heartbeat,
+        metrics: metrics.clone(),
+    };
+    let mut servers = Vec::new();
+    for (addr, endpoints) in health::plan(
+        args.health_probe_bind_address.0,
+        args.metrics_bind_address.0,
+    ) {
+        let router = health::router(state.clone(), endpoints);
+        let serve = health::bind_and_serve(addr, router, shutdown.clone())
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        servers.push(tokio::spawn(serve));
+    }
+
+    let client = kube::Client::try_default()
+        .await
+        .map_err(StartupError::Client)?;
+    let instance = leader::identity();
+    let enabled = args.enabled_controllers();
+    tracing::info!(
+        instance,
+        controllers = ?enabled.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        namespaces = ?args.namespaces,
+        "starting jobsmith"
+    );
+
+    let mut leadership = None;
+    if args.leader_elect {
+        let namespace = args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|ns| !ns.is_empty())
+            })
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let mut election = Leadership::start(
+            client.clone(),
+            &namespace,
+            &args.leader_election_id,
+            &instance,
+        )
+        .await?;
+        readiness.set_standby(true);
+        tracing::info!(lease = %args.leader_election_id, %namespace, "waiting to become the leader");
+        let leader = election.acquired(&shutdown).await?;
+        readiness.set_standby(false);
+        if !leader {
+            return Ok(finish(servers, ExitCode::SUCCESS).await);
+        }
+        tracing::info!("became the leader");
+        leadership = Some(election);
+    }
+
+    let scope = Arc::new(WatchScope::from_flags(&args.namespaces));
+    let jobs = jobs::spawn_cache(&client, &scope, shutdown.clone());
+    let shared = Shared {
+        client,
+        jobs: jobs.clone(),
+        limiter: Arc::new(WriteLimiter::new(args.kube_api_qps, args.kube_api_burst)),
+        metrics,
+        scope,
+        readiness: readiness.clone(),
+        concurrency: args.concurrency,
+        instance,
+    };
+    let jobs_ready = readiness.register("cache/jobs");
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if cache::wait_ready_or_shutdown("jobs", &jobs, &stop).await {
+            jobs_ready.set_synced();
+        }
+    });
+
+    let controllers = futures::future::join_all(
+        enabled
+            .into_iter()
+            .map(|kind| controllers::run(kind, shared.clone(), shutdown.clone())),
+    );
+    let running = async {
+        // Controllers that are not implemented return at once; the manager still runs until the signal.
+        tokio::join!(controllers, shutdown.wait());
+    };
+    let leader = async {
+        match leadership {
+            Some(election) => election.hold(shutdown.clone()).await,
+            None => {
+                shutdown.wait().await;
+                LeaderOutcome::Released
+            }
+        }
+    };
+    let deadline = async {
+        shutdown.wait().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let (outcome, ()) = tokio::join!(leader, async {
+        tokio::select! {
+            () = running => tracing::info!("all controllers stopped"),
+            () = deadline => tracing::warn!("reconciles still running after the grace period; exiting"),
+        }
+    });
+    let code = match outcome {
+        LeaderOutcome::Lost => ExitCode::FAILURE,
+        LeaderOutcome::Released => ExitCode::SUCCESS,
+    };
+    Ok(finish(servers, code).await)
+}
+
+/// Waits briefly for the HTTP servers to close, then returns `code`.
+async fn finish(
+    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    code: ExitCode,
+) -> ExitCode {
+    let all = futures::future::join_all(servers);
+    if tokio::time::timeout(Duration::from_secs(5), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("health/metrics servers did not stop in time");
+    }
+    tracing::info!("jobsmith stopped");
+    code
+}
+
+fn spawn_metrics_upkeep(metrics: Metrics, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => metrics.run_upkeep(),
+                () = shutdown.wait() => return,
+            }
+        }
+    });
+}

@@ -1,0 +1,205 @@
+//! Job writes: create-if-absent with an owner check (never adopt), and deletion that always
+//! cascades to pods (`propagationPolicy: Background`; CONTROL_PLANE.md §5 "Trap").
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, PostParams, Preconditions},
+    runtime::reflector::ObjectRef,
+};
+
+use crate::{context::Context, jobs, metrics};
+
+/// The outcome of [`create_job_if_absent`].
+#[derive(Debug)]
+pub enum JobWrite {
+    /// We created it now.
+    Created(Box<Job>),
+    /// It already exists and is controlled by the same owner: nothing to do (idempotent).
+    Exists,
+    /// A Job with this name exists but has another controller owner (`Some(uid)`) or none. It is
+    /// never adopted; the caller reports the step with reason `NameConflict`.
+    Conflict { owner_uid: Option<String> },
+}
+
+/// The outcome of [`delete_job`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobDelete {
+    Deleted,
+    AlreadyGone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the Job has no name or namespace")]
+    MissingIdentity,
+    #[error("creating Job {namespace}/{name}: {source}")]
+    Create {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("reading existing Job {namespace}/{name}: {source}")]
+    ReadExisting {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("deleting Job {namespace}/{name}: {source}")]
+    Delete {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+impl ApplyError {
+    pub fn category(&self) -> &'static str {
+        match self {
+            ApplyError::MissingIdentity => "job_identity",
+            ApplyError::Create { .. } => "job_create",
+            ApplyError::ReadExisting { .. } => "job_read",
+            ApplyError::Delete { .. } => "job_delete",
+        }
+    }
+}
+
+/// Decides from an existing Job whether it is ours.
+pub fn classify_existing(existing: &Job, owner_uid: &str) -> JobWrite {
+    match jobs::controller_owner_uid(existing) {
+        Some(uid) if uid == owner_uid => JobWrite::Exists,
+        other => JobWrite::Conflict {
+            owner_uid: other.map(str::to_owned),
+        },
+    }
+}
+
+/// Creates `job` unless a Job of that name exists. The shared cache answers first (no request when
+/// it already holds the Job); otherwise one POST, and on `AlreadyExists` one GET to check the owner.
+/// `job` must carry its namespace, name and the controller owner reference.
+pub async fn create_job_if_absent(
+    ctx: &Context,
+    job: Job,
+    owner_uid: &str,
+) -> Result<JobWrite, ApplyError> {
+    let (Some(namespace), Some(name)) = (job.namespace(), job.metadata.name.clone()) else {
+        return Err(ApplyError::MissingIdentity);
+    };
+    if let Some(cached) = ctx.jobs.get(&ObjectRef::new(&name).within(&namespace)) {
+        return Ok(classify_existing(&cached, owner_uid));
+    }
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = PostParams {
+        field_manager: Some(ctx.field_manager.to_owned()),
+        ..Default::default()
+    };
+    ctx.limiter.acquire().await;
+    metrics::api_write("create", "jobs".into());
+    match api.create(&params, &job).await {
+        Ok(created) => Ok(JobWrite::Created(Box::new(created))),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {
+            // Not in the cache: not ours yet, or the cache lags. A read decides.
+            match api.get(&name).await {
+                Ok(existing) => Ok(classify_existing(&existing, owner_uid)),
+                Err(source) => Err(ApplyError::ReadExisting {
+                    namespace,
+                    name,
+                    source,
+                }),
+            }
+        }
+        Err(source) => Err(ApplyError::Create {
+            namespace,
+            name,
+            source,
+        }),
+    }
+}
+
+/// Deletes a Job and (in the background) its pods. With `uid`, only that incarnation is deleted
+/// (a Job re-created under the same name meanwhile is left alone).
+pub async fn delete_job(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<JobDelete, ApplyError> {
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut params = DeleteParams::background();
+    if let Some(uid) = uid {
+        params.preconditions = Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        });
+    }
+    ctx.limiter.acquire().await;
+    metrics::api_write("delete", "jobs".into());
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(JobDelete::Deleted),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(JobDelete::AlreadyGone),
+        // The uid precondition failed: the Job we meant is gone, another one took its name.
+        Err(kube::Error::Api(status)) if status.is_conflict() && uid.is_some() => {
+            Ok(JobDelete::AlreadyGone)
+        }
+        Err(source) => Err(ApplyError::Delete {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn owned(uid: Option<&str>, controller: bool) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some("j".into()),
+                owner_references: uid.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "jobsmith.dev/v1alpha1".into(),
+                        kind: "JobRun".into(),
+                        name: "r".into(),
+                        uid: uid.into(),
+                        controller: Some(controller),
+                        block_owner_deletion: Some(true),
+                    }]
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn same_owner_is_idempotent_anything_else_conflicts() {
+        assert!(matches!(
+            classify_existing(&owned(Some("u1"), true), "u1"),
+            JobWrite::Exists
+        ));
+        assert!(matches!(
+            classify_existing(&owned(Some("u2"), true), "u1"),
+            JobWrite::Conflict { owner_uid: Some(uid) } if uid == "u2"
+        ));
+        assert!(matches!(
+            classify_existing(&owned(None, true), "u1"),
+            JobWrite::Conflict { owner_uid: None }
+        ));
+        // An owner reference without `controller: true` does not make the Job ours.
+        assert!(matches!(
+            classify_existing(&owned(Some("u1"), false), "u1"),
+            JobWrite::Conflict { owner_uid: None }
+        ));
+    }
+
+    #[test]
+    fn deletion_always_cascades_in_the_background() {
+        let params = DeleteParams::background();
+        let query = serde_json::to_value(&params).unwrap();
+        assert_eq!(query["propagationPolicy"], "Background");
+    }
+}

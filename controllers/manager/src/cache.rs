@@ -1,0 +1,338 @@
+//! A shared, pruned cache of one resource type, fed by one watch per watched namespace (or one
+//! cluster-wide watch), fanned out to every controller that subscribes.
+//!
+//! Why not kube's `store_shared` + `ReflectHandle` alone: a kube `Writer` replaces its whole content
+//! on each watcher re-list, so several namespace watches cannot share one `Writer`; and the shared
+//! dispatcher forwards only applied objects (not deletions) and applies backpressure to the root
+//! watch when a subscriber is slow. Here each namespace has its own kube store, lookups go to the
+//! right one, deletions are forwarded too, and a lagging subscriber re-receives the whole cache
+//! instead of blocking the watch (each object triggers a reconcile of its owner, which is
+//! idempotent, so a resync is always safe).
+
+use std::{fmt::Debug, sync::Arc, time::Duration};
+
+use futures::{StreamExt, stream::BoxStream};
+use kube::{
+    Api, Resource,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::shutdown::Shutdown;
+
+/// Capacity of the fan-out channel; a subscriber further behind gets a full resync.
+const FANOUT_CAPACITY: usize = 4096;
+
+/// The namespaces the manager watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchScope {
+    All,
+    Namespaces(Vec<String>),
+}
+
+impl WatchScope {
+    pub fn from_flags(namespaces: &[String]) -> Self {
+        let mut list: Vec<String> = namespaces
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        list.sort();
+        list.dedup();
+        if list.is_empty() {
+            WatchScope::All
+        } else {
+            WatchScope::Namespaces(list)
+        }
+    }
+
+    /// One entry per watch: `None` is the cluster-wide watch.
+    pub fn watches(&self) -> Vec<Option<String>> {
+        match self {
+            WatchScope::All => vec![None],
+            WatchScope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
+        }
+    }
+
+    pub fn contains(&self, namespace: Option<&str>) -> bool {
+        match self {
+            WatchScope::All => true,
+            WatchScope::Namespaces(list) => {
+                namespace.is_some_and(|ns| list.iter().any(|n| n == ns))
+            }
+        }
+    }
+
+    /// `Api` handles of a namespaced kind for each watch of this scope.
+    pub fn apis<K>(&self, client: &kube::Client) -> Vec<(Option<String>, Api<K>)>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        self.watches()
+            .into_iter()
+            .map(|ns| {
+                let api = match &ns {
+                    Some(ns) => Api::namespaced(client.clone(), ns),
+                    None => Api::all(client.clone()),
+                };
+                (ns, api)
+            })
+            .collect()
+    }
+}
+
+/// Read side of the cache; cheap to clone.
+pub struct SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    stores: Arc<Vec<(Option<String>, Store<K>)>>,
+    tx: broadcast::Sender<Arc<K>>,
+}
+
+impl<K> Clone for SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    fn clone(&self) -> Self {
+        Self {
+            stores: self.stores.clone(),
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<K> SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// Starts one watch per `apis` entry (each reflected into its own store, objects passed through
+    /// `prune` before caching) on a background task that ends on `shutdown`.
+    pub fn spawn(
+        name: &'static str,
+        apis: Vec<(Option<String>, Api<K>)>,
+        config: watcher::Config,
+        prune: fn(&mut K),
+        shutdown: Shutdown,
+    ) -> Self {
+        let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
+        let mut stores = Vec::new();
+        let mut streams = Vec::new();
+        for (namespace, api) in apis {
+            let (reader, writer) = reflector::store();
+            stores.push((namespace.clone(), reader.clone()));
+            let tx = tx.clone();
+            let stream = watcher(api, config.clone())
+                .default_backoff()
+                .modify(prune)
+                .reflect(writer)
+                .map(move |event| {
+                    match event {
+                        Ok(watcher::Event::Apply(obj)) => {
+                            let obj = reader.get(&ObjectRef::from_obj(&obj)).unwrap_or_else(|| Arc::new(obj));
+                            let _ = tx.send(obj);
+                        }
+                        Ok(watcher::Event::Delete(obj)) => {
+                            let _ = tx.send(Arc::new(obj));
+                        }
+                        // After a (re-)list the store holds the new truth: everyone hears all of it.
+                        Ok(watcher::Event::InitDone) => {
+                            for obj in reader.state() {
+                                let _ = tx.send(obj);
+                            }
+                        }
+                        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                        Err(error) => {
+                            tracing::warn!(cache = name, namespace = ?namespace, %error, "watch error; retrying with backoff");
+                        }
+                    }
+                })
+                .boxed();
+            streams.push(stream);
+        }
+        let all = futures::stream::select_all(streams);
+        tokio::spawn(async move {
+            let drive = all.for_each(|()| async {});
+            tokio::select! {
+                () = drive => tracing::warn!(cache = name, "watch streams ended"),
+                () = shutdown.wait() => tracing::debug!(cache = name, "cache stopped"),
+            }
+        });
+        Self {
+            stores: Arc::new(stores),
+            tx,
+        }
+    }
+
+    fn store_for(&self, namespace: Option<&str>) -> Option<&Store<K>> {
+        self.stores.iter().find_map(|(ns, store)| match ns {
+            None => Some(store),
+            Some(ns) if Some(ns.as_str()) == namespace => Some(store),
+            Some(_) => None,
+        })
+    }
+
+    /// The cached object, if any.
+    pub fn get(&self, reference: &ObjectRef<K>) -> Option<Arc<K>> {
+        self.store_for(reference.namespace.as_deref())?
+            .get(reference)
+    }
+
+    /// Every cached object.
+    pub fn state(&self) -> Vec<Arc<K>> {
+        self.stores
+            .iter()
+            .flat_map(|(_, store)| store.state())
+            .collect()
+    }
+
+    /// Cached objects of one namespace matching `predicate`.
+    pub fn in_namespace(&self, namespace: &str, predicate: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        self.store_for(Some(namespace))
+            .map_or_else(Vec::new, |store| {
+                store.state_filter(|obj| {
+                    obj.meta().namespace.as_deref() == Some(namespace) && predicate(obj)
+                })
+            })
+    }
+
+    /// Resolves when every watch has listed once. `false` if a watch task died first.
+    pub async fn wait_until_ready(&self) -> bool {
+        for (_, store) in self.stores.iter() {
+            if store.wait_until_ready().await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Every applied or deleted object from now on (and the whole cache after each re-list, or when
+    /// this subscriber lagged behind).
+    pub fn subscribe(&self) -> BoxStream<'static, Arc<K>> {
+        let rx = self.tx.subscribe();
+        let cache = self.clone();
+        futures::stream::unfold((rx, cache), |(mut rx, cache)| async move {
+            match rx.recv().await {
+                Ok(obj) => Some((vec![obj], (rx, cache))),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "cache subscriber lagged; resyncing from the cache");
+                    Some((cache.state(), (rx, cache)))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
+    }
+}
+
+/// Waits for `cache` to be ready or for shutdown; logs while waiting. `true` when ready.
+pub async fn wait_ready_or_shutdown<K>(
+    name: &str,
+    cache: &SharedCache<K>,
+    shutdown: &Shutdown,
+) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let ready = cache.wait_until_ready();
+    tokio::pin!(ready);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            ok = &mut ready => return ok,
+            () = &mut stop => return false,
+            () = tokio::time::sleep(Duration::from_secs(30)) => {
+                tracing::info!(cache = name, "still waiting for the initial list");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+    use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+
+    #[test]
+    fn scope_from_flags() {
+        assert_eq!(WatchScope::from_flags(&[]), WatchScope::All);
+        assert_eq!(WatchScope::from_flags(&[" ".into()]), WatchScope::All);
+        let scope = WatchScope::from_flags(&["b".into(), "a".into(), "b".into()]);
+        assert_eq!(scope, WatchScope::Namespaces(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            scope.watches(),
+            [Some("a".to_string()), Some("b".to_string())]
+        );
+        assert!(scope.contains(Some("a")));
+        assert!(!scope.contains(Some("c")));
+        assert!(!scope.contains(None));
+        assert!(WatchScope::All.contains(Some("anything")));
+        assert_eq!(WatchScope::All.watches(), [None]);
+    }
+
+    fn cm(namespace: &str, name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A cache over two namespace stores, filled by hand instead of by a watch.
+    fn two_namespace_cache(capacity: usize) -> (SharedCache<ConfigMap>, broadcast::Sender<Arc<ConfigMap>>) {
+        let (reader_a, mut writer_a) = reflector::store::<ConfigMap>();
+        let (reader_b, mut writer_b) = reflector::store::<ConfigMap>();
+        writer_a.apply_watcher_event(&watcher::Event::Apply(cm("a", "x")));
+        writer_b.apply_watcher_event(&watcher::Event::Apply(cm("b", "y")));
+        // Keep the writers alive for the test's duration (a dropped writer fails readiness).
+        std::mem::forget(writer_a);
+        std::mem::forget(writer_b);
+        let (tx, _) = broadcast::channel(capacity);
+        let stores = vec![(Some("a".to_string()), reader_a), (Some("b".to_string()), reader_b)];
+        (SharedCache { stores: Arc::new(stores), tx: tx.clone() }, tx)
+    }
+
+    #[test]
+    fn lookups_go_to_the_store_of_the_namespace() {
+        let (cache, _tx) = two_namespace_cache(8);
+        assert!(cache.get(&ObjectRef::new("x").within("a")).is_some());
+        assert!(cache.get(&ObjectRef::new("x").within("b")).is_none());
+        assert!(cache.get(&ObjectRef::new("x").within("c")).is_none());
+        assert_eq!(cache.state().len(), 2);
+        assert_eq!(cache.in_namespace("b", |_| true).len(), 1);
+        assert!(cache.in_namespace("b", |c| c.metadata.name.as_deref() == Some("x")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_changes_and_resync_after_lagging() {
+        let (cache, tx) = two_namespace_cache(2);
+        let mut sub = cache.subscribe();
+        tx.send(Arc::new(cm("a", "new"))).unwrap();
+        assert_eq!(sub.next().await.unwrap().metadata.name.as_deref(), Some("new"));
+
+        // Five sends into a channel of two: the subscriber lags, gets the whole cache, then the rest.
+        for i in 0..5 {
+            tx.send(Arc::new(cm("a", &format!("n{i}")))).unwrap();
+        }
+        let mut names = Vec::new();
+        for _ in 0..4 {
+            names.push(sub.next().await.unwrap().metadata.name.clone().unwrap());
+        }
+        names[..2].sort();
+        assert_eq!(names, ["x", "y", "n3", "n4"]);
+        drop(tx);
+        drop(cache);
+        assert!(sub.next().await.is_none(), "the stream ends with the cache");
+    }
+}

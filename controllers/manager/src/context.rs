@@ -1,0 +1,70 @@
+//! The `Context` every reconciler receives, and the manager-wide parts it is built from.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Client;
+
+use crate::{
+    backoff::Backoffs,
+    cache::{SharedCache, WatchScope},
+    cli::ControllerKind,
+    events::EventPublisher,
+    health::Readiness,
+    metrics::Metrics,
+    ratelimit::WriteLimiter,
+};
+
+/// Built once by `main` and shared by all controllers.
+#[derive(Clone)]
+pub struct Shared {
+    pub client: Client,
+    /// The one label-selected Job watch (see `jobs.rs`).
+    pub jobs: SharedCache<Job>,
+    pub limiter: Arc<WriteLimiter>,
+    pub metrics: Metrics,
+    pub scope: Arc<WatchScope>,
+    pub readiness: Readiness,
+    /// Reconciles at once per controller (and per watched namespace).
+    pub concurrency: u16,
+    /// This process (hostname-pid-random), the `reportingInstance` of Events.
+    pub instance: String,
+}
+
+/// What one controller's reconcile gets (one per controller, shared by its namespaces).
+pub struct Context {
+    pub client: Client,
+    pub controller: ControllerKind,
+    /// Field manager of every write of this controller (`jobsmith-<kind>`).
+    pub field_manager: &'static str,
+    pub jobs: SharedCache<Job>,
+    /// Per-object backoff of failed reconciles; the driver uses it, reconcilers need not.
+    pub backoff: Backoffs,
+    /// Every write goes through it (`apply.rs`, `status.rs`, `events.rs` do so already).
+    pub limiter: Arc<WriteLimiter>,
+    pub events: EventPublisher,
+    pub metrics: Metrics,
+    pub scope: Arc<WatchScope>,
+}
+
+impl Context {
+    pub fn new(shared: &Shared, controller: ControllerKind) -> Self {
+        let field_manager = controller.field_manager();
+        Self {
+            client: shared.client.clone(),
+            controller,
+            field_manager,
+            jobs: shared.jobs.clone(),
+            backoff: Backoffs::default(),
+            limiter: shared.limiter.clone(),
+            events: EventPublisher::new(
+                shared.client.clone(),
+                field_manager,
+                &shared.instance,
+                shared.limiter.clone(),
+            ),
+            metrics: shared.metrics.clone(),
+            scope: shared.scope.clone(),
+        }
+    }
+}

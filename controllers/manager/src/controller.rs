@@ -1,0 +1,388 @@
+//! The generic driver: one implementation of [`Reconciler`] per kind, and [`run`] turns it into a
+//! running `kube::runtime::Controller` with everything the five kinds share (STYLE 2, 5, 6, 12):
+//! bounded concurrency, the shared Job stream as owned children, extra triggers, the per-object
+//! backoff, reconcile metrics, `DeserializeGuard`, readiness, CRD establishment and shutdown.
+
+use std::{fmt::Debug, sync::Arc, time::Duration};
+
+use futures::{StreamExt, stream::BoxStream};
+use k8s_openapi::{
+    NamespaceResourceScope,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    core::{DeserializeGuard, error_boundary::InvalidObject},
+    runtime::{
+        Controller,
+        controller::{self, Action},
+        reflector::{ObjectRef, Store},
+        wait::{await_condition, conditions},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    cache::wait_ready_or_shutdown,
+    cli::ControllerKind,
+    context::{Context, Shared},
+    events::EventKind,
+    metrics::{self, ReconcileTimer},
+    shutdown::Shutdown,
+};
+
+/// Every error enum of a reconciler has a short static category, used as the `error` label of
+/// `jobsmith_reconcile_errors_total` and in logs.
+pub trait ErrorCategory {
+    fn category(&self) -> &'static str;
+}
+
+/// What a kind module provides. The driver owns everything else.
+///
+/// ```ignore
+/// pub struct JobRunController;
+/// impl Reconciler for JobRunController {
+///     type Kind = JobRun;
+///     type Error = Error; // thiserror enum implementing ErrorCategory
+///     const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
+///     async fn reconcile(run: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, Error> { .. }
+/// }
+/// // main: controller::run::<JobRunController>(shared.clone(), shutdown.clone())
+/// ```
+pub trait Reconciler: Send + Sync + 'static {
+    type Kind: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static;
+    type Error: std::error::Error + ErrorCategory + Send + Sync + 'static;
+
+    const CONTROLLER: ControllerKind;
+
+    /// Whether changes of Jobs controlled by a `Kind` trigger its reconcile (all run kinds).
+    const OWNS_JOBS: bool = true;
+
+    /// One reconcile of one object: read, check, build, write (STYLE 1).
+    fn reconcile(
+        obj: Arc<Self::Kind>,
+        ctx: Arc<Context>,
+    ) -> impl Future<Output = Result<Action, Self::Error>> + Send + 'static;
+
+    /// Extra triggers: streams of objects to reconcile when something else changes, for example
+    /// `map_shared(&templates, move |t| referencing(&own, &t))` to reconcile the objects that use a
+    /// JobTemplate. `own` is this controller's store (one per watched namespace).
+    fn triggers(
+        _ctx: &Arc<Context>,
+        _own: &Store<DeserializeGuard<Self::Kind>>,
+    ) -> Vec<BoxStream<'static, ObjectRef<Self::Kind>>> {
+        Vec::new()
+    }
+}
+
+/// Maps every object of a shared cache to the objects of this kind it concerns.
+pub fn map_shared<O, K, I>(
+    cache: &crate::cache::SharedCache<O>,
+    mapper: impl Fn(Arc<O>) -> I + Send + 'static,
+) -> BoxStream<'static, ObjectRef<K>>
+where
+    O: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + 'static,
+    I: IntoIterator<Item = ObjectRef<K>>,
+    I::IntoIter: Send + 'static,
+{
+    cache
+        .subscribe()
+        .flat_map(move |obj| futures::stream::iter(mapper(obj)))
+        .boxed()
+}
+
+/// The error the driver's reconcile returns to kube-runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError<E: std::error::Error + 'static> {
+    /// The object does not deserialize into the kind (schema drift, hand-edited status...).
+    #[error("invalid object: {0}")]
+    InvalidObject(#[source] Box<InvalidObject>),
+    #[error(transparent)]
+    Reconcile(E),
+}
+
+impl<E: std::error::Error + ErrorCategory + 'static> ErrorCategory for DriverError<E> {
+    fn category(&self) -> &'static str {
+        match self {
+            DriverError::InvalidObject(_) => "invalid_object",
+            DriverError::Reconcile(e) => e.category(),
+        }
+    }
+}
+
+/// The backoff key of an object.
+fn object_key(meta: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or("")
+    )
+}
+
+#[tracing::instrument(
+    skip_all,
+    fields(controller = %ctx.controller, namespace = guard.namespace().as_deref().unwrap_or(""), name = %guard.name_any())
+)]
+async fn reconcile_guarded<R: Reconciler>(
+    guard: Arc<DeserializeGuard<R::Kind>>,
+    ctx: Arc<Context>,
+) -> Result<Action, DriverError<R::Error>> {
+    let _timer = ReconcileTimer::start(R::CONTROLLER.as_str());
+    match &guard.0 {
+        Ok(obj) => {
+            let obj = Arc::new(obj.clone());
+            let key = object_key(obj.meta());
+            let action = R::reconcile(obj, ctx.clone())
+                .await
+                .map_err(DriverError::Reconcile)?;
+            ctx.backoff.reset(&key);
+            Ok(action)
+        }
+        Err(invalid) => {
+            // The object cannot be read; tell its owner once, and wait until it changes.
+            ctx.events
+                .publish(
+                    guard.as_ref(),
+                    EventKind::Invalid,
+                    "InvalidSpec",
+                    invalid.error.clone(),
+                )
+                .await;
+            Err(DriverError::InvalidObject(Box::new(invalid.clone())))
+        }
+    }
+}
+
+fn error_policy<R: Reconciler>(
+    guard: Arc<DeserializeGuard<R::Kind>>,
+    error: &DriverError<R::Error>,
+    ctx: Arc<Context>,
+) -> Action {
+    let category = error.category();
+    metrics::reconcile_error(R::CONTROLLER.as_str(), category);
+    if let DriverError::InvalidObject(_) = error {
+        tracing::warn!(controller = %R::CONTROLLER, object = %object_key(guard.meta()), %error, "invalid object; waiting for a change");
+        return Action::await_change();
+    }
+    let delay = ctx.backoff.next_delay(&object_key(guard.meta()));
+    tracing::warn!(
+        controller = %R::CONTROLLER,
+        object = %object_key(guard.meta()),
+        error = %error,
+        category,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// Waits until the kind's CRD is Established (STYLE 12). `false` on shutdown.
+async fn wait_crd_established<K: Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    shutdown: &Shutdown,
+) -> bool {
+    let name = format!("{}.{}", K::plural(&()), K::group(&()));
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let established = tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        );
+        tokio::select! {
+            result = established => match result {
+                Ok(Ok(_)) => {
+                    tracing::info!(crd = %name, "CRD established");
+                    return true;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(crd = %name, %error, "cannot watch the CRD; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        () = &mut stop => return false,
+                    }
+                }
+                Err(_) => tracing::info!(crd = %name, "still waiting for the CRD to be established"),
+            },
+            () = &mut stop => return false,
+        }
+    }
+}
+
+/// Runs the controller of `R` until shutdown: one `Controller` per watched namespace (or one
+/// cluster-wide), all with the same [`Context`].
+pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
+    let kind = R::CONTROLLER;
+    let ctx = Arc::new(Context::new(&shared, kind));
+    let scopes = shared.scope.watches();
+    let ready: Vec<_> = scopes
+        .iter()
+        .map(|ns| {
+            shared
+                .readiness
+                .register(format!("{kind}/{}", ns.as_deref().unwrap_or("*")))
+        })
+        .collect();
+
+    if !wait_crd_established::<R::Kind>(&shared.client, &shutdown).await {
+        return;
+    }
+    // Reconciling before the Job cache is synced would take existing Jobs for missing ones.
+    if R::OWNS_JOBS && !wait_ready_or_shutdown("jobs", &shared.jobs, &shutdown).await {
+        return;
+    }
+
+    let mut runs = Vec::new();
+    for (namespace, ready) in scopes.into_iter().zip(ready) {
+        let api: Api<DeserializeGuard<R::Kind>> = match &namespace {
+            Some(ns) => Api::namespaced(shared.client.clone(), ns),
+            None => Api::all(shared.client.clone()),
+        };
+        let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
+            .with_config(controller::Config::default().concurrency(shared.concurrency));
+        let own = controller.store();
+
+        if R::OWNS_JOBS {
+            let ns = namespace.clone();
+            let jobs = shared
+                .jobs
+                .subscribe()
+                .filter(move |job| std::future::ready(ns.is_none() || job.namespace() == ns));
+            controller = controller.owns_shared_stream(jobs);
+        }
+
+        let triggers = R::triggers(&ctx, &own);
+        if !triggers.is_empty() {
+            let ns = namespace.clone();
+            let refs =
+                futures::stream::select_all(triggers).filter_map(move |r: ObjectRef<R::Kind>| {
+                    let in_scope = ns.is_none() || r.namespace == ns;
+                    let mut guarded = ObjectRef::<DeserializeGuard<R::Kind>>::new(&r.name);
+                    if let Some(ns) = &r.namespace {
+                        guarded = guarded.within(ns);
+                    }
+                    std::future::ready(in_scope.then_some(guarded))
+                });
+            controller = controller.reconcile_on(refs);
+        }
+
+        let stop = shutdown.clone();
+        let mark_ready = async move {
+            tokio::select! {
+                result = own.wait_until_ready() => if result.is_ok() {
+                    ready.set_synced();
+                    tracing::info!(controller = %kind, namespace = ?namespace, "cache synced; controller ready");
+                },
+                () = stop.wait() => {}
+            }
+        };
+
+        let stream = controller
+            .graceful_shutdown_on(shutdown.wait())
+            .run(reconcile_guarded::<R>, error_policy::<R>, ctx.clone())
+            .for_each(|result| async move { log_result::<R>(result) });
+        runs.push(async move {
+            tokio::join!(mark_ready, stream);
+        });
+    }
+    tracing::info!(controller = %kind, "controller started");
+    futures::future::join_all(runs).await;
+    tracing::info!(controller = %kind, "controller stopped");
+}
+
+type RunResult<K, E> = Result<
+    (ObjectRef<DeserializeGuard<K>>, Action),
+    controller::Error<DriverError<E>, watcher::Error>,
+>;
+
+fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>) {
+    match result {
+        Ok((object, action)) => {
+            tracing::debug!(controller = %R::CONTROLLER, %object, ?action, "reconciled")
+        }
+        // Already counted and logged by the error policy.
+        Err(controller::Error::ReconcilerFailed(..)) => {}
+        // A trigger for an object that is not (or no longer) in the cache: deleted meanwhile.
+        Err(controller::Error::ObjectNotFound(object)) => {
+            tracing::debug!(controller = %R::CONTROLLER, %object, "object gone before reconcile")
+        }
+        Err(error) => {
+            tracing::warn!(controller = %R::CONTROLLER, %error, "controller stream error")
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    #[derive(Debug, thiserror::Error)]
+    enum TestError {
+        #[error("boom")]
+        Boom,
+    }
+
+    impl ErrorCategory for TestError {
+        fn category(&self) -> &'static str {
+            "boom"
+        }
+    }
+
+    /// A kind module in miniature: proves the trait is implementable with a plain `async fn` and
+    /// that `run` accepts it (the five kinds plug in the same way).
+    struct ConfigMapController;
+
+    impl Reconciler for ConfigMapController {
+        type Kind = ConfigMap;
+        type Error = TestError;
+        const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
+
+        async fn reconcile(obj: Arc<ConfigMap>, _ctx: Arc<Context>) -> Result<Action, TestError> {
+            if obj.data.is_none() {
+                Err(TestError::Boom)
+            } else {
+                Ok(Action::await_change())
+            }
+        }
+    }
+
+    #[allow(dead_code)]
+    fn run_is_generic_and_send(shared: Shared, shutdown: Shutdown) {
+        fn assert_send<T: Send>(_: &T) {}
+        let fut = run::<ConfigMapController>(shared, shutdown);
+        assert_send(&fut);
+    }
+
+    #[test]
+    fn invalid_objects_and_reconcile_errors_have_categories() {
+        let invalid = DriverError::<TestError>::InvalidObject(Box::new(InvalidObject {
+            error: "bad".into(),
+            metadata: Default::default(),
+        }));
+        assert_eq!(invalid.category(), "invalid_object");
+        assert_eq!(DriverError::Reconcile(TestError::Boom).category(), "boom");
+    }
+
+    #[test]
+    fn a_malformed_object_still_yields_its_metadata() {
+        let guard: DeserializeGuard<ConfigMap> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "namespace": "ns"},
+            "data": "not-a-map"
+        }))
+        .unwrap();
+        assert!(guard.0.is_err());
+        assert_eq!(object_key(guard.meta()), "ns/x");
+    }
+}

@@ -1,0 +1,255 @@
+//! Kubernetes Events without repeats (SPEC §1 "Events").
+//!
+//! An identical (object uid, type, reason, message) is published once; a changed message is a new
+//! Event. kube's `Recorder` keys its series cache by reason *without* the message and would patch a
+//! new message into the earlier Event's series, keeping the old text; so each publish uses a fresh
+//! `Recorder` (cheap: a client clone) and the repeat suppression lives here.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use kube::{
+    Client, Resource,
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
+
+use crate::{metrics, ratelimit::WriteLimiter};
+
+/// What happened; decides Normal or Warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Created,
+    Succeeded,
+    Failed,
+    Invalid,
+    Conflict,
+}
+
+impl EventKind {
+    pub fn event_type(self) -> EventType {
+        match self {
+            EventKind::Created | EventKind::Succeeded => EventType::Normal,
+            EventKind::Failed | EventKind::Invalid | EventKind::Conflict => EventType::Warning,
+        }
+    }
+}
+
+/// Bounded memory of what was already published.
+pub struct Dedupe {
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl Dedupe {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn key(uid: &str, event_type: EventType, reason: &str, message: &str) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        (uid, event_type == EventType::Warning, reason, message).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// `true` the first time a key is seen (then it is remembered); oldest keys are forgotten first.
+    pub fn first_time(
+        &mut self,
+        uid: &str,
+        event_type: EventType,
+        reason: &str,
+        message: &str,
+    ) -> bool {
+        let key = Self::key(uid, event_type, reason, message);
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Forgets a key, so that a publish that failed is retried on the next reconcile.
+    pub fn forget(&mut self, uid: &str, event_type: EventType, reason: &str, message: &str) {
+        let key = Self::key(uid, event_type, reason, message);
+        if self.seen.remove(&key) {
+            self.order.retain(|k| *k != key);
+        }
+    }
+}
+
+/// The event recorder of one controller.
+pub struct EventPublisher {
+    client: Client,
+    reporter: Reporter,
+    limiter: Arc<WriteLimiter>,
+    dedupe: Mutex<Dedupe>,
+}
+
+impl EventPublisher {
+    /// `controller` is the reporting controller (the field manager name), `instance` the pod.
+    pub fn new(
+        client: Client,
+        controller: &str,
+        instance: &str,
+        limiter: Arc<WriteLimiter>,
+    ) -> Self {
+        Self {
+            client,
+            reporter: Reporter {
+                controller: controller.to_owned(),
+                instance: Some(instance.to_owned()),
+            },
+            limiter,
+            dedupe: Mutex::new(Dedupe::new(20_000)),
+        }
+    }
+
+    /// Publishes an Event about `obj` unless the same one was already published. Best effort: a
+    /// failure is logged (and retried on the next identical call), never returned — an Event must
+    /// not fail a reconcile.
+    pub async fn publish<K>(
+        &self,
+        obj: &K,
+        kind: EventKind,
+        reason: &str,
+        message: impl Into<String>,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let message = message.into();
+        let event_type = kind.event_type();
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let first = self
+            .dedupe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first_time(&uid, event_type, reason, &message);
+        if !first {
+            return;
+        }
+        let reference = obj.object_ref(&());
+        let event = Event {
+            type_: event_type,
+            reason: reason.to_owned(),
+            note: Some(truncate(&message, 1024)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        self.limiter.acquire().await;
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        metrics::api_write("publish", "events".into());
+        if let Err(error) = recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, reason, "could not publish event");
+            self.dedupe
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .forget(&uid, event_type, reason, &message);
+        }
+    }
+}
+
+/// Events notes are limited to 1 kB.
+fn truncate(message: &str, max: usize) -> String {
+    if message.len() <= max {
+        return message.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_events_are_published_once() {
+        let mut d = Dedupe::new(100);
+        assert!(d.first_time(
+            "uid",
+            EventType::Warning,
+            "InvalidSpec",
+            "cycle a -> b -> a"
+        ));
+        assert!(!d.first_time(
+            "uid",
+            EventType::Warning,
+            "InvalidSpec",
+            "cycle a -> b -> a"
+        ));
+        // A new message, another object, another type or reason is a new Event.
+        assert!(d.first_time(
+            "uid",
+            EventType::Warning,
+            "InvalidSpec",
+            "unknown dependency \"x\""
+        ));
+        assert!(d.first_time(
+            "uid2",
+            EventType::Warning,
+            "InvalidSpec",
+            "cycle a -> b -> a"
+        ));
+        assert!(d.first_time("uid", EventType::Normal, "InvalidSpec", "cycle a -> b -> a"));
+        assert!(d.first_time(
+            "uid",
+            EventType::Warning,
+            "NameConflict",
+            "cycle a -> b -> a"
+        ));
+    }
+
+    #[test]
+    fn forgotten_events_can_be_published_again() {
+        let mut d = Dedupe::new(100);
+        assert!(d.first_time("u", EventType::Normal, "Created", "job a"));
+        d.forget("u", EventType::Normal, "Created", "job a");
+        assert!(d.first_time("u", EventType::Normal, "Created", "job a"));
+    }
+
+    #[test]
+    fn memory_is_bounded_oldest_first() {
+        let mut d = Dedupe::new(2);
+        assert!(d.first_time("u", EventType::Normal, "R", "1"));
+        assert!(d.first_time("u", EventType::Normal, "R", "2"));
+        assert!(d.first_time("u", EventType::Normal, "R", "3"));
+        assert_eq!(d.seen.len(), 2);
+        assert!(
+            d.first_time("u", EventType::Normal, "R", "1"),
+            "oldest was forgotten"
+        );
+        assert!(!d.first_time("u", EventType::Normal, "R", "3"));
+    }
+
+    #[test]
+    fn kinds_map_to_the_spec_types() {
+        assert_eq!(EventKind::Created.event_type(), EventType::Normal);
+        assert_eq!(EventKind::Succeeded.event_type(), EventType::Normal);
+        for kind in [EventKind::Failed, EventKind::Invalid, EventKind::Conflict] {
+            assert_eq!(kind.event_type(), EventType::Warning);
+        }
+    }
+
+    #[test]
+    fn long_notes_are_truncated_on_a_char_boundary() {
+        let long = "é".repeat(1000);
+        let t = truncate(&long, 1024);
+        assert!(t.len() <= 1024 && t.ends_with("..."));
+        assert_eq!(truncate("short", 1024), "short");
+    }
+}

@@ -1,0 +1,182 @@
+//! The one label-selected watch of `batch/v1` Jobs shared by every run controller (SPEC §7,
+//! STYLE 4), what is kept of a Job in the cache, and owner lookups.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::{
+    Resource,
+    runtime::{reflector::ObjectRef, watcher},
+};
+
+use crate::{
+    cache::{SharedCache, WatchScope},
+    shutdown::Shutdown,
+};
+
+use jobsmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE};
+
+/// Every Job we create carries `app.kubernetes.io/managed-by=jobsmith`; the watch selects on it.
+pub fn selector() -> String {
+    format!("{MANAGED_BY}={MANAGED_BY_VALUE}")
+}
+
+/// Starts the shared Job cache.
+pub fn spawn_cache(
+    client: &kube::Client,
+    scope: &WatchScope,
+    shutdown: Shutdown,
+) -> SharedCache<Job> {
+    let config = watcher::Config::default().labels(&selector());
+    SharedCache::spawn("jobs", scope.apis::<Job>(client), config, prune, shutdown)
+}
+
+/// Drops what no reconciler reads before a Job enters the cache: `managedFields`, the
+/// last-applied annotation and the pod template (often the largest part). Kept: identity, labels,
+/// annotations (the template generation lives there), owner references, `spec` scalars and the
+/// whole `status` (conditions, counts, times).
+pub fn prune(job: &mut Job) {
+    job.metadata.managed_fields = None;
+    if let Some(annotations) = job.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template = Default::default();
+        spec.selector = None;
+    }
+}
+
+/// The `ObjectRef` of the Job's controller owner, if that owner is a `K`.
+pub fn controller_owner<K>(job: &Job) -> Option<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let owner = job
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))?;
+    if owner.kind != K::kind(&()) || owner.api_version != K::api_version(&()) {
+        return None;
+    }
+    let reference = ObjectRef::new(&owner.name);
+    Some(match job.metadata.namespace.as_deref() {
+        Some(ns) => reference.within(ns),
+        None => reference,
+    })
+}
+
+/// The uid of the Job's controller owner, whatever its kind.
+pub fn controller_owner_uid(job: &Job) -> Option<&str> {
+    job.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+/// The cached Jobs whose controller owner has `owner_uid`, in `namespace`.
+pub fn owned_by(
+    cache: &SharedCache<Job>,
+    namespace: &str,
+    owner_uid: &str,
+) -> Vec<std::sync::Arc<Job>> {
+    cache.in_namespace(namespace, |job| {
+        controller_owner_uid(job) == Some(owner_uid)
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+    use k8s_openapi::{
+        api::{
+            batch::v1::{JobSpec, JobStatus},
+            core::v1::{ConfigMap, PodSpec, PodTemplateSpec},
+        },
+        apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, OwnerReference},
+    };
+
+    fn job(owner: Option<OwnerReference>) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some("wf-g-a".into()),
+                namespace: Some("ns".into()),
+                owner_references: owner.map(|o| vec![o]),
+                managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+                annotations: Some(
+                    [
+                        (
+                            "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                            "{}".to_string(),
+                        ),
+                        (
+                            "jobsmith.dev/template-generation".to_string(),
+                            "3".to_string(),
+                        ),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            spec: Some(JobSpec {
+                backoff_limit: Some(2),
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec::default()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            status: Some(JobStatus {
+                succeeded: Some(1),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn owner(kind: &str, api_version: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "parent".into(),
+            uid: "uid-1".into(),
+            controller: Some(controller),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    #[test]
+    fn prune_keeps_what_reconcilers_read() {
+        let mut j = job(None);
+        prune(&mut j);
+        assert!(j.metadata.managed_fields.is_none());
+        let annotations = j.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations.len(), 1);
+        assert!(annotations.contains_key("jobsmith.dev/template-generation"));
+        let spec = j.spec.as_ref().unwrap();
+        assert!(spec.template.spec.is_none());
+        assert_eq!(spec.backoff_limit, Some(2));
+        assert_eq!(j.status.as_ref().unwrap().succeeded, Some(1));
+    }
+
+    #[test]
+    fn owner_lookup_uses_the_controller_reference_of_the_right_kind() {
+        let j = job(Some(owner("ConfigMap", "v1", true)));
+        let r = controller_owner::<ConfigMap>(&j).unwrap();
+        assert_eq!(r.name, "parent");
+        assert_eq!(r.namespace.as_deref(), Some("ns"));
+        assert_eq!(controller_owner_uid(&j), Some("uid-1"));
+        // Another kind, or a non-controller reference, is not our owner.
+        assert!(controller_owner::<Job>(&j).is_none());
+        let j = job(Some(owner("ConfigMap", "v1", false)));
+        assert!(controller_owner::<ConfigMap>(&j).is_none());
+        assert!(controller_owner_uid(&j).is_none());
+        assert!(controller_owner_uid(&job(None)).is_none());
+    }
+
+    #[test]
+    fn selector_is_the_managed_by_label() {
+        assert_eq!(selector(), "app.kubernetes.io/managed-by=jobsmith");
+    }
+}

@@ -1,0 +1,20 @@
+//! The Jobsmith manager: the shared plumbing of the five controllers (module map in
+//! docs/architecture.md, behaviour in docs/manager.md) and the reconcilers in `controllers/`.
+
+pub mod apply;
+pub mod backoff;
+pub mod cache;
+pub mod cli;
+pub mod context;
+pub mod controller;
+pub mod controllers;
+pub mod events;
+pub mod generate;
+pub mod health;
+pub mod jobs;
+pub mod leader;
+pub mod metrics;
+pub mod ratelimit;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;

@@ -1,0 +1,120 @@
+//! Client-side rate limit for API writes (`--kube-api-qps`, `--kube-api-burst`): a token bucket
+//! with reservations, so waiters are served in arrival order and never spin.
+
+use std::{
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+pub struct WriteLimiter {
+    bucket: Option<Mutex<TokenBucket>>,
+}
+
+impl WriteLimiter {
+    /// `qps <= 0` (or not finite) disables the limit.
+    pub fn new(qps: f64, burst: u32) -> Self {
+        let bucket = (qps.is_finite() && qps > 0.0)
+            .then(|| Mutex::new(TokenBucket::new(qps, burst.max(1), Instant::now())));
+        Self { bucket }
+    }
+
+    pub fn unlimited() -> Self {
+        Self { bucket: None }
+    }
+
+    /// Waits until one write may go out.
+    pub async fn acquire(&self) {
+        let Some(bucket) = &self.bucket else { return };
+        let wait = bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tracing::debug!(wait_ms = wait.as_millis() as u64, "write rate limited");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    /// May go negative: that many tokens are reserved by waiters.
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: u32, now: Instant) -> Self {
+        let capacity = f64::from(burst);
+        Self {
+            rate,
+            capacity,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Takes one token and returns how long the caller must wait for it.
+    fn reserve(&mut self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now.max(self.last);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_steady_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 2, t0);
+        assert_eq!(b.reserve(t0), Duration::ZERO);
+        assert_eq!(b.reserve(t0), Duration::ZERO);
+        let third = b.reserve(t0).as_millis();
+        let fourth = b.reserve(t0).as_millis();
+        assert!((99..=101).contains(&third), "{third}");
+        assert!((199..=201).contains(&fourth), "{fourth}");
+        // After a long pause the bucket is full again, but never above the burst.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(b.reserve(later), Duration::ZERO);
+        assert_eq!(b.reserve(later), Duration::ZERO);
+        assert!(b.reserve(later) > Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn disabled_limiter_never_waits() {
+        let limiter = WriteLimiter::new(0.0, 0);
+        let start = Instant::now();
+        for _ in 0..1000 {
+            limiter.acquire().await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(500));
+        WriteLimiter::unlimited().acquire().await;
+    }
+
+    #[tokio::test]
+    async fn enabled_limiter_really_waits() {
+        let limiter = WriteLimiter::new(20.0, 1);
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        // 1 free, then 2 at 50 ms each.
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
