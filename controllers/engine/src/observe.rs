@@ -1,0 +1,238 @@
+//! What a `batch/v1` Job says about its step (SPEC §1 "A step is done when its Job reports it").
+//!
+//! Only Job conditions decide: `SuccessCriteriaMet` / `FailureTarget` (Kubernetes 1.31+, the
+//! earliest final signal) and `Complete` / `Failed`. Pod counts never do: a failed pod that is
+//! retried is not a failed step.
+
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// The observed state of one step, as the scheduler consumes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StepOutcome {
+    /// No Job exists for the step.
+    #[default]
+    NotCreated,
+    /// The Job exists and has not reported a final result.
+    Running,
+    /// The Job reported success.
+    Succeeded,
+    /// The Job reported failure.
+    Failed,
+}
+
+impl StepOutcome {
+    /// `Succeeded` or `Failed`.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Job condition types read here.
+pub mod job_condition {
+    /// Kubernetes 1.31+: the success policy is met (pods may still be terminating).
+    pub const SUCCESS_CRITERIA_MET: &str = "SuccessCriteriaMet";
+    /// Kubernetes 1.31+: the Job is going to fail (pods may still be terminating).
+    pub const FAILURE_TARGET: &str = "FailureTarget";
+    /// The Job completed successfully.
+    pub const COMPLETE: &str = "Complete";
+    /// The Job failed.
+    pub const FAILED: &str = "Failed";
+}
+
+/// The outcome of an existing Job, from its conditions only.
+///
+/// A failure condition wins over a success condition if both were ever present (the API server
+/// does not allow that; being strict here keeps a corrupted status from passing as success).
+pub fn job_outcome(job: &Job) -> StepOutcome {
+    let failed = [job_condition::FAILURE_TARGET, job_condition::FAILED]
+        .iter()
+        .any(|t| condition_true(job, t).is_some());
+    if failed {
+        return StepOutcome::Failed;
+    }
+    let succeeded = [job_condition::SUCCESS_CRITERIA_MET, job_condition::COMPLETE]
+        .iter()
+        .any(|t| condition_true(job, t).is_some());
+    if succeeded {
+        StepOutcome::Succeeded
+    } else {
+        StepOutcome::Running
+    }
+}
+
+/// The outcome of a step whose Job may not exist.
+pub fn step_outcome(job: Option<&Job>) -> StepOutcome {
+    job.map_or(StepOutcome::NotCreated, job_outcome)
+}
+
+/// When the Job reached its final result: the `lastTransitionTime` of the earliest final signal
+/// (`SuccessCriteriaMet`/`FailureTarget` before `Complete`/`Failed`), else `status.completionTime`.
+pub fn finished_at(job: &Job) -> Option<&Time> {
+    let signal = match job_outcome(job) {
+        StepOutcome::Succeeded => [job_condition::SUCCESS_CRITERIA_MET, job_condition::COMPLETE],
+        StepOutcome::Failed => [job_condition::FAILURE_TARGET, job_condition::FAILED],
+        StepOutcome::NotCreated | StepOutcome::Running => return None,
+    };
+    signal
+        .iter()
+        .find_map(|t| condition_true(job, t).and_then(|c| c.last_transition_time.as_ref()))
+        .or_else(|| job.status.as_ref()?.completion_time.as_ref())
+}
+
+/// `status.startTime` of the Job.
+pub fn started_at(job: &Job) -> Option<&Time> {
+    job.status.as_ref()?.start_time.as_ref()
+}
+
+/// `spec.suspend` of the Job.
+pub fn is_suspended(job: &Job) -> bool {
+    job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false)
+}
+
+/// Pods the Job reports as active (0 when unknown or negative).
+pub fn active_pods(job: &Job) -> u32 {
+    job.status
+        .as_ref()
+        .and_then(|s| s.active)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+fn condition_true<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobSpec, JobStatus};
+    use k8s_openapi::jiff::Timestamp;
+
+    fn cond(type_: &str, status: &str, at: i64) -> JobCondition {
+        JobCondition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            last_transition_time: Timestamp::from_second(at).ok().map(Time),
+            ..JobCondition::default()
+        }
+    }
+
+    fn job(conditions: Vec<JobCondition>, status: JobStatus) -> Job {
+        Job {
+            status: Some(JobStatus {
+                conditions: Some(conditions),
+                ..status
+            }),
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn missing_job_is_not_created() {
+        assert_eq!(step_outcome(None), StepOutcome::NotCreated);
+        assert_eq!(step_outcome(Some(&Job::default())), StepOutcome::Running);
+    }
+
+    #[test]
+    fn success_signals() {
+        let early = job(
+            vec![cond("SuccessCriteriaMet", "True", 10)],
+            JobStatus::default(),
+        );
+        assert_eq!(job_outcome(&early), StepOutcome::Succeeded);
+        let late = job(vec![cond("Complete", "True", 12)], JobStatus::default());
+        assert_eq!(job_outcome(&late), StepOutcome::Succeeded);
+        let both = job(
+            vec![
+                cond("SuccessCriteriaMet", "True", 10),
+                cond("Complete", "True", 12),
+            ],
+            JobStatus::default(),
+        );
+        assert_eq!(
+            finished_at(&both),
+            Timestamp::from_second(10).ok().map(Time).as_ref()
+        );
+    }
+
+    #[test]
+    fn failure_signals() {
+        let early = job(vec![cond("FailureTarget", "True", 5)], JobStatus::default());
+        assert_eq!(job_outcome(&early), StepOutcome::Failed);
+        assert_eq!(
+            finished_at(&early),
+            Timestamp::from_second(5).ok().map(Time).as_ref()
+        );
+        let late = job(vec![cond("Failed", "True", 7)], JobStatus::default());
+        assert_eq!(job_outcome(&late), StepOutcome::Failed);
+    }
+
+    #[test]
+    fn false_conditions_and_pod_counts_do_not_decide() {
+        let j = job(
+            vec![cond("Complete", "False", 1), cond("Failed", "Unknown", 1)],
+            JobStatus {
+                failed: Some(3),
+                succeeded: Some(1),
+                active: Some(1),
+                ..JobStatus::default()
+            },
+        );
+        assert_eq!(job_outcome(&j), StepOutcome::Running);
+        assert_eq!(finished_at(&j), None);
+        assert_eq!(active_pods(&j), 1);
+    }
+
+    #[test]
+    fn failure_wins_over_success() {
+        let j = job(
+            vec![cond("Complete", "True", 1), cond("Failed", "True", 1)],
+            JobStatus::default(),
+        );
+        assert_eq!(job_outcome(&j), StepOutcome::Failed);
+    }
+
+    #[test]
+    fn completion_time_is_the_fallback() {
+        let at = Timestamp::from_second(99).ok().map(Time);
+        let j = Job {
+            status: Some(JobStatus {
+                conditions: Some(vec![JobCondition {
+                    type_: "Complete".into(),
+                    status: "True".into(),
+                    ..JobCondition::default()
+                }]),
+                completion_time: at.clone(),
+                ..JobStatus::default()
+            }),
+            ..Job::default()
+        };
+        assert_eq!(finished_at(&j), at.as_ref());
+    }
+
+    #[test]
+    fn suspension_and_active_counts() {
+        let j = Job {
+            spec: Some(JobSpec {
+                suspend: Some(true),
+                ..JobSpec::default()
+            }),
+            status: Some(JobStatus {
+                active: Some(-1),
+                ..JobStatus::default()
+            }),
+            ..Job::default()
+        };
+        assert!(is_suspended(&j));
+        assert_eq!(active_pods(&j), 0);
+        assert!(!is_suspended(&Job::default()));
+        assert_eq!(started_at(&j), None);
+    }
+}

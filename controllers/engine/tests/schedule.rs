@@ -1,0 +1,489 @@
+//! Scheduler rules, one test per rule (SPEC §1-3), and the ManagedJob seed ordering example.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use common::{group, id, keys, step};
+use jobsmith_engine::schedule::{
+    Action, FailurePolicy, Policies, RunPhase, Scheduler, StepPhase, evaluate,
+};
+use jobsmith_engine::{Dag, Required, StepOutcome};
+
+use Required::{Completed, Failed as ReqFailed, Succeeded as ReqSucceeded};
+use StepOutcome::{Failed, NotCreated, Running, Succeeded};
+
+fn outcomes(dag: &Dag, set: &[(&str, StepOutcome)]) -> Vec<StepOutcome> {
+    let mut o = vec![NotCreated; dag.len()];
+    for (k, v) in set {
+        o[id(dag, k).index()] = *v;
+    }
+    o
+}
+
+fn chain() -> Dag {
+    Dag::build(
+        &[
+            step("a", None, &[]),
+            step("b", None, &[("a", ReqSucceeded)]),
+            step("c", None, &[("b", ReqSucceeded)]),
+            step("x", None, &[]),
+        ],
+        &[],
+    )
+    .unwrap()
+}
+
+const CI: Policies = Policies {
+    failure: FailurePolicy::ContinueIndependent,
+    suspend: false,
+    max_parallel: None,
+};
+const FF: Policies = Policies {
+    failure: FailurePolicy::FailFast,
+    suspend: false,
+    max_parallel: None,
+};
+
+#[test]
+fn roots_start_first_and_the_run_is_pending_until_observed() {
+    let dag = chain();
+    let d = evaluate(&dag, &[], &CI);
+    assert_eq!(keys(&dag, &d.create), ["a", "x"]);
+    assert_eq!(d.phase, RunPhase::Pending);
+    assert_eq!(d.progress.to_string(), "0/4");
+    assert_eq!(d.message, "starting 2 of 4 steps");
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Running)]), &CI);
+    assert_eq!(keys(&dag, &d.create), ["x"]);
+    assert_eq!(d.phase, RunPhase::Running);
+}
+
+#[test]
+fn a_step_waits_for_its_dependency() {
+    let dag = chain();
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Running), ("x", Running)]),
+        &CI,
+    );
+    assert!(d.create.is_empty());
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Succeeded), ("x", Running)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["b"]);
+    assert_eq!(d.message, "2 running, 1/4 done");
+}
+
+#[test]
+fn a_failure_aborts_dependents_transitively_and_independent_work_goes_on() {
+    let dag = chain();
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Failed)]), &CI);
+    assert_eq!(d.steps[id(&dag, "b").index()], StepPhase::Aborted);
+    assert_eq!(d.steps[id(&dag, "c").index()], StepPhase::Aborted);
+    assert_eq!(keys(&dag, &d.create), ["x"]);
+    assert_eq!(d.phase, RunPhase::Running);
+    assert_eq!(d.progress.done, 3);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Failed), ("x", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(d.phase, RunPhase::Failed);
+    assert_eq!(d.message, "step \"a\" failed; 1 succeeded, 2 aborted");
+}
+
+#[test]
+fn fail_fast_starts_nothing_new_and_aborts_once_nothing_runs() {
+    let dag = Dag::build(
+        &[
+            step("a", None, &[]),
+            step("x", None, &[]),
+            step("y", None, &[("x", ReqSucceeded)]),
+            step("z", None, &[]),
+        ],
+        &[],
+    )
+    .unwrap();
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Failed), ("x", Succeeded), ("z", Running)]),
+        &FF,
+    );
+    assert!(
+        d.create.is_empty(),
+        "y is ready but FailFast stopped the run"
+    );
+    assert_eq!(d.steps[id(&dag, "y").index()], StepPhase::Pending);
+    assert_eq!(d.phase, RunPhase::Running);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Failed), ("x", Succeeded), ("z", Succeeded)]),
+        &FF,
+    );
+    assert_eq!(d.steps[id(&dag, "y").index()], StepPhase::Aborted);
+    assert_eq!(d.phase, RunPhase::Failed);
+    assert_eq!(d.progress.to_string(), "4/4");
+    // The same state under ContinueIndependent starts y.
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Failed), ("x", Succeeded), ("z", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["y"]);
+}
+
+#[test]
+fn required_failed_runs_a_handler_only_on_failure() {
+    let dag = Dag::build(
+        &[
+            step("work", None, &[]),
+            step("on-failure", None, &[("work", ReqFailed)]),
+        ],
+        &[],
+    )
+    .unwrap();
+    let d = evaluate(&dag, &outcomes(&dag, &[("work", Failed)]), &CI);
+    assert_eq!(keys(&dag, &d.create), ["on-failure"]);
+    let d = evaluate(&dag, &outcomes(&dag, &[("work", Succeeded)]), &CI);
+    assert_eq!(d.steps[1], StepPhase::Aborted);
+    assert_eq!(
+        d.phase,
+        RunPhase::Succeeded,
+        "an unused failure handler does not fail the run"
+    );
+    assert_eq!(d.message, "1/2 steps succeeded, 1 not run");
+    // A handled failure still fails the run.
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("work", Failed), ("on-failure", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(d.phase, RunPhase::Failed);
+}
+
+#[test]
+fn required_completed_runs_either_way_and_aborted_counts_as_failed() {
+    let dag = Dag::build(
+        &[
+            step("a", None, &[]),
+            step("b", None, &[("a", ReqSucceeded)]),
+            step("cleanup", None, &[("b", Completed)]),
+            step("alert", None, &[("b", ReqFailed)]),
+        ],
+        &[],
+    )
+    .unwrap();
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Failed)]), &CI);
+    assert_eq!(d.steps[1], StepPhase::Aborted);
+    assert_eq!(keys(&dag, &d.create), ["cleanup", "alert"]);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Succeeded), ("b", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["cleanup"]);
+    assert_eq!(d.steps[3], StepPhase::Aborted);
+}
+
+fn grouped() -> Dag {
+    Dag::build(
+        &[
+            step("g/a", Some("g"), &[]),
+            step("g/b", Some("g"), &[]),
+            step("h/x", Some("h"), &[]),
+            step("ok", None, &[("g", ReqSucceeded)]),
+            step("bad", None, &[("g", ReqFailed)]),
+            step("any", None, &[("g", Completed)]),
+        ],
+        &[group("g", &[]), group("h", &[("g", ReqSucceeded)])],
+    )
+    .unwrap()
+}
+
+#[test]
+fn group_dependencies_are_conditions_on_all_members() {
+    let dag = grouped();
+    let d = evaluate(&dag, &[], &CI);
+    assert_eq!(keys(&dag, &d.create), ["g/a", "g/b"]);
+    // One member failed, one runs: `Succeeded` is impossible now, `Failed` and `Completed` wait.
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("g/a", Failed), ("g/b", Running)]),
+        &CI,
+    );
+    assert!(d.create.is_empty());
+    assert_eq!(d.steps[id(&dag, "ok").index()], StepPhase::Aborted);
+    assert_eq!(
+        d.steps[id(&dag, "h/x").index()],
+        StepPhase::Aborted,
+        "inherits h's dependency on g"
+    );
+    assert_eq!(d.groups[0], StepPhase::Running);
+    assert_eq!(d.groups[1], StepPhase::Aborted);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("g/a", Failed), ("g/b", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["bad", "any"]);
+    assert_eq!(d.groups[0], StepPhase::Failed);
+    // All succeeded.
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("g/a", Succeeded), ("g/b", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["h/x", "ok", "any"]);
+    assert_eq!(d.steps[id(&dag, "bad").index()], StepPhase::Aborted);
+    assert_eq!(d.groups[0], StepPhase::Succeeded);
+}
+
+#[test]
+fn suspend_creates_nothing_and_is_suspended_once_nothing_runs() {
+    let dag = chain();
+    let p = Policies {
+        suspend: true,
+        ..CI
+    };
+    let d = evaluate(&dag, &[], &p);
+    assert!(d.create.is_empty());
+    assert_eq!(d.phase, RunPhase::Suspended);
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Running)]), &p);
+    assert!(d.create.is_empty());
+    assert_eq!(d.phase, RunPhase::Running);
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Succeeded)]), &p);
+    assert_eq!(d.phase, RunPhase::Suspended);
+    assert_eq!(d.message, "suspended, 1/4 done");
+    // A finished run stays finished.
+    let all = outcomes(
+        &dag,
+        &[
+            ("a", Succeeded),
+            ("b", Succeeded),
+            ("c", Succeeded),
+            ("x", Succeeded),
+        ],
+    );
+    assert_eq!(evaluate(&dag, &all, &p).phase, RunPhase::Succeeded);
+    // Resuming continues where it stopped.
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Succeeded)]), &CI);
+    assert_eq!(keys(&dag, &d.create), ["b", "x"]);
+}
+
+#[test]
+fn max_parallel_caps_running_plus_created_in_list_order() {
+    let steps: Vec<_> = (0..6).map(|i| step(&format!("s{i}"), None, &[])).collect();
+    let dag = Dag::build(&steps, &[]).unwrap();
+    let p = Policies {
+        max_parallel: Some(2),
+        ..CI
+    };
+    assert_eq!(keys(&dag, &evaluate(&dag, &[], &p).create), ["s0", "s1"]);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("s0", Succeeded), ("s1", Running)]),
+        &p,
+    );
+    assert_eq!(keys(&dag, &d.create), ["s2"]);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("s3", Running), ("s5", Running), ("s4", Running)]),
+        &p,
+    );
+    assert!(d.create.is_empty(), "already over the limit");
+    let zero = Policies {
+        max_parallel: Some(0),
+        ..CI
+    };
+    assert_eq!(evaluate(&dag, &[], &zero).create.len(), 1, "0 behaves as 1");
+}
+
+#[test]
+fn empty_run_succeeds_and_short_outcome_lists_are_not_created() {
+    let dag = Dag::build(&[], &[]).unwrap();
+    let d = evaluate(&dag, &[], &CI);
+    assert_eq!(d.phase, RunPhase::Succeeded);
+    assert_eq!(d.progress.to_string(), "0/0");
+    let dag = chain();
+    let d = evaluate(&dag, &[Succeeded], &CI);
+    assert_eq!(keys(&dag, &d.create), ["b", "x"]);
+    let d = evaluate(&dag, &[Succeeded; 9], &CI);
+    assert_eq!(d.phase, RunPhase::Succeeded);
+}
+
+#[test]
+fn an_observed_job_wins_over_derived_state() {
+    let dag = chain();
+    // c has a Job although b never ran (created by an earlier spec): it is Running, not Aborted.
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Failed), ("c", Running)]), &CI);
+    assert_eq!(d.steps[id(&dag, "c").index()], StepPhase::Running);
+    assert_eq!(d.steps[id(&dag, "b").index()], StepPhase::Aborted);
+}
+
+#[test]
+fn scheduler_emits_each_creation_once_and_follows_events() {
+    let dag = chain();
+    let (mut s, d) = Scheduler::new(dag.clone(), &[], CI);
+    assert_eq!(keys(&dag, &d.create), ["a", "x"]);
+    assert_eq!(
+        s.observe(id(&dag, "a"), Running),
+        vec![],
+        "a is already running for the scheduler"
+    );
+    let acts = s.observe(id(&dag, "a"), Succeeded);
+    assert_eq!(acts, vec![Action::Create(id(&dag, "b"))]);
+    let acts = s.observe(id(&dag, "b"), Failed);
+    assert_eq!(acts, vec![Action::Abort(id(&dag, "c"))]);
+    let acts = s.observe(id(&dag, "x"), Succeeded);
+    assert_eq!(acts, vec![Action::Phase(RunPhase::Failed)]);
+    assert_eq!(s.decision(), evaluate(&dag, s.outcomes(), &CI));
+    assert_eq!(s.progress().to_string(), "4/4");
+    // Unknown ids are ignored.
+    assert!(s.observe(jobsmith_engine::StepId(99), Succeeded).is_empty());
+}
+
+#[test]
+fn scheduler_rebuilds_on_backward_changes() {
+    let dag = chain();
+    let (mut s, _) = Scheduler::new(dag.clone(), &[], CI);
+    s.observe(id(&dag, "a"), Succeeded);
+    // b's Job vanished while running: it is created again.
+    let acts = s.observe(id(&dag, "b"), NotCreated);
+    assert_eq!(acts, vec![Action::Create(id(&dag, "b"))]);
+    assert_eq!(s.decision(), evaluate(&dag, s.outcomes(), &CI));
+}
+
+#[test]
+fn scheduler_suspend_and_resume() {
+    let dag = chain();
+    let (mut s, _) = Scheduler::new(dag.clone(), &[], CI);
+    assert!(
+        s.set_policies(Policies {
+            suspend: true,
+            ..CI
+        })
+        .is_empty()
+    );
+    assert!(s.observe(id(&dag, "a"), Succeeded).is_empty());
+    let acts = s.observe(id(&dag, "x"), Succeeded);
+    assert_eq!(acts, vec![Action::Phase(RunPhase::Suspended)]);
+    let acts = s.set_policies(CI);
+    assert_eq!(
+        acts,
+        vec![
+            Action::Create(id(&dag, "b")),
+            Action::Phase(RunPhase::Running)
+        ]
+    );
+    // Switching failure policy rebuilds and agrees with evaluate.
+    s.set_policies(FF);
+    assert_eq!(s.decision(), evaluate(&dag, s.outcomes(), &FF));
+}
+
+/// The ManagedJob seed (jobs-manager-operator README): first-group (parallel), second-group
+/// (parallel), third-group (not parallel, so it waits for both groups before it); inside a
+/// group a job without `parallel: true` waits for every earlier job of that group.
+fn seed_dag() -> Dag {
+    let s = ReqSucceeded;
+    Dag::build(
+        &[
+            step("first-group/first-job", Some("first-group"), &[]),
+            step(
+                "first-group/second-job",
+                Some("first-group"),
+                &[("first-group/first-job", s)],
+            ),
+            step(
+                "first-group/second-half-job",
+                Some("first-group"),
+                &[("first-group/first-job", s), ("first-group/second-job", s)],
+            ),
+            step("second-group/third-job", Some("second-group"), &[]),
+            step(
+                "second-group/fourth-job",
+                Some("second-group"),
+                &[("second-group/third-job", s)],
+            ),
+            step("third-group/fifth-job", Some("third-group"), &[]),
+        ],
+        &[
+            group("first-group", &[]),
+            group("second-group", &[]),
+            group("third-group", &[("first-group", s), ("second-group", s)]),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn managedjob_seed_ordering() {
+    let dag = seed_dag();
+    let (mut s, d) = Scheduler::new(dag.clone(), &[], CI);
+    let mut waves = vec![keys(&dag, &d.create)];
+    // Finish running Jobs in a fixed order and record what each completion starts.
+    let mut order = Vec::new();
+    for key in [
+        "first-group/first-job",
+        "second-group/third-job",
+        "first-group/second-job",
+        "second-group/fourth-job",
+        "first-group/second-half-job",
+        "third-group/fifth-job",
+    ] {
+        order.push(key);
+        let created: Vec<_> = s
+            .observe(id(&dag, key), Succeeded)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Create(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        waves.push(keys(&dag, &created));
+    }
+    let expected: Vec<Vec<&str>> = vec![
+        vec!["first-group/first-job", "second-group/third-job"],
+        vec!["first-group/second-job"],
+        vec!["second-group/fourth-job"],
+        vec!["first-group/second-half-job"],
+        vec![],
+        vec!["third-group/fifth-job"],
+        vec![],
+    ];
+    assert_eq!(waves, expected);
+    assert_eq!(s.phase(), RunPhase::Succeeded);
+    let d = s.decision();
+    assert_eq!(d.groups, vec![StepPhase::Succeeded; 3]);
+    assert_eq!(d.message, "all 6 steps succeeded");
+}
+
+#[test]
+fn managedjob_seed_failure_in_first_group() {
+    let dag = seed_dag();
+    let o = outcomes(
+        &dag,
+        &[
+            ("first-group/first-job", Failed),
+            ("second-group/third-job", Succeeded),
+            ("second-group/fourth-job", Succeeded),
+        ],
+    );
+    let d = evaluate(&dag, &o, &CI);
+    for k in [
+        "first-group/second-job",
+        "first-group/second-half-job",
+        "third-group/fifth-job",
+    ] {
+        assert_eq!(d.steps[id(&dag, k).index()], StepPhase::Aborted, "{k}");
+    }
+    assert_eq!(
+        d.groups,
+        vec![StepPhase::Failed, StepPhase::Succeeded, StepPhase::Aborted]
+    );
+    assert_eq!(d.phase, RunPhase::Failed);
+    assert_eq!(
+        d.message,
+        "step \"first-group/first-job\" failed; 2 succeeded, 3 aborted"
+    );
+}
