@@ -1,0 +1,49 @@
+//! The connection to the cluster under test.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use kube::{Client, Config};
+
+/// Field manager of every server-side apply made by the tests.
+pub const FIELD_MANAGER: &str = "jobsmith-e2e";
+
+/// What to do when no cluster is reachable; part of every connection error.
+pub const HINT: &str = "the end-to-end tests need a cluster: start the local control plane with \
+`make cluster-up` and `export KUBECONFIG=...` as it prints (or run everything with `make e2e`), \
+or point KUBECONFIG at a cluster of your own";
+
+/// The workspace root (the parent of the `e2e` crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.join(".."), Path::to_path_buf)
+}
+
+/// A client for the cluster of `KUBECONFIG` (kube's usual inference), checked to answer within
+/// 10 s. Fails with [`HINT`] when there is no usable kubeconfig or the API server does not answer.
+///
+/// Create one client per test: a kube `Client` belongs to the tokio runtime it was made in.
+pub async fn client() -> Result<Client> {
+    let where_ = std::env::var("KUBECONFIG").map_or_else(
+        |_| "KUBECONFIG is not set".to_owned(),
+        |k| format!("KUBECONFIG={k}"),
+    );
+    let config = Config::infer()
+        .await
+        .map_err(|e| anyhow!("no usable kubeconfig ({where_}): {e}.\n{HINT}"))?;
+    let url = config.cluster_url.clone();
+    let client = Client::try_from(config)
+        .with_context(|| format!("building a client for {url} ({where_})"))?;
+    match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(anyhow!(
+            "the cluster at {url} ({where_}) is not reachable: {e}.\n{HINT}"
+        )),
+        Err(_) => Err(anyhow!(
+            "the cluster at {url} ({where_}) did not answer within 10s.\n{HINT}"
+        )),
+    }
+}

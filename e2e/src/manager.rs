@@ -1,0 +1,279 @@
+//! Running the `jobsmith` manager binary as a host process against the cluster under test.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cluster::workspace_root;
+
+/// A running manager process. Its stdout and stderr go to a log file
+/// (`$E2E_LOG_DIR`, default `<tmp>/jobsmith-e2e-logs/`). Dropping it stops it (SIGTERM, then
+/// SIGKILL after 10 s); a panicking test first prints the last lines of its log.
+pub struct ManagerProcess {
+    child: Child,
+    log_path: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl ManagerProcess {
+    /// The binary: `JOBSMITH_BIN`, else `$CARGO_TARGET_DIR/debug/jobsmith`, else
+    /// `<workspace>/target/debug/jobsmith`.
+    pub fn binary() -> PathBuf {
+        if let Some(bin) = std::env::var_os("JOBSMITH_BIN") {
+            return PathBuf::from(bin);
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+        target.join("debug").join("jobsmith")
+    }
+
+    /// Starts the manager with `args` and extra `env` (KUBECONFIG and the rest of the test's
+    /// environment are inherited). `name` names the log file (`<name>-<unique>.log`).
+    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_binary(&Self::binary(), name, args, env)
+    }
+
+    /// [`Self::start`] with an explicit binary.
+    pub fn start_binary(
+        binary: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        if !binary.is_file() {
+            bail!(
+                "manager binary {} not found: build it with `make build` or set JOBSMITH_BIN",
+                binary.display()
+            );
+        }
+        let dir = std::env::var_os("E2E_LOG_DIR").map_or_else(
+            || std::env::temp_dir().join("jobsmith-e2e-logs"),
+            PathBuf::from,
+        );
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let log_path = dir.join(format!("{name}-{}-{stamp}.log", std::process::id()));
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let child = Command::new(binary)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self {
+            child,
+            log_path,
+            exited: None,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where its output goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Everything it printed so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether it still runs (reaps it when it has exited).
+    pub fn is_running(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.exited = Some(status);
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The exit status once it has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.is_running();
+        self.exited
+    }
+
+    /// Simulates a crash: SIGKILL (`kill -9`), then reaps it.
+    pub fn kill_9(&mut self) -> Result<ExitStatus> {
+        if !self.is_running() {
+            return self.exited.context("not running");
+        }
+        self.child.kill().context("SIGKILL")?;
+        let status = self.child.wait()?;
+        self.exited = Some(status);
+        Ok(status)
+    }
+
+    /// Stops it gracefully: SIGTERM, up to `grace` to exit, then SIGKILL. Returns how it exited.
+    pub fn stop_within(&mut self, grace: Duration) -> Result<ExitStatus> {
+        if !self.is_running() {
+            return self.exited.context("not running");
+        }
+        let term = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if term.success() {
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Some(status) = self.child.try_wait()? {
+                    self.exited = Some(status);
+                    return Ok(status);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill_9()
+    }
+
+    /// [`Self::stop_within`] 10 s.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.stop_within(Duration::from_secs(10))
+    }
+
+    /// Waits until its log contains `needle`, at most `timeout`; fails early if it exits.
+    pub async fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.logs().contains(needle) {
+                return Ok(());
+            }
+            if !self.is_running() {
+                bail!(
+                    "the manager exited ({:?}) before logging {needle:?}; log {}:\n{}",
+                    self.exited,
+                    self.log_path.display(),
+                    tail(&self.logs(), 40)
+                );
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the manager did not log {needle:?} within {timeout:?}; log {}:\n{}",
+                    self.log_path.display(),
+                    tail(&self.logs(), 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for ManagerProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- manager log {} (last 60 lines) ----\n{}",
+                self.log_path.display(),
+                tail(&self.logs(), 60)
+            );
+        }
+        if self.is_running()
+            && let Err(e) = self.stop()
+        {
+            eprintln!("stopping the manager (pid {}): {e:#}", self.pid());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::ManagerProcess;
+
+    /// A stand-in for the manager that logs, and exits 0 on SIGTERM like a graceful shutdown.
+    const SCRIPT: &str = "echo started; echo oops >&2; trap 'echo terminating; exit 0' TERM; while :; do sleep 0.05; done";
+
+    #[tokio::test]
+    async fn stop_sends_sigterm_and_captures_both_streams() -> anyhow::Result<()> {
+        let mut process = ManagerProcess::start_binary(
+            Path::new("/bin/sh"),
+            "helper-test",
+            &["-c", SCRIPT],
+            &[],
+        )?;
+        process
+            .wait_for_log("started", Duration::from_secs(10))
+            .await?;
+        assert!(process.is_running());
+        let status = process.stop()?;
+        assert!(status.success(), "{status:?}");
+        let logs = process.logs();
+        assert!(
+            logs.contains("oops") && logs.contains("terminating"),
+            "{logs}"
+        );
+        assert!(!process.is_running());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn kill_9_is_a_crash() -> anyhow::Result<()> {
+        let mut process = ManagerProcess::start_binary(
+            Path::new("/bin/sh"),
+            "helper-test",
+            &["-c", SCRIPT],
+            &[],
+        )?;
+        process
+            .wait_for_log("started", Duration::from_secs(10))
+            .await?;
+        let status = process.kill_9()?;
+        assert_eq!(status.signal(), Some(9));
+        assert!(!process.logs().contains("terminating"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_early_exit_fails_the_log_wait() -> anyhow::Result<()> {
+        let mut process = ManagerProcess::start_binary(
+            Path::new("/bin/sh"),
+            "helper-test",
+            &["-c", "exit 3"],
+            &[],
+        )?;
+        let error = process
+            .wait_for_log("never", Duration::from_secs(10))
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("exited"), "{error}");
+        assert_eq!(process.exit_status().and_then(|s| s.code()), Some(3));
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_binary_says_how_to_build_it() {
+        let error = ManagerProcess::start_binary(Path::new("/nonexistent/jobsmith"), "x", &[], &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("make build"), "{error}");
+    }
+}
