@@ -48,6 +48,9 @@ pub mod reasons {
     pub const PROGRESSING: &str = "Progressing";
     /// Every step succeeded.
     pub const SUCCEEDED: &str = "Succeeded";
+    /// The run finished with a failure (the reason of `Ready`/`Stalled`/`Failed` on a failed run,
+    /// as docs/architecture.md lists).
+    pub const FAILED: &str = "Failed";
     /// At least one step failed and nothing more can run.
     pub const STEP_FAILED: &str = "StepFailed";
     /// `spec.suspend` is set and no Job is running.
@@ -221,6 +224,10 @@ impl JsonSchema for ImagePullPolicyParam {
 /// (most specific wins; see SPEC §2).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::volume_mounts_alias)]
+#[x_kube(
+    validation = Rule::new("!(has(self.volumeMount) && has(self.volumeMounts))").message("set volumeMount or its alias volumeMounts, not both")
+)]
 pub struct Params {
     /// Whole ConfigMaps/Secrets exposed as environment variables (`envFrom` of the containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]

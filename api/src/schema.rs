@@ -145,3 +145,22 @@ fn shallow_property(property: &Value) -> Value {
     }
     Value::Object(shallow)
 }
+
+/// Adds `volumeMounts`, the accepted alias of ManagedJob params' `volumeMount` (a serde `alias`),
+/// to the params schema with the same item schema. Without it the API server would prune the
+/// alias (unknown fields of a structural schema are dropped) before the controller reads it.
+pub fn volume_mounts_alias(schema: &mut Schema) {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(mut alias) = properties.get("volumeMount").cloned() else {
+        return;
+    };
+    if let Some(alias) = alias.as_object_mut() {
+        alias.insert(
+            "description".into(),
+            Value::String("Alias of `volumeMount` (set one of the two).".into()),
+        );
+    }
+    properties.insert("volumeMounts".into(), alias);
+}

@@ -9,54 +9,10 @@ use jobsmith_api::{
     OverridableField, RequiredStatus,
 };
 use kube::CustomResourceExt;
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-/// Deserializes `yaml` into `T`, serializes it back and returns every path of the input that
-/// is missing from the output (a field the type silently dropped). An input value that is an
-/// empty list or null is equivalent to an absent one and may be omitted.
-fn dropped_paths<T: DeserializeOwned + Serialize>(yaml: &str) -> (T, Vec<String>) {
-    let input: Value = serde_yaml::from_str(yaml).expect("valid YAML");
-    let typed: T = serde_json::from_value(input.clone()).expect("deserializes into the type");
-    let output = serde_json::to_value(&typed).expect("serializes");
-    let mut dropped = Vec::new();
-    collect_dropped("", &input, &output, &mut dropped);
-    (typed, dropped)
-}
-
-fn collect_dropped(path: &str, input: &Value, output: &Value, dropped: &mut Vec<String>) {
-    match (input, output) {
-        (Value::Object(input), Value::Object(output)) => {
-            for (key, value) in input {
-                let child = format!("{path}.{key}");
-                match output.get(key) {
-                    Some(out) => collect_dropped(&child, value, out, dropped),
-                    None if is_empty(value) => {}
-                    None => dropped.push(child),
-                }
-            }
-        }
-        (Value::Array(input), Value::Array(output)) => {
-            for (index, value) in input.iter().enumerate() {
-                let child = format!("{path}[{index}]");
-                match output.get(index) {
-                    Some(out) => collect_dropped(&child, value, out, dropped),
-                    None => dropped.push(child),
-                }
-            }
-        }
-        (Value::Object(_) | Value::Array(_), _) => dropped.push(path.to_string()),
-        _ => {}
-    }
-}
-
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Array(items) => items.is_empty(),
-        _ => false,
-    }
-}
+mod common;
+use common::dropped_paths;
 
 const MANAGEDJOB_SEED: &str = r#"
 apiVersion: jobsmith.dev/v1alpha1
