@@ -11,6 +11,9 @@ use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
 
 /// Most flows in one JobFlow (bounds the CEL cost of the dependency rules).
 pub const MAX_FLOWS: usize = 100;
+/// Most dependencies of one flow. The "every dependency names a flow" rule is costed by the API
+/// server as flows × dependencies × flows; 32 exceeded the per-rule budget (×1.06), 25 fits.
+pub const MAX_FLOW_DEPENDENCIES: usize = 25;
 
 /// A DAG of Jobs ("flows"): each flow starts when the flows it depends on succeeded.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -36,7 +39,7 @@ pub struct JobFlowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_params: Option<GlobalParams>,
     /// The flows (one Job each). Names are unique.
-    #[schemars(length(min = 1, max = 100))]
+    #[schemars(length(min = 1, max = MAX_FLOWS))]
     #[x_kube(
         merge_strategy = ListMerge::Map(vec!["name".into()]),
         validation = Rule::new("self.all(f, !has(f.dependencies) || f.dependencies.all(d, d != f.name))").message("a flow cannot depend on itself"),
@@ -76,7 +79,7 @@ pub struct Flow {
     pub name: String,
     /// Names of the flows that must succeed before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 63)))]
+    #[schemars(length(max = MAX_FLOW_DEPENDENCIES), inner(length(min = 1, max = 63)))]
     pub dependencies: Vec<String>,
     /// A full batch/v1 JobSpec (`template.spec.containers`...). Validated by the API server when
     /// the Job is created. Pods get `restartPolicy: Never`; `backoffLimit` defaults to 0.

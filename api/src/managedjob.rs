@@ -11,8 +11,11 @@ use crate::common::{
 
 /// Most groups in one ManagedJob (bounds the CEL cost of the dependency rules).
 pub const MAX_GROUPS: usize = 50;
-/// Most jobs in one group.
-pub const MAX_JOBS_PER_GROUP: usize = 500;
+/// Most jobs in one group. The self-dependency rule on `jobs` is costed by the API server as
+/// groups × jobs × dependencies; 500 jobs exceeded the per-rule budget (×1.34), 300 fits with margin.
+pub const MAX_JOBS_PER_GROUP: usize = 300;
+/// Most explicit dependencies of one job.
+pub const MAX_JOB_DEPENDENCIES: usize = 16;
 
 /// A workflow of Jobs: groups run in list order unless `parallel`, jobs inside a group likewise,
 /// plus explicit dependencies; params are merged from workflow to group to job.
@@ -42,7 +45,7 @@ pub struct ManagedJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Params>,
     /// Groups of jobs, in execution order. Names are unique.
-    #[schemars(length(min = 1, max = 50))]
+    #[schemars(length(min = 1, max = MAX_GROUPS))]
     #[x_kube(
         merge_strategy = ListMerge::Map(vec!["name".into()]),
         validation = Rule::new("self.all(g, !has(g.dependencies) || g.dependencies.all(d, d.name != g.name))").message("a group cannot depend on itself"),
@@ -85,7 +88,7 @@ pub struct ManagedJobGroup {
     #[schemars(length(max = 50))]
     pub dependencies: Vec<Dependency>,
     /// Jobs of the group, in execution order. Names are unique in the group.
-    #[schemars(length(min = 1, max = 500))]
+    #[schemars(length(min = 1, max = MAX_JOBS_PER_GROUP))]
     #[x_kube(
         merge_strategy = ListMerge::Map(vec!["name".into()]),
         validation = Rule::new("self.all(j, !has(j.dependencies) || j.dependencies.all(d, d.name != j.name))").message("a job cannot depend on itself")
@@ -124,7 +127,7 @@ pub struct GroupJob {
     /// Jobs that must reach a status before this one starts: a job of the same group, `group/job`,
     /// or a full generated Job name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = MAX_JOB_DEPENDENCIES))]
     pub dependencies: Vec<Dependency>,
     /// Name of a JobTemplate in the same namespace to start from (params and image/command/args
     /// apply on top).
