@@ -13,6 +13,10 @@ use k8s_openapi::api::core::v1::{
 };
 use thiserror::Error;
 
+/// The node type the DaemonJob compile step reads (the manager's Node cache keeps only the
+/// fields eligibility needs: name, labels, `spec.unschedulable`, taints, the Ready condition).
+pub type NodeView = Node;
+
 /// The only field `matchFields` may name.
 pub const NODE_NAME_FIELD: &str = "metadata.name";
 

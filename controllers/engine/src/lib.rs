@@ -1,1 +1,36 @@
-//! The Jobsmith engine.
+//! The Jobsmith engine: the pure library shared by the five reconcilers.
+//!
+//! No kube client, no async runtime, no clock: every input, the current time included, is a
+//! parameter, so everything here is unit- and property-tested. See `docs/architecture.md`.
+//!
+//! - [`naming`]: deterministic child names and label values.
+//! - [`observe`]: a `batch/v1` Job -> [`StepOutcome`].
+//! - [`dag`]: the step graph and its validation.
+//! - [`schedule`]: observed outcomes + policies -> what to create, phases, progress.
+//! - [`conditions`]: kstatus conditions with stable `lastTransitionTime`.
+//! - [`rollup`]: decision + observed Jobs + blockers -> the run status (bounded step entries).
+//! - [`eligibility`]: DaemonJob node eligibility and node pinning.
+//! - [`params`]: ManagedJob params merging, globalParams, JobRun overrides, GitOps stripping.
+//! - [`template`]: JobTemplate resolution and the child Job's metadata.
+//! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
+
+pub mod compile;
+pub mod conditions;
+pub mod dag;
+pub mod eligibility;
+pub mod naming;
+pub mod observe;
+pub mod params;
+pub mod rollup;
+pub mod schedule;
+pub mod template;
+
+pub use compile::{BuildError, InvalidSpec, Plan, PlannedStep};
+pub use dag::{
+    Dag, Dep, DepSpec, Dependent, GraphError, GroupId, GroupSpec, Referrer, Required, StepId,
+    StepSpec, Target,
+};
+pub use observe::{StepOutcome, job_outcome};
+pub use schedule::{
+    Action, Decision, FailurePolicy, Policies, Progress, RunPhase, Scheduler, StepPhase, evaluate,
+};

@@ -1,0 +1,140 @@
+//! JobFlow (SPEC §3): flows -> steps keyed by the flow name, Jobs `<jobflow>-<flow>`.
+//!
+//! Each flow's Job: its `jobTemplate` or the referenced JobTemplate; pods get
+//! `restartPolicy: Never`; `backoffLimit` is the template's, 0 when unset; `spec.shareVolumes`
+//! are added to the pod of every flow that declares `shareVolumeMounts`, whose mounts go to
+//! every container of that flow; `globalParams` env/labels/annotations are merged in (the
+//! flow's own values win) and `nodeName` pins every pod.
+
+use std::collections::HashSet;
+
+use jobsmith_api::labels::FLOW;
+use jobsmith_api::{Flow, JobFlow, JobTemplate};
+use k8s_openapi::api::batch::v1::Job;
+
+use super::{BuildError, InvalidSpec, Plan, PlannedStep, max_parallel, planned};
+use crate::dag::{Dag, DepSpec, Required, StepId, StepSpec};
+use crate::naming::child_name;
+use crate::params::{add_shared_volumes, apply_global_params};
+use crate::schedule::Policies;
+use crate::template::{self, ChildMeta};
+
+/// The kind, as written in labels and owner references.
+pub const KIND: &str = "JobFlow";
+
+/// The Job name of a flow: `<jobflow>-<flow>`.
+pub fn job_name(jobflow: &str, flow: &str) -> String {
+    child_name(&[jobflow, flow])
+}
+
+/// Validates the spec and compiles its step graph.
+pub fn plan(obj: &JobFlow) -> Result<Plan, InvalidSpec> {
+    let name = obj.metadata.name.as_deref().unwrap_or_default();
+    let spec = &obj.spec;
+    let mut names = HashSet::new();
+    for flow in &spec.flows {
+        if !names.insert(flow.name.as_str()) {
+            return Err(InvalidSpec::DuplicateFlow(flow.name.clone()));
+        }
+    }
+    let mut steps = Vec::with_capacity(spec.flows.len());
+    let mut planned_steps = Vec::with_capacity(spec.flows.len());
+    for flow in &spec.flows {
+        if flow.job_template.is_some() == flow.job_template_ref.is_some() {
+            return Err(InvalidSpec::NoJobSpec(format!(
+                "flow \"{}\": set exactly one of jobTemplate and jobTemplateRef",
+                flow.name
+            )));
+        }
+        let mut deps: Vec<DepSpec> = Vec::with_capacity(flow.dependencies.len());
+        for dep in &flow.dependencies {
+            if *dep == flow.name {
+                return Err(InvalidSpec::SelfDependency(flow.name.clone()));
+            }
+            if !names.contains(dep.as_str()) {
+                return Err(InvalidSpec::UnknownDependency {
+                    owner: format!("flow \"{}\"", flow.name),
+                    name: dep.clone(),
+                });
+            }
+            if !deps.iter().any(|d| d.target == *dep) {
+                deps.push(DepSpec {
+                    target: dep.clone(),
+                    required: Required::Succeeded,
+                });
+            }
+        }
+        steps.push(StepSpec {
+            key: flow.name.clone(),
+            group: None,
+            deps,
+        });
+        planned_steps.push(PlannedStep {
+            key: flow.name.clone(),
+            job_name: job_name(name, &flow.name),
+            group: None,
+            template_ref: flow
+                .job_template
+                .is_none()
+                .then(|| flow.job_template_ref.clone())
+                .flatten(),
+        });
+    }
+    let dag = Dag::build(&steps, &[])?;
+    Ok(Plan {
+        dag,
+        steps: planned_steps,
+        policies: Policies {
+            failure: spec.failure_policy.into(),
+            suspend: spec.suspend,
+            max_parallel: max_parallel(spec.max_parallel),
+        },
+    })
+}
+
+/// The flow of a step key.
+pub fn find_flow<'a>(obj: &'a JobFlow, key: &str) -> Option<&'a Flow> {
+    obj.spec.flows.iter().find(|f| f.name == key)
+}
+
+/// The complete Job of one flow. `template` is the JobTemplate named by the flow's
+/// `jobTemplateRef` (ignored when the flow has an inline `jobTemplate`).
+pub fn build_job(
+    obj: &JobFlow,
+    plan: &Plan,
+    step: StepId,
+    template: Option<&JobTemplate>,
+) -> Result<Job, BuildError> {
+    let planned = planned(plan, step)?;
+    let flow = find_flow(obj, &planned.key).ok_or_else(|| {
+        BuildError::Invalid(format!("flow \"{}\" is not in the spec", planned.key))
+    })?;
+    let template_ref = flow
+        .job_template
+        .is_none()
+        .then_some(flow.job_template_ref.as_deref())
+        .flatten();
+    let mut spec = template::resolve(template_ref, template, flow.job_template.as_ref())?;
+
+    template::force_restart_policy(&mut spec.template, "Never");
+    spec.backoff_limit = Some(spec.backoff_limit.unwrap_or(0));
+    if let Some(mounts) = flow.share_volume_mounts.as_ref().filter(|m| !m.is_empty()) {
+        let volumes = obj.spec.share_volumes.as_deref().unwrap_or_default();
+        add_shared_volumes(&mut spec.template, volumes, mounts);
+    }
+    let global = obj.spec.global_params.as_ref();
+    if let Some(global) = global {
+        apply_global_params(&mut spec.template, global, true);
+    }
+
+    let meta = ChildMeta {
+        kind: KIND,
+        parent: &obj.metadata,
+        job_name: &planned.job_name,
+        step_labels: vec![(FLOW, flow.name.clone())],
+        labels: global.and_then(|g| g.labels.as_ref()),
+        annotations: global.and_then(|g| g.annotations.as_ref()),
+        template: template_ref.and(template),
+    };
+    template::assemble_job(&meta, spec)
+}

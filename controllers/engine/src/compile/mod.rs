@@ -1,0 +1,214 @@
+//! Every run kind compiles its spec into the same plain data (docs/architecture.md "The compile
+//! interface"): a [`Plan`] (the validated step graph, one [`PlannedStep`] per Job, the run
+//! controls) and, per step, the complete `batch/v1` Job ([`BuildError`] when it cannot be built
+//! yet or at all). The manager's one run mechanism drives all kinds with it.
+//!
+//! - [`managedjob`]: groups of jobs, list-order sequencing, explicit dependencies, params.
+//! - [`jobflow`]: flows with dependencies, globalParams, shared volumes.
+//! - [`daemonjob`]: one step per eligible (or already known) node.
+//! - [`jobrun`]: one step from a JobTemplate with overrides.
+
+use jobsmith_api::reasons;
+use thiserror::Error;
+
+use crate::dag::{Dag, GraphError, StepId};
+use crate::params::ParamsError;
+use crate::schedule::Policies;
+
+pub mod daemonjob;
+pub mod jobflow;
+pub mod jobrun;
+pub mod managedjob;
+
+/// One step of a plan: becomes exactly one Job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedStep {
+    /// Status key: `group/job`, the flow name, the node name, the JobRun name.
+    pub key: String,
+    /// The Job's name (`naming::child_name`), deterministic.
+    pub job_name: String,
+    /// ManagedJob group (metrics label), else `None`.
+    pub group: Option<String>,
+    /// JobTemplate to resolve when the Job is created.
+    pub template_ref: Option<String>,
+}
+
+/// A compiled run: `dag` step `StepId(i)` is `steps[i]`.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The validated step graph.
+    pub dag: Dag,
+    /// The steps, in the DAG's order.
+    pub steps: Vec<PlannedStep>,
+    /// From `spec.failurePolicy`, `spec.suspend`, `spec.maxParallel`.
+    pub policies: Policies,
+}
+
+impl Plan {
+    /// The step with this id.
+    pub fn step(&self, id: StepId) -> Option<&PlannedStep> {
+        self.steps.get(id.index())
+    }
+
+    /// The id of the step with this key.
+    pub fn step_id(&self, key: &str) -> Option<StepId> {
+        self.dag.step_id(key)
+    }
+
+    /// The id of the step whose Job has this name.
+    pub fn step_by_job_name(&self, job_name: &str) -> Option<StepId> {
+        self.steps
+            .iter()
+            .position(|s| s.job_name == job_name)
+            .and_then(|i| u32::try_from(i).ok())
+            .map(StepId)
+    }
+
+    /// Every JobTemplate name the plan refers to, sorted and deduplicated.
+    pub fn template_refs(&self) -> Vec<String> {
+        let mut refs: Vec<String> = self
+            .steps
+            .iter()
+            .filter_map(|s| s.template_ref.clone())
+            .collect();
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+}
+
+/// Why a spec cannot run. `Display` is the precise message for `status.message`, the
+/// `Stalled` condition and the `InvalidSpec` Warning Event (SPEC §1).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum InvalidSpec {
+    /// The step graph is invalid (cycle, self dependency, unknown dependency, ...).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// Two groups of a ManagedJob share a name.
+    #[error("duplicate group name \"{0}\"")]
+    DuplicateGroup(String),
+    /// Two jobs of one ManagedJob group share a name.
+    #[error("duplicate job name \"{0}\"")]
+    DuplicateJob(String),
+    /// Two flows of a JobFlow share a name.
+    #[error("duplicate flow name \"{0}\"")]
+    DuplicateFlow(String),
+    /// A group, job or flow depends on itself.
+    #[error("self dependency \"{0}\"")]
+    SelfDependency(String),
+    /// A dependency names nothing of this object.
+    #[error("{owner}: unknown dependency \"{name}\"")]
+    UnknownDependency {
+        /// Who holds it: `group "g"`, `job "g/j"`, `flow "f"`.
+        owner: String,
+        /// The name as written.
+        name: String,
+    },
+    /// Two steps would get the same Job name.
+    #[error("\"{first}\" and \"{second}\" both get the Job name \"{job_name}\"")]
+    JobNameCollision {
+        /// The first step's key.
+        first: String,
+        /// The second step's key.
+        second: String,
+        /// The shared Job name.
+        job_name: String,
+    },
+    /// Bad params (for example an invalid `imagePullPolicy`).
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// A step has nothing to run: no image/JobSpec and no template reference.
+    #[error("{0}")]
+    NoJobSpec(String),
+}
+
+impl InvalidSpec {
+    /// A short static category for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Graph(e) => e.category(),
+            Self::DuplicateGroup(_)
+            | Self::DuplicateJob(_)
+            | Self::DuplicateFlow(_)
+            | Self::JobNameCollision { .. } => "duplicate_name",
+            Self::SelfDependency(_) => "self_dependency",
+            Self::UnknownDependency { .. } => "unknown_dependency",
+            Self::Params(_) => "invalid_params",
+            Self::NoJobSpec(_) => "no_job_spec",
+        }
+    }
+
+    /// The condition reason: always `InvalidSpec`.
+    pub fn reason(&self) -> &'static str {
+        reasons::INVALID_SPEC
+    }
+}
+
+/// Why a step's Job cannot be built (now).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum BuildError {
+    /// The referenced JobTemplate does not exist (yet): the step waits, `Ready=False` with
+    /// reason `TemplateNotFound`.
+    #[error("JobTemplate \"{name}\" not found")]
+    TemplateNotFound {
+        /// The JobTemplate's name.
+        name: String,
+    },
+    /// The JobTemplate exists but cannot be used (for example no containers).
+    #[error("JobTemplate \"{name}\" cannot be used: {message}")]
+    TemplateInvalid {
+        /// The JobTemplate's name.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// A JobRun overrides a field its JobTemplate does not allow.
+    #[error("overriding {field} is not allowed by the JobTemplate")]
+    OverrideNotAllowed {
+        /// `command`, `args` or `env`.
+        field: String,
+    },
+    /// Anything else wrong with the final Job (reported as `InvalidSpec`).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BuildError {
+    /// The condition/Event reason for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TemplateNotFound { .. } => reasons::TEMPLATE_NOT_FOUND,
+            Self::TemplateInvalid { .. } => reasons::TEMPLATE_INVALID,
+            Self::OverrideNotAllowed { .. } => reasons::OVERRIDE_NOT_ALLOWED,
+            Self::Invalid(_) => reasons::INVALID_SPEC,
+        }
+    }
+
+    /// Whether the step waits (the template may appear or be fixed) rather than fails.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            Self::TemplateNotFound { .. } | Self::TemplateInvalid { .. }
+        )
+    }
+}
+
+impl From<ParamsError> for BuildError {
+    fn from(error: ParamsError) -> Self {
+        match error {
+            ParamsError::OverrideNotAllowed { field } => Self::OverrideNotAllowed { field },
+            other => Self::Invalid(other.to_string()),
+        }
+    }
+}
+
+/// `spec.maxParallel` as the scheduler reads it (negative values act as 0, i.e. 1).
+pub(crate) fn max_parallel(value: Option<i32>) -> Option<u32> {
+    value.map(|n| u32::try_from(n).unwrap_or(0))
+}
+
+/// The step of `plan` with id `step`, or `BuildError::Invalid`.
+pub(crate) fn planned(plan: &Plan, step: StepId) -> Result<&PlannedStep, BuildError> {
+    plan.step(step)
+        .ok_or_else(|| BuildError::Invalid(format!("step {} is not in the plan", step.0)))
+}

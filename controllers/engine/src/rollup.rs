@@ -1,0 +1,769 @@
+//! Status roll-up of the run kinds (SPEC §1 "Status contract"), pure: the scheduler's
+//! [`Decision`], the observed Jobs per step, the per-step blockers and the previous status go
+//! in; the new [`RunStatus`] and the bounded per-step entries come out. The current time is a
+//! parameter (it is only used for a condition that flips and for a completion without any Job).
+//!
+//! Decisions taken here:
+//! - Conditions are the kstatus set of [`crate::conditions::run_conditions`] for the phase. When a
+//!   step is blocked ([`Blocker`]), `Ready` is `False` with the blocker's reason (`NameConflict`,
+//!   `TemplateNotFound`, ...) and so are the reasons of `Stalled`/`Failed` when the run failed:
+//!   the table's reasons win over the generic `Pending`/`Progressing`/`Failed`.
+//! - `startTime` is the earliest `creationTimestamp` of the run's Jobs (or the previous value
+//!   when earlier: Jobs may be deleted by their TTL); `completionTime` is set once the run is
+//!   terminal, to the latest final signal of its Jobs (kept as is while the run stays terminal),
+//!   or `now` when no Job reports one (every step aborted or conflicting).
+//! - At most [`MAX_STEP_ENTRIES`] step entries are kept. Beyond that, the entries that say most
+//!   are kept (failed or blocked, then running, aborted, pending, succeeded), shown in step
+//!   order, and the rest is counted in `omitted`.
+
+use jobsmith_api::{
+    GroupStatus, MAX_STEP_ENTRIES, Phase, RunStatus, StepCounts, StepEntry,
+    StepPhase as ApiStepPhase, condition_types as types, reasons as api_reasons,
+};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::conditions::{self, ConditionStatus};
+use crate::dag::{Dag, StepId};
+use crate::observe;
+use crate::schedule::{Decision, RunPhase, StepPhase};
+
+/// Why a step cannot get (or keep) its Job, found by the run mechanism while observing and
+/// creating. The first three leave the step waiting; the others fail it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Blocker {
+    /// The referenced JobTemplate does not exist (yet): the step waits.
+    TemplateNotFound {
+        /// The JobTemplate's name.
+        template: String,
+    },
+    /// The referenced JobTemplate exists but cannot be used: the step waits for a fix.
+    TemplateInvalid {
+        /// The JobTemplate's name.
+        template: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// A Job with the step's name exists with another (or no) controller owner. It is never
+    /// adopted; the step fails.
+    NameConflict,
+    /// A JobRun overrides a field its JobTemplate does not allow; the step fails.
+    OverrideNotAllowed {
+        /// The overridden field.
+        field: String,
+    },
+    /// The step's Job cannot be built from the spec; the step fails.
+    Invalid {
+        /// The precise problem.
+        message: String,
+    },
+    /// DaemonJob: the step's node disappeared before its Job finished. The step is terminal,
+    /// does not count as success, and its phase is `NodeLost`.
+    NodeLost {
+        /// The node's name.
+        node: String,
+    },
+}
+
+impl Blocker {
+    /// The condition and Event reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TemplateNotFound { .. } => api_reasons::TEMPLATE_NOT_FOUND,
+            Self::TemplateInvalid { .. } => api_reasons::TEMPLATE_INVALID,
+            Self::NameConflict => api_reasons::NAME_CONFLICT,
+            Self::OverrideNotAllowed { .. } => api_reasons::OVERRIDE_NOT_ALLOWED,
+            Self::Invalid { .. } => api_reasons::INVALID_SPEC,
+            Self::NodeLost { .. } => api_reasons::NODE_LOST,
+        }
+    }
+
+    /// Whether the step counts as failed (otherwise it waits for the blocker to go away).
+    pub fn fails_step(&self) -> bool {
+        matches!(
+            self,
+            Self::NameConflict
+                | Self::OverrideNotAllowed { .. }
+                | Self::Invalid { .. }
+                | Self::NodeLost { .. }
+        )
+    }
+
+    /// A message naming the step, its Job and the problem (status message and Event note).
+    pub fn describe(&self, key: &str, job_name: &str) -> String {
+        match self {
+            Self::TemplateNotFound { template } => {
+                format!("step {key}: JobTemplate \"{template}\" not found")
+            }
+            Self::TemplateInvalid { template, message } => {
+                format!("step {key}: JobTemplate \"{template}\" cannot be used: {message}")
+            }
+            Self::NameConflict => format!(
+                "step {key}: Job \"{job_name}\" exists and is not controlled by this object; it is not adopted"
+            ),
+            Self::OverrideNotAllowed { field } => {
+                format!("step {key}: overriding \"{field}\" is not allowed by the JobTemplate")
+            }
+            Self::Invalid { message } => format!("step {key}: {message}"),
+            Self::NodeLost { node } => format!(
+                "step {key}: node \"{node}\" disappeared before Job \"{job_name}\" finished"
+            ),
+        }
+    }
+}
+
+/// What is known of one step (indexed by [`StepId`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StepView<'a> {
+    /// The step's status key (`group/job`, flow name, ...).
+    pub key: &'a str,
+    /// The step's deterministic Job name.
+    pub job_name: &'a str,
+    /// The step's Job when it exists and is controlled by the parent.
+    pub job: Option<&'a Job>,
+    /// Why the step is blocked, if it is.
+    pub blocker: Option<&'a Blocker>,
+}
+
+/// Everything the roll-up reads.
+#[derive(Clone, Copy, Debug)]
+pub struct RunInput<'a> {
+    /// The scheduler's decision for the observed outcomes (blocked-and-failed steps fed as
+    /// `Failed`).
+    pub decision: &'a Decision,
+    /// One view per step, indexed by [`StepId`].
+    pub steps: &'a [StepView<'a>],
+    /// The status as last written (conditions keep their `lastTransitionTime` from it).
+    pub previous: Option<&'a RunStatus>,
+    /// `metadata.generation` of the parent.
+    pub generation: Option<i64>,
+    /// The current time.
+    pub now: &'a Time,
+}
+
+/// The roll-up of one reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rollup {
+    /// Phase, conditions, progress, times, message.
+    pub run: RunStatus,
+    /// At most [`MAX_STEP_ENTRIES`] step entries, in step order.
+    pub entries: Vec<StepEntry>,
+    /// Steps not listed in `entries`.
+    pub omitted: u32,
+    /// The phase of every step, indexed by [`StepId`].
+    pub step_phases: Vec<ApiStepPhase>,
+    /// The reason on `Ready`.
+    pub reason: String,
+}
+
+/// The API phase of a run phase.
+pub fn api_phase(phase: RunPhase) -> Phase {
+    match phase {
+        RunPhase::Pending => Phase::Pending,
+        RunPhase::Running => Phase::Running,
+        RunPhase::Succeeded => Phase::Succeeded,
+        RunPhase::Failed => Phase::Failed,
+        RunPhase::Suspended => Phase::Suspended,
+    }
+}
+
+/// The API phase of a step phase.
+pub fn api_step_phase(phase: StepPhase) -> ApiStepPhase {
+    match phase {
+        StepPhase::Pending => ApiStepPhase::Pending,
+        StepPhase::Running => ApiStepPhase::Running,
+        StepPhase::Succeeded => ApiStepPhase::Succeeded,
+        StepPhase::Failed => ApiStepPhase::Failed,
+        StepPhase::Aborted => ApiStepPhase::Aborted,
+    }
+}
+
+/// The status of a run from its decision (see the module doc for the rules).
+pub fn rollup(input: &RunInput<'_>) -> Rollup {
+    let decision = input.decision;
+    let phase = decision.phase;
+    let step_phases: Vec<ApiStepPhase> = (0..input.steps.len())
+        .map(|i| match input.steps[i].blocker {
+            // The scheduler saw a failed step; the status says why.
+            Some(Blocker::NodeLost { .. }) => ApiStepPhase::NodeLost,
+            _ => api_step_phase(decision.steps.get(i).copied().unwrap_or_default()),
+        })
+        .collect();
+
+    // The first blocker in step order explains the run; the others are counted.
+    let mut blocked = input
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.blocker.map(|b| (i, b)))
+        .filter(|(i, _)| step_phases[*i] != ApiStepPhase::Aborted);
+    let first = blocked.next();
+    let more = blocked.count();
+
+    let mut message = decision.message.clone();
+    let mut reason = default_reason(phase).to_owned();
+    let mut desired = conditions::run_conditions(phase, &message);
+    if let Some((i, blocker)) = first
+        && phase != RunPhase::Succeeded
+    {
+        let step = &input.steps[i];
+        if phase == RunPhase::Pending {
+            // The scheduler counts the blocked steps as being started; they are not.
+            message = format!("waiting, {} done", decision.progress);
+        }
+        let mut what = blocker.describe(step.key, step.job_name);
+        if more > 0 {
+            what.push_str(&format!(" (and {more} more blocked steps)"));
+        }
+        message = format!("{what}; {message}");
+        reason = blocker.reason().to_owned();
+        for condition in &mut desired {
+            condition.message.clone_from(&message);
+            match condition.type_.as_str() {
+                types::READY => {
+                    condition.status = ConditionStatus::False;
+                    condition.reason.clone_from(&reason);
+                }
+                types::STALLED | types::FAILED => condition.reason.clone_from(&reason),
+                _ => {}
+            }
+        }
+    }
+
+    let previous = input.previous;
+    let conditions = conditions::set_conditions(
+        previous.map_or(&[][..], |p| p.conditions.as_slice()),
+        &desired,
+        input.now,
+        input.generation,
+    );
+
+    let start_time = input
+        .steps
+        .iter()
+        .filter_map(|s| s.job?.metadata.creation_timestamp.clone())
+        .chain(previous.and_then(|p| p.start_time.clone()))
+        .min();
+    let completion_time = if phase.is_terminal() {
+        let kept = previous
+            .filter(|p| p.phase.is_some_and(Phase::is_terminal))
+            .and_then(|p| p.completion_time.clone());
+        kept.or_else(|| {
+            input
+                .steps
+                .iter()
+                .filter_map(|s| s.job.and_then(observe::finished_at).cloned())
+                .max()
+        })
+        .or_else(|| Some(input.now.clone()))
+    } else {
+        None
+    };
+
+    let run = RunStatus {
+        phase: Some(api_phase(phase)),
+        conditions,
+        observed_generation: input.generation,
+        progress: Some(decision.progress.to_string()),
+        start_time,
+        completion_time,
+        message: Some(message),
+    };
+    let (entries, omitted) = entries(input.steps, &step_phases);
+    Rollup {
+        run,
+        entries,
+        omitted,
+        step_phases,
+        reason,
+    }
+}
+
+fn default_reason(phase: RunPhase) -> &'static str {
+    match phase {
+        RunPhase::Pending => api_reasons::PENDING,
+        RunPhase::Running => api_reasons::PROGRESSING,
+        RunPhase::Suspended => api_reasons::SUSPENDED,
+        RunPhase::Succeeded => api_reasons::SUCCEEDED,
+        RunPhase::Failed => api_reasons::FAILED,
+    }
+}
+
+/// One step's entry.
+fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
+    StepEntry {
+        key: step.key.to_owned(),
+        job_name: Some(step.job_name.to_owned()),
+        phase,
+        start_time: step.job.and_then(observe::started_at).cloned(),
+        completion_time: step.job.and_then(observe::finished_at).cloned(),
+        reason: step.blocker.map(|b| b.reason().to_owned()),
+    }
+}
+
+/// Lower is shown first when the entries must be cut.
+fn priority(step: &StepView<'_>, phase: ApiStepPhase) -> u8 {
+    if step.blocker.is_some() {
+        return 0;
+    }
+    match phase {
+        ApiStepPhase::Failed | ApiStepPhase::NodeLost => 0,
+        ApiStepPhase::Running => 1,
+        ApiStepPhase::Aborted => 2,
+        ApiStepPhase::Pending => 3,
+        ApiStepPhase::Succeeded => 4,
+    }
+}
+
+fn entries(steps: &[StepView<'_>], phases: &[ApiStepPhase]) -> (Vec<StepEntry>, u32) {
+    if steps.len() <= MAX_STEP_ENTRIES {
+        let all = steps
+            .iter()
+            .zip(phases)
+            .map(|(s, p)| entry(s, *p))
+            .collect();
+        return (all, 0);
+    }
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    // Stable: equal priorities keep step order.
+    order.sort_by_key(|i| priority(&steps[*i], phases[*i]));
+    let mut shown: Vec<usize> = order.into_iter().take(MAX_STEP_ENTRIES).collect();
+    shown.sort_unstable();
+    let list = shown
+        .iter()
+        .map(|i| entry(&steps[*i], phases[*i]))
+        .collect();
+    let omitted = u32::try_from(steps.len() - MAX_STEP_ENTRIES).unwrap_or(u32::MAX);
+    (list, omitted)
+}
+
+/// The status of a run whose spec cannot run: phase `Failed`, `Stalled=True` and `Ready=False`
+/// with reason `InvalidSpec` and the precise `message`, nothing started. Times and progress of
+/// the previous status are kept (a spec edited into an invalid one does not erase history).
+pub fn invalid_spec(
+    previous: Option<&RunStatus>,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> RunStatus {
+    let conditions = conditions::set_conditions(
+        previous.map_or(&[][..], |p| p.conditions.as_slice()),
+        &conditions::invalid_spec_conditions(message),
+        now,
+        generation,
+    );
+    RunStatus {
+        phase: Some(Phase::Failed),
+        conditions,
+        observed_generation: generation,
+        progress: previous.and_then(|p| p.progress.clone()),
+        start_time: previous.and_then(|p| p.start_time.clone()),
+        completion_time: None,
+        message: Some(message.to_owned()),
+    }
+}
+
+/// Whether `status` is the invalid-spec status for `message` (so its Event was already sent).
+pub fn is_invalid_spec(status: &RunStatus, message: &str) -> bool {
+    status.phase == Some(Phase::Failed)
+        && status.message.as_deref() == Some(message)
+        && status.conditions.iter().any(|c| {
+            c.type_ == types::STALLED && c.status == "True" && c.reason == api_reasons::INVALID_SPEC
+        })
+}
+
+/// Per-group state (ManagedJob `status.groups`), in group order.
+pub fn group_statuses(dag: &Dag, decision: &Decision) -> Vec<GroupStatus> {
+    dag.groups()
+        .map(|g| {
+            let mut counts = StepCounts::default();
+            for s in dag.group_members(g) {
+                counts.total += 1;
+                match decision.steps.get(s.index()).copied().unwrap_or_default() {
+                    StepPhase::Pending => counts.pending += 1,
+                    StepPhase::Running => counts.running += 1,
+                    StepPhase::Succeeded => counts.succeeded += 1,
+                    StepPhase::Failed => counts.failed += 1,
+                    StepPhase::Aborted => counts.aborted += 1,
+                }
+            }
+            GroupStatus {
+                name: dag.group_key(g).to_owned(),
+                phase: api_step_phase(decision.groups.get(g.index()).copied().unwrap_or_default()),
+                counts,
+            }
+        })
+        .collect()
+}
+
+/// Step ids in order, for callers that zip views with ids.
+pub fn step_ids(len: usize) -> impl Iterator<Item = StepId> {
+    (0..len).map(|i| StepId(u32::try_from(i).unwrap_or(u32::MAX)))
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::dag::{DepSpec, GroupSpec, Required, StepSpec};
+    use crate::observe::StepOutcome;
+    use crate::schedule::{Policies, evaluate};
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    fn chain(keys: &[&str]) -> Dag {
+        let steps: Vec<StepSpec> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| StepSpec {
+                key: (*k).to_owned(),
+                group: None,
+                deps: if i == 0 {
+                    vec![]
+                } else {
+                    vec![DepSpec {
+                        target: keys[i - 1].to_owned(),
+                        required: Required::Succeeded,
+                    }]
+                },
+            })
+            .collect();
+        Dag::build(&steps, &[]).unwrap()
+    }
+
+    fn job(created: i64, started: Option<i64>, done: Option<(&str, i64)>) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                creation_timestamp: Some(at(created)),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(JobStatus {
+                start_time: started.map(at),
+                conditions: done.map(|(t, s)| {
+                    vec![JobCondition {
+                        type_: t.to_owned(),
+                        status: "True".into(),
+                        last_transition_time: Some(at(s)),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn views<'a>(
+        keys: &'a [&'a str],
+        jobs: &'a [Option<Job>],
+        blockers: &'a [Option<Blocker>],
+    ) -> Vec<StepView<'a>> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| StepView {
+                key: k,
+                job_name: k,
+                job: jobs.get(i).and_then(Option::as_ref),
+                blocker: blockers.get(i).and_then(Option::as_ref),
+            })
+            .collect()
+    }
+
+    fn cond<'a>(
+        run: &'a RunStatus,
+        t: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        run.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .expect("condition")
+    }
+
+    fn outcomes(jobs: &[Option<Job>]) -> Vec<StepOutcome> {
+        jobs.iter()
+            .map(|j| observe::step_outcome(j.as_ref()))
+            .collect()
+    }
+
+    #[test]
+    fn first_reconcile_is_reconciling_and_ready_unknown() {
+        let keys = ["a", "b"];
+        let dag = chain(&keys);
+        let jobs = [None, None];
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps = views(&keys, &jobs, &[]);
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(10),
+        });
+        assert_eq!(r.run.phase, Some(Phase::Pending));
+        assert_eq!(cond(&r.run, "Reconciling").status, "True");
+        assert_eq!(cond(&r.run, "Ready").status, "Unknown");
+        assert_eq!(r.run.progress.as_deref(), Some("0/2"));
+        assert_eq!(r.run.observed_generation, Some(1));
+        assert_eq!(r.run.start_time, None);
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.entries[0].job_name.as_deref(), Some("a"));
+        assert_eq!(r.omitted, 0);
+    }
+
+    #[test]
+    fn success_sets_ready_complete_and_times_from_the_jobs() {
+        let keys = ["a", "b"];
+        let dag = chain(&keys);
+        let jobs = [
+            Some(job(5, Some(6), Some(("Complete", 8)))),
+            Some(job(9, Some(9), Some(("SuccessCriteriaMet", 12)))),
+        ];
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps = views(&keys, &jobs, &[]);
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(2),
+            now: &at(100),
+        });
+        assert_eq!(r.run.phase, Some(Phase::Succeeded));
+        assert_eq!(cond(&r.run, "Ready").status, "True");
+        assert_eq!(cond(&r.run, "Complete").status, "True");
+        assert_eq!(cond(&r.run, "Reconciling").status, "False");
+        assert_eq!(r.run.start_time, Some(at(5)));
+        assert_eq!(r.run.completion_time, Some(at(12)));
+        assert_eq!(r.run.progress.as_deref(), Some("2/2"));
+        assert_eq!(r.entries[1].start_time, Some(at(9)));
+        assert_eq!(r.entries[1].completion_time, Some(at(12)));
+        assert_eq!(r.reason, "Succeeded");
+    }
+
+    #[test]
+    fn failure_stalls_and_aborts_dependents() {
+        let keys = ["a", "b"];
+        let dag = chain(&keys);
+        let jobs = [Some(job(5, Some(6), Some(("FailureTarget", 7)))), None];
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps = views(&keys, &jobs, &[]);
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(100),
+        });
+        assert_eq!(r.run.phase, Some(Phase::Failed));
+        assert_eq!(cond(&r.run, "Ready").status, "False");
+        assert_eq!(cond(&r.run, "Stalled").status, "True");
+        assert_eq!(cond(&r.run, "Failed").status, "True");
+        assert_eq!(
+            r.step_phases,
+            vec![ApiStepPhase::Failed, ApiStepPhase::Aborted]
+        );
+        assert_eq!(r.run.completion_time, Some(at(7)));
+    }
+
+    #[test]
+    fn unchanged_status_is_a_fixed_point() {
+        let keys = ["a", "b"];
+        let dag = chain(&keys);
+        let jobs = [Some(job(5, Some(6), None)), None];
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps = views(&keys, &jobs, &[]);
+        let first = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(10),
+        });
+        let second = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: Some(&first.run),
+            generation: Some(1),
+            now: &at(50),
+        });
+        assert_eq!(first, second);
+        assert_eq!(
+            cond(&second.run, "Reconciling").last_transition_time,
+            at(10)
+        );
+    }
+
+    #[test]
+    fn template_not_found_keeps_the_step_waiting_with_the_reason() {
+        let keys = ["a"];
+        let dag = chain(&keys);
+        let jobs = [None];
+        let blockers = [Some(Blocker::TemplateNotFound {
+            template: "tpl".into(),
+        })];
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps = views(&keys, &jobs, &blockers);
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(10),
+        });
+        assert_eq!(r.run.phase, Some(Phase::Pending));
+        let ready = cond(&r.run, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason, "TemplateNotFound");
+        assert_eq!(
+            ready.message,
+            "step a: JobTemplate \"tpl\" not found; waiting, 0/1 done"
+        );
+        assert_eq!(cond(&r.run, "Reconciling").status, "True");
+        assert_eq!(r.entries[0].reason.as_deref(), Some("TemplateNotFound"));
+        assert_eq!(r.entries[0].phase, ApiStepPhase::Pending);
+    }
+
+    #[test]
+    fn name_conflict_fails_the_run_with_its_reason() {
+        let keys = ["a"];
+        let dag = chain(&keys);
+        let blockers = [Some(Blocker::NameConflict)];
+        let decision = evaluate(&dag, &[StepOutcome::Failed], &Policies::default());
+        let jobs = [None];
+        let steps = views(&keys, &jobs, &blockers);
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(10),
+        });
+        assert_eq!(r.run.phase, Some(Phase::Failed));
+        assert_eq!(cond(&r.run, "Stalled").reason, "NameConflict");
+        assert_eq!(cond(&r.run, "Ready").reason, "NameConflict");
+        // No Job reports a completion: the run completes now.
+        assert_eq!(r.run.completion_time, Some(at(10)));
+        assert_eq!(r.entries[0].reason.as_deref(), Some("NameConflict"));
+    }
+
+    #[test]
+    fn suspended_has_its_own_condition_set() {
+        let keys = ["a", "b"];
+        let dag = chain(&keys);
+        let jobs = [Some(job(1, Some(1), Some(("Complete", 2)))), None];
+        let policies = Policies {
+            suspend: true,
+            ..Policies::default()
+        };
+        let decision = evaluate(&dag, &outcomes(&jobs), &policies);
+        let steps = views(&keys, &jobs, &[]);
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(10),
+        });
+        assert_eq!(r.run.phase, Some(Phase::Suspended));
+        assert_eq!(cond(&r.run, "Ready").reason, "Suspended");
+        assert_eq!(r.run.completion_time, None);
+    }
+
+    #[test]
+    fn invalid_spec_status_and_its_detection() {
+        let s = invalid_spec(None, "dependency cycle: a -> b -> a", Some(3), &at(1));
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(cond(&s, "Stalled").reason, "InvalidSpec");
+        assert_eq!(cond(&s, "Stalled").message, "dependency cycle: a -> b -> a");
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert!(is_invalid_spec(&s, "dependency cycle: a -> b -> a"));
+        assert!(!is_invalid_spec(&s, "other"));
+        let again = invalid_spec(Some(&s), "dependency cycle: a -> b -> a", Some(3), &at(9));
+        assert_eq!(s, again);
+    }
+
+    #[test]
+    fn entries_are_bounded_and_keep_the_interesting_ones() {
+        let n = MAX_STEP_ENTRIES + 20;
+        let keys: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let specs: Vec<StepSpec> = keys
+            .iter()
+            .map(|k| StepSpec {
+                key: k.clone(),
+                group: None,
+                deps: vec![],
+            })
+            .collect();
+        let dag = Dag::build(&specs, &[]).unwrap();
+        let mut jobs: Vec<Option<Job>> = (0..n)
+            .map(|_| Some(job(1, Some(1), Some(("Complete", 2)))))
+            .collect();
+        jobs[n - 1] = Some(job(1, Some(1), Some(("Failed", 3))));
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps: Vec<StepView<'_>> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| StepView {
+                key: k,
+                job_name: k,
+                job: jobs[i].as_ref(),
+                blocker: None,
+            })
+            .collect();
+        let r = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(10),
+        });
+        assert_eq!(r.entries.len(), MAX_STEP_ENTRIES);
+        assert_eq!(r.omitted, 20);
+        assert_eq!(r.step_phases.len(), n);
+        // The failed step is shown, and entries stay in step order.
+        assert_eq!(
+            r.entries.last().map(|e| e.key.as_str()),
+            Some(keys[n - 1].as_str())
+        );
+        assert_eq!(r.entries[0].key, "s0");
+        let size = serde_json::to_vec(&r.entries).unwrap().len();
+        assert!(size < 200 * 1024, "{size}");
+    }
+
+    #[test]
+    fn groups_are_counted() {
+        let steps = vec![
+            StepSpec {
+                key: "g/a".into(),
+                group: Some("g".into()),
+                deps: vec![],
+            },
+            StepSpec {
+                key: "g/b".into(),
+                group: Some("g".into()),
+                deps: vec![],
+            },
+        ];
+        let groups = vec![GroupSpec {
+            key: "g".into(),
+            deps: vec![],
+        }];
+        let dag = Dag::build(&steps, &groups).unwrap();
+        let decision = evaluate(
+            &dag,
+            &[StepOutcome::Succeeded, StepOutcome::Running],
+            &Policies::default(),
+        );
+        let g = group_statuses(&dag, &decision);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].name, "g");
+        assert_eq!(g[0].phase, ApiStepPhase::Running);
+        assert_eq!(g[0].counts.total, 2);
+        assert_eq!(g[0].counts.succeeded, 1);
+        assert_eq!(g[0].counts.running, 1);
+    }
+}
