@@ -185,10 +185,7 @@ where
 
     /// Every cached object.
     pub fn state(&self) -> Vec<Arc<K>> {
-        self.stores
-            .iter()
-            .flat_map(|(_, store)| store.state())
-            .collect()
+        state_of(&self.stores)
     }
 
     /// Cached objects of one namespace matching `predicate`.
@@ -215,13 +212,16 @@ where
     /// this subscriber lagged behind).
     pub fn subscribe(&self) -> BoxStream<'static, Arc<K>> {
         let rx = self.tx.subscribe();
-        let cache = self.clone();
-        futures::stream::unfold((rx, cache), |(mut rx, cache)| async move {
+        // Only the stores, not a clone of the cache: a held `Sender` would keep the channel open
+        // and the stream would never end once the cache is gone.
+        let stores = self.stores.clone();
+        futures::stream::unfold((rx, stores), |(mut rx, stores)| async move {
             match rx.recv().await {
-                Ok(obj) => Some((vec![obj], (rx, cache))),
+                Ok(obj) => Some((vec![obj], (rx, stores))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "cache subscriber lagged; resyncing from the cache");
-                    Some((cache.state(), (rx, cache)))
+                    let state = state_of(&stores);
+                    Some((state, (rx, stores)))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
@@ -229,6 +229,13 @@ where
         .flat_map(futures::stream::iter)
         .boxed()
     }
+}
+
+fn state_of<K>(stores: &[(Option<String>, Store<K>)]) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    stores.iter().flat_map(|(_, store)| store.state()).collect()
 }
 
 /// Waits for `cache` to be ready or for shutdown; logs while waiting. `true` when ready.
@@ -290,7 +297,9 @@ mod tests {
     }
 
     /// A cache over two namespace stores, filled by hand instead of by a watch.
-    fn two_namespace_cache(capacity: usize) -> (SharedCache<ConfigMap>, broadcast::Sender<Arc<ConfigMap>>) {
+    fn two_namespace_cache(
+        capacity: usize,
+    ) -> (SharedCache<ConfigMap>, broadcast::Sender<Arc<ConfigMap>>) {
         let (reader_a, mut writer_a) = reflector::store::<ConfigMap>();
         let (reader_b, mut writer_b) = reflector::store::<ConfigMap>();
         writer_a.apply_watcher_event(&watcher::Event::Apply(cm("a", "x")));
@@ -299,8 +308,17 @@ mod tests {
         std::mem::forget(writer_a);
         std::mem::forget(writer_b);
         let (tx, _) = broadcast::channel(capacity);
-        let stores = vec![(Some("a".to_string()), reader_a), (Some("b".to_string()), reader_b)];
-        (SharedCache { stores: Arc::new(stores), tx: tx.clone() }, tx)
+        let stores = vec![
+            (Some("a".to_string()), reader_a),
+            (Some("b".to_string()), reader_b),
+        ];
+        (
+            SharedCache {
+                stores: Arc::new(stores),
+                tx: tx.clone(),
+            },
+            tx,
+        )
     }
 
     #[test]
@@ -311,7 +329,11 @@ mod tests {
         assert!(cache.get(&ObjectRef::new("x").within("c")).is_none());
         assert_eq!(cache.state().len(), 2);
         assert_eq!(cache.in_namespace("b", |_| true).len(), 1);
-        assert!(cache.in_namespace("b", |c| c.metadata.name.as_deref() == Some("x")).is_empty());
+        assert!(
+            cache
+                .in_namespace("b", |c| c.metadata.name.as_deref() == Some("x"))
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -319,7 +341,10 @@ mod tests {
         let (cache, tx) = two_namespace_cache(2);
         let mut sub = cache.subscribe();
         tx.send(Arc::new(cm("a", "new"))).unwrap();
-        assert_eq!(sub.next().await.unwrap().metadata.name.as_deref(), Some("new"));
+        assert_eq!(
+            sub.next().await.unwrap().metadata.name.as_deref(),
+            Some("new")
+        );
 
         // Five sends into a channel of two: the subscriber lags, gets the whole cache, then the rest.
         for i in 0..5 {

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::batch::v1::Job;
-use kube::Client;
+use jobsmith_api::JobTemplate;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
+use kube::{Client, core::DeserializeGuard};
 
 use crate::{
     backoff::Backoffs,
@@ -13,6 +14,7 @@ use crate::{
     health::Readiness,
     metrics::Metrics,
     ratelimit::WriteLimiter,
+    run::RunMemory,
 };
 
 /// Built once by `main` and shared by all controllers.
@@ -21,6 +23,10 @@ pub struct Shared {
     pub client: Client,
     /// The one label-selected Job watch (see `jobs.rs`).
     pub jobs: SharedCache<Job>,
+    /// The one JobTemplate watch (see `templates.rs`); malformed templates stay in it as errors.
+    pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
+    /// The pruned Node watch (see `nodes.rs`); only when the DaemonJob controller is enabled.
+    pub nodes: Option<SharedCache<Node>>,
     pub limiter: Arc<WriteLimiter>,
     pub metrics: Metrics,
     pub scope: Arc<WatchScope>,
@@ -38,6 +44,11 @@ pub struct Context {
     /// Field manager of every write of this controller (`jobsmith-<kind>`).
     pub field_manager: &'static str,
     pub jobs: SharedCache<Job>,
+    pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
+    /// The pruned Node cache (DaemonJob), when started.
+    pub nodes: Option<SharedCache<Node>>,
+    /// What the run mechanism last saw of each run object (`run.rs`).
+    pub runs: RunMemory,
     /// Per-object backoff of failed reconciles; the driver uses it, reconcilers need not.
     pub backoff: Backoffs,
     /// Every write goes through it (`apply.rs`, `status.rs`, `events.rs` do so already).
@@ -55,6 +66,9 @@ impl Context {
             controller,
             field_manager,
             jobs: shared.jobs.clone(),
+            templates: shared.templates.clone(),
+            nodes: shared.nodes.clone(),
+            runs: RunMemory::default(),
             backoff: Backoffs::default(),
             limiter: shared.limiter.clone(),
             events: EventPublisher::new(

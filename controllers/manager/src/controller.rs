@@ -65,6 +65,14 @@ pub trait Reconciler: Send + Sync + 'static {
     /// Whether changes of Jobs controlled by a `Kind` trigger its reconcile (all run kinds).
     const OWNS_JOBS: bool = true;
 
+    /// Whether the kind resolves `templateRef`s: reconciling waits for the JobTemplate cache
+    /// (a template not listed yet would look missing).
+    const USES_TEMPLATES: bool = false;
+
+    /// Whether the kind reads the Node cache (DaemonJob): reconciling waits for it (a node not
+    /// listed yet would look gone).
+    const USES_NODES: bool = false;
+
     /// One reconcile of one object: read, check, build, write (STYLE 1).
     fn reconcile(
         obj: Arc<Self::Kind>,
@@ -80,6 +88,11 @@ pub trait Reconciler: Send + Sync + 'static {
     ) -> Vec<BoxStream<'static, ObjectRef<Self::Kind>>> {
         Vec::new()
     }
+
+    /// The object is gone (a trigger found it no longer cached; with owned Jobs this happens as
+    /// the garbage collector deletes its Jobs): drop what is kept per object, such as metric
+    /// series. Must be idempotent.
+    fn forget(_ctx: &Context, _namespace: Option<&str>, _name: &str) {}
 }
 
 /// Maps every object of a shared cache to the objects of this kind it concerns.
@@ -240,6 +253,20 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     if R::OWNS_JOBS && !wait_ready_or_shutdown("jobs", &shared.jobs, &shutdown).await {
         return;
     }
+    if R::USES_TEMPLATES
+        && !wait_ready_or_shutdown("jobtemplates", &shared.templates, &shutdown).await
+    {
+        return;
+    }
+    if R::USES_NODES {
+        let Some(nodes) = &shared.nodes else {
+            tracing::error!(controller = %kind, "the Node cache was not started; controller not run");
+            return;
+        };
+        if !wait_ready_or_shutdown("nodes", nodes, &shutdown).await {
+            return;
+        }
+    }
 
     let mut runs = Vec::new();
     for (namespace, ready) in scopes.into_iter().zip(ready) {
@@ -289,7 +316,13 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
         let stream = controller
             .graceful_shutdown_on(shutdown.wait())
             .run(reconcile_guarded::<R>, error_policy::<R>, ctx.clone())
-            .for_each(|result| async move { log_result::<R>(result) });
+            .for_each({
+                let ctx = ctx.clone();
+                move |result| {
+                    log_result::<R>(result, &ctx);
+                    std::future::ready(())
+                }
+            });
         runs.push(async move {
             tokio::join!(mark_ready, stream);
         });
@@ -304,7 +337,7 @@ type RunResult<K, E> = Result<
     controller::Error<DriverError<E>, watcher::Error>,
 >;
 
-fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>) {
+fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>, ctx: &Context) {
     match result {
         Ok((object, action)) => {
             tracing::debug!(controller = %R::CONTROLLER, %object, ?action, "reconciled")
@@ -313,7 +346,8 @@ fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>) {
         Err(controller::Error::ReconcilerFailed(..)) => {}
         // A trigger for an object that is not (or no longer) in the cache: deleted meanwhile.
         Err(controller::Error::ObjectNotFound(object)) => {
-            tracing::debug!(controller = %R::CONTROLLER, %object, "object gone before reconcile")
+            tracing::debug!(controller = %R::CONTROLLER, %object, "object gone before reconcile");
+            R::forget(ctx, object.namespace.as_deref(), &object.name);
         }
         Err(error) => {
             tracing::warn!(controller = %R::CONTROLLER, %error, "controller stream error")

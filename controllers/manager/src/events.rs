@@ -26,12 +26,14 @@ pub enum EventKind {
     Failed,
     Invalid,
     Conflict,
+    /// A run became suspended (Normal).
+    Suspended,
 }
 
 impl EventKind {
     pub fn event_type(self) -> EventType {
         match self {
-            EventKind::Created | EventKind::Succeeded => EventType::Normal,
+            EventKind::Created | EventKind::Succeeded | EventKind::Suspended => EventType::Normal,
             EventKind::Failed | EventKind::Invalid | EventKind::Conflict => EventType::Warning,
         }
     }

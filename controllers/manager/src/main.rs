@@ -7,7 +7,7 @@ use clap::Parser;
 
 use jobsmith_manager::{
     cache::{self, WatchScope},
-    cli::{Cli, Command, RunArgs},
+    cli::{Cli, Command, ControllerKind, RunArgs},
     context::Shared,
     controllers, generate, health,
     health::{HealthState, Heartbeat, Readiness},
@@ -15,9 +15,10 @@ use jobsmith_manager::{
     leader::{LeaderOutcome, Leadership},
     metrics,
     metrics::Metrics,
+    nodes,
     ratelimit::WriteLimiter,
     shutdown::Shutdown,
-    telemetry,
+    telemetry, templates,
 };
 
 /// How long running reconciles may take to finish after the shutdown signal (the pod's
@@ -181,9 +182,25 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
 
     let scope = Arc::new(WatchScope::from_flags(&args.namespaces));
     let jobs = jobs::spawn_cache(&client, &scope, shutdown.clone());
+    let templates = templates::spawn_cache(&client, &scope, shutdown.clone());
+    // Nodes are watched only for DaemonJobs.
+    let node_cache = enabled
+        .contains(&ControllerKind::Daemonjob)
+        .then(|| nodes::spawn_cache(&client, shutdown.clone()));
+    if let Some(node_cache) = node_cache.clone() {
+        let nodes_ready = readiness.register("cache/nodes");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if cache::wait_ready_or_shutdown("nodes", &node_cache, &stop).await {
+                nodes_ready.set_synced();
+            }
+        });
+    }
     let shared = Shared {
         client,
         jobs: jobs.clone(),
+        templates: templates.clone(),
+        nodes: node_cache,
         limiter: Arc::new(WriteLimiter::new(args.kube_api_qps, args.kube_api_burst)),
         metrics,
         scope,
@@ -196,6 +213,13 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
     tokio::spawn(async move {
         if cache::wait_ready_or_shutdown("jobs", &jobs, &stop).await {
             jobs_ready.set_synced();
+        }
+    });
+    let templates_ready = readiness.register("cache/jobtemplates");
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if cache::wait_ready_or_shutdown("jobtemplates", &templates, &stop).await {
+            templates_ready.set_synced();
         }
     });
 

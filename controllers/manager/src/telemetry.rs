@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn rust_log_overrides_log_level_when_valid() {
-        assert_eq!(directives(&filter(LogLevel::Info, Some("jobsmith=trace"))), ["jobsmith=trace"]);
+        assert_eq!(
+            directives(&filter(LogLevel::Info, Some("jobsmith=trace"))),
+            ["jobsmith=trace"]
+        );
         // An invalid RUST_LOG falls back to LOG_LEVEL instead of failing start-up.
         let fallback = directives(&filter(LogLevel::Error, Some("jobsmith=notalevel")));
         assert!(fallback.contains(&"error".to_string()), "{fallback:?}");

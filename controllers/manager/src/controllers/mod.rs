@@ -1,21 +1,34 @@
 //! The five reconcilers, one module each (`managedjob.rs`, `jobflow.rs`, `daemonjob.rs`,
 //! `jobtemplate.rs`, `jobrun.rs`), each implementing [`crate::controller::Reconciler`].
 //!
-//! Adding a kind: write its module, then replace its arm below with
-//! `crate::controller::run::<managedjob::ManagedJobController>(shared, shutdown).await`.
+//! A run kind implements [`crate::run::RunKind`] on its API type and calls
+//! [`crate::run::reconcile`] (see `managedjob.rs`, the smallest complete example).
 
-use crate::{cli::ControllerKind, context::Shared, shutdown::Shutdown};
+pub mod daemonjob;
+pub mod jobflow;
+pub mod jobrun;
+pub mod jobtemplate;
+pub mod managedjob;
+
+use crate::{cli::ControllerKind, context::Shared, controller, shutdown::Shutdown};
 
 /// Runs the controller of `kind` until shutdown.
 pub async fn run(kind: ControllerKind, shared: Shared, shutdown: Shutdown) {
-    let _ = (&shared, &shutdown);
     match kind {
-        ControllerKind::Managedjob
-        | ControllerKind::Jobflow
-        | ControllerKind::Daemonjob
-        | ControllerKind::Jobtemplate
-        | ControllerKind::Jobrun => {
-            tracing::warn!(controller = %kind, "controller not implemented yet; skipped");
+        ControllerKind::Managedjob => {
+            controller::run::<managedjob::ManagedJobController>(shared, shutdown).await;
+        }
+        ControllerKind::Jobflow => {
+            controller::run::<jobflow::JobFlowController>(shared, shutdown).await;
+        }
+        ControllerKind::Daemonjob => {
+            controller::run::<daemonjob::DaemonJobController>(shared, shutdown).await;
+        }
+        ControllerKind::Jobtemplate => {
+            controller::run::<jobtemplate::JobTemplateController>(shared, shutdown).await;
+        }
+        ControllerKind::Jobrun => {
+            controller::run::<jobrun::JobRunController>(shared, shutdown).await;
         }
     }
 }

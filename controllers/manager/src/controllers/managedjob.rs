@@ -1,0 +1,142 @@
+//! ManagedJob (SPEC §2) on the run mechanism: its compile functions, its status type and the
+//! seed's metrics (`managedjob_*`). Everything else is `run.rs`.
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use jobsmith_api::{JobTemplate, ManagedJob, ManagedJobStatus, RunStatus, StepEntry};
+use jobsmith_engine::{
+    StepId,
+    compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
+    rollup,
+};
+use k8s_openapi::api::batch::v1::Job;
+use kube::{
+    ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        controller::Action,
+        reflector::{ObjectRef, Store},
+    },
+};
+use serde_json::Value;
+
+use crate::{
+    cli::ControllerKind,
+    context::Context,
+    controller::Reconciler,
+    metrics::managedjob as mj_metrics,
+    run::{self, RunError, RunKind, StatusParts},
+};
+
+impl RunKind for ManagedJob {
+    type Status = ManagedJobStatus;
+
+    fn run_status(&self) -> Option<&RunStatus> {
+        self.status.as_ref().map(|s| &s.run)
+    }
+
+    fn step_entries(&self) -> &[StepEntry] {
+        self.status.as_ref().map_or(&[], |s| s.jobs.as_slice())
+    }
+
+    fn status_value(&self) -> Value {
+        self.status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    const PLAN_FROM_SPEC: bool = true;
+
+    fn plan(&self) -> Result<Plan, InvalidSpec> {
+        compile::managedjob::plan(self)
+    }
+
+    fn build_job(
+        &self,
+        plan: &Plan,
+        step: StepId,
+        template: Option<&JobTemplate>,
+    ) -> Result<Job, BuildError> {
+        compile::managedjob::build_job(self, plan, step, template)
+    }
+
+    fn make_status(parts: StatusParts<'_>) -> ManagedJobStatus {
+        let groups = match (parts.plan, parts.decision) {
+            (Some(plan), Some(decision)) => rollup::group_statuses(&plan.dag, decision),
+            _ => Vec::new(),
+        };
+        ManagedJobStatus {
+            run: parts.run,
+            groups,
+            jobs: parts.entries,
+            omitted_jobs: (parts.omitted > 0).then_some(parts.omitted),
+        }
+    }
+
+    fn references_template(&self, name: &str) -> bool {
+        self.spec
+            .groups
+            .iter()
+            .flat_map(|g| &g.jobs)
+            .any(|j| j.template_ref.as_deref() == Some(name))
+    }
+
+    fn on_job_created(_ctx: &Context, obj: &Self, step: &PlannedStep) {
+        mj_metrics::job_created(
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+            step.group.as_deref().unwrap_or_default(),
+        );
+    }
+
+    fn on_job_finished(_ctx: &Context, obj: &Self, step: &PlannedStep, succeeded: bool) {
+        let (namespace, workflow) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let group = step.group.as_deref().unwrap_or_default();
+        if succeeded {
+            mj_metrics::job_succeeded(&namespace, &workflow, group);
+        } else {
+            mj_metrics::job_failed(&namespace, &workflow, group);
+        }
+    }
+
+    fn on_reconciled(ctx: &Context, obj: &Self, active: u64) {
+        ctx.metrics.active_jobs.set(
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+            active,
+        );
+    }
+}
+
+/// The ManagedJob controller.
+pub struct ManagedJobController;
+
+impl Reconciler for ManagedJobController {
+    type Kind = ManagedJob;
+    type Error = RunError;
+    const CONTROLLER: ControllerKind = ControllerKind::Managedjob;
+    const USES_TEMPLATES: bool = true;
+
+    async fn reconcile(obj: Arc<ManagedJob>, ctx: Arc<Context>) -> Result<Action, RunError> {
+        let _timer = mj_metrics::ReconcileTimer::start(
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+        );
+        run::reconcile(obj, ctx).await
+    }
+
+    fn triggers(
+        ctx: &Arc<Context>,
+        own: &Store<DeserializeGuard<ManagedJob>>,
+    ) -> Vec<BoxStream<'static, ObjectRef<ManagedJob>>> {
+        vec![run::template_trigger(ctx, own)]
+    }
+
+    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
+        let namespace = namespace.unwrap_or_default();
+        ctx.runs.forget(namespace, name);
+        ctx.metrics.active_jobs.remove(namespace, name);
+    }
+}

@@ -1,0 +1,904 @@
+//! The one run mechanism of the run kinds (ManagedJob, JobFlow, and next DaemonJob and JobRun):
+//! a kind supplies its compile functions and its status type ([`RunKind`]); everything else is
+//! here, written once (STYLE 1, 2):
+//!
+//! 1. **Read**: compile the spec into a [`Plan`] (an invalid spec stops here: phase `Failed`,
+//!    `Stalled=True` reason `InvalidSpec`, one Warning Event, no Job); look up each step's Job
+//!    *by name* in the shared Job cache (no list). A Job with the step's name and another (or
+//!    no) controller owner is never adopted: the step fails with `NameConflict`.
+//! 2. **Decide**: the engine's scheduler ([`evaluate`]) on the observed outcomes.
+//! 3. **Write Jobs**: build the Jobs to create (resolving `templateRef` from the shared
+//!    JobTemplate cache; a missing template leaves the step waiting with `TemplateNotFound`),
+//!    create them if absent (idempotent: `AlreadyExists` with our owner is fine).
+//! 4. **Write status**: the engine's roll-up, sent only when it changed (`status.rs`).
+//! 5. **Tell**: Events per docs/architecture.md, derived by comparing the previous step phases
+//!    with the new ones, so a restart does not repeat them; kind hooks (ManagedJob metrics).
+//!
+//! The previous step phases come from a small in-memory record per object ([`RunMemory`]),
+//! seeded from the object's status after a restart; it also remembers which Jobs this process
+//! created but has not seen in the cache yet (the watch lags the create response), so such a
+//! step counts as running without another request.
+//!
+//! Decisions where SPEC is silent (docs/managedjob.md, docs/jobflow.md):
+//! - A step whose Job disappears after it finished (TTL, manual delete) keeps its result; a Job
+//!   deleted while running is created again.
+//! - A Job that exists for a step that is no longer in the spec is left alone.
+//! - Requeue: on change (the object, its Jobs, its JobTemplates) plus a periodic resync.
+
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use futures::{StreamExt, stream::BoxStream};
+use jobsmith_api::{JobTemplate, Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase};
+use jobsmith_engine::{
+    Decision, StepId, StepOutcome,
+    compile::{BuildError, InvalidSpec, Plan, PlannedStep},
+    evaluate, observe,
+    rollup::{self, Blocker, RunInput, StepView},
+};
+use k8s_openapi::{
+    NamespaceResourceScope, api::batch::v1::Job, apimachinery::pkg::apis::meta::v1::Time,
+};
+use kube::{
+    Resource, ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        controller::Action,
+        reflector::{ObjectRef, Store},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::{
+    apply::{self, ApplyError, JobWrite},
+    context::Context,
+    controller::{ErrorCategory, map_shared},
+    events::EventKind,
+    jobs,
+    status::{self, StatusError},
+};
+
+/// Resync of every run object even when nothing changed (a missed watch event cannot wedge it).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Jobs created at once in one reconcile (the write limiter still applies to each).
+const CREATE_CONCURRENCY: usize = 8;
+
+/// The pieces a kind's status is made of.
+pub struct StatusParts<'a> {
+    /// Phase, conditions, progress, times, message.
+    pub run: RunStatus,
+    /// Bounded per-step entries, in step order.
+    pub entries: Vec<StepEntry>,
+    /// Steps not listed in `entries`.
+    pub omitted: u32,
+    /// The plan (absent for an invalid spec).
+    pub plan: Option<&'a Plan>,
+    /// The decision (absent for an invalid spec).
+    pub decision: Option<&'a Decision>,
+}
+
+/// What a run kind supplies. Implemented on the API type.
+pub trait RunKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind's status type.
+    type Status: Serialize;
+
+    /// The common part of the current status.
+    fn run_status(&self) -> Option<&RunStatus>;
+    /// The per-step entries of the current status.
+    fn step_entries(&self) -> &[StepEntry];
+    /// The current status as JSON (`Value::Null` when there is none).
+    fn status_value(&self) -> Value;
+
+    /// Compiles the spec (engine `compile::<kind>::plan`).
+    fn plan(&self) -> Result<Plan, InvalidSpec>;
+    /// Builds one step's Job (engine `compile::<kind>::build_job`).
+    fn build_job(
+        &self,
+        plan: &Plan,
+        step: StepId,
+        template: Option<&JobTemplate>,
+    ) -> Result<Job, BuildError>;
+    /// The kind's status from its parts.
+    fn make_status(parts: StatusParts<'_>) -> Self::Status;
+    /// Whether some step names the JobTemplate `name` (to reconcile on template changes).
+    fn references_template(&self, name: &str) -> bool;
+
+    /// A step's Job was created (metrics).
+    fn on_job_created(_ctx: &Context, _obj: &Self, _step: &PlannedStep) {}
+    /// A step's Job finished (metrics); `succeeded` tells how.
+    fn on_job_finished(_ctx: &Context, _obj: &Self, _step: &PlannedStep, _succeeded: bool) {}
+    /// End of a reconcile that saw the plan; `active` steps have a running Job.
+    fn on_reconciled(_ctx: &Context, _obj: &Self, _active: u64) {}
+
+    /// Whether the plan depends only on the object's name and spec, so it is compiled once per
+    /// `metadata.generation` and reused for every Job event (the per-event cost of a large run).
+    /// Kinds whose plan reads the shared caches ([`RunKind::plan_in`]) keep the default `false`.
+    const PLAN_FROM_SPEC: bool = false;
+
+    /// Compiles the spec with what the shared caches hold (DaemonJob: the nodes, its templateRef
+    /// and the nodes that already have a Job). Default: [`RunKind::plan`].
+    fn plan_in(&self, _ctx: &Context) -> Result<Plan, InvalidSpec> {
+        self.plan()
+    }
+
+    /// The per-step record in the current status, which seeds the memory after a restart (so a
+    /// finished step whose Job is gone keeps its result). Default: [`RunKind::step_entries`];
+    /// kinds whose status has no `StepEntry` list (JobRun, DaemonJob) derive it.
+    fn recorded_steps(&self) -> Vec<StepEntry> {
+        self.step_entries().to_vec()
+    }
+
+    /// Why a step that has not finished can never finish (DaemonJob: its node is gone). Asked
+    /// for steps without a successful Job and without an earlier final result, and for steps
+    /// recorded `NodeLost` before (`was_lost`: a recorded loss may stay, whatever the Job does
+    /// later). `Some` makes the step terminal and failed, with the blocker's reason.
+    fn lost_step(&self, _ctx: &Context, _step: &PlannedStep, _was_lost: bool) -> Option<Blocker> {
+        None
+    }
+
+    /// Adds kind-specific detail to the status `make_status` built (JobRun mirrors its Job,
+    /// DaemonJob counts its nodes). `self` is the object as read, with its previous status.
+    fn refine_status(&self, _status: &mut Self::Status, _view: &StatusView<'_>) {}
+}
+
+/// What [`RunKind::refine_status`] may read besides the object (all empty for an invalid spec).
+pub struct StatusView<'a> {
+    /// The plan (absent for an invalid spec).
+    pub plan: Option<&'a Plan>,
+    /// Per step: its Job as cached, when it exists and is ours.
+    pub jobs: &'a [Option<Arc<Job>>],
+    /// Per step: its phase (`NodeLost` included), for every step (not capped like the entries).
+    pub step_phases: &'a [ApiStepPhase],
+}
+
+/// Errors of one run reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the object has no uid or namespace")]
+    MissingIdentity,
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+impl ErrorCategory for RunError {
+    fn category(&self) -> &'static str {
+        match self {
+            RunError::MissingIdentity => "identity",
+            RunError::Apply(e) => e.category(),
+            RunError::Status(e) => e.category(),
+        }
+    }
+}
+
+/// What was last seen of one step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct StepMemo {
+    phase: ApiStepPhase,
+    reason: Option<String>,
+    /// This process created the step's Job.
+    created: bool,
+    /// The cache has held the step's Job at least once.
+    seen: bool,
+    /// Not in the record a restart started from (beyond the status' entry cap): its first
+    /// observation is a baseline, not a transition (no Event, no metric).
+    baseline: bool,
+}
+
+/// What was last seen of one run object.
+#[derive(Clone, Debug, Default)]
+struct RunMemo {
+    uid: String,
+    phase: Option<Phase>,
+    /// The message of the invalid-spec status last reported.
+    invalid: Option<String>,
+    steps: HashMap<String, StepMemo>,
+    /// Rebuilt from a status after a restart: steps without a record start as a baseline.
+    restored: bool,
+    /// The plan compiled for this generation ([`RunKind::PLAN_FROM_SPEC`] kinds only).
+    plan: Option<(Option<i64>, Arc<Plan>)>,
+}
+
+impl RunMemo {
+    /// The record after a restart: what the status says (steps without an entry are unknown).
+    fn from_status(uid: &str, status: Option<&RunStatus>, entries: &[StepEntry]) -> Self {
+        let invalid = status.and_then(|s| {
+            let message = s.message.as_deref()?;
+            rollup::is_invalid_spec(s, message).then(|| message.to_owned())
+        });
+        Self {
+            uid: uid.to_owned(),
+            phase: status.and_then(|s| s.phase),
+            invalid,
+            steps: entries
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.clone(),
+                        StepMemo {
+                            phase: e.phase,
+                            reason: e.reason.clone(),
+                            created: false,
+                            seen: false,
+                            baseline: false,
+                        },
+                    )
+                })
+                .collect(),
+            restored: status.is_some(),
+            plan: None,
+        }
+    }
+}
+
+/// Per-object records of one controller; a reconcile of one object is never concurrent with
+/// another of the same object, so a record is taken out for the reconcile and put back after.
+#[derive(Default)]
+pub struct RunMemory {
+    runs: Mutex<HashMap<(String, String), RunMemo>>,
+}
+
+impl RunMemory {
+    fn take(&self, namespace: &str, name: &str) -> Option<RunMemo> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    fn put(&self, namespace: &str, name: &str, memo: RunMemo) {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((namespace.to_owned(), name.to_owned()), memo);
+    }
+
+    /// Forgets an object (it was deleted).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.take(namespace, name);
+    }
+}
+
+/// One Event to publish after the status write.
+struct Note {
+    kind: EventKind,
+    reason: &'static str,
+    message: String,
+}
+
+fn now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // Status times have second precision on the wire; keep the value equal to what is read back.
+    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Reconciles one run object. See the module doc.
+pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+    let (Some(namespace), Some(uid)) = (obj.namespace(), obj.meta().uid.clone()) else {
+        return Err(RunError::MissingIdentity);
+    };
+    let name = obj.name_any();
+    if obj.meta().deletion_timestamp.is_some() {
+        // Being deleted: the garbage collector removes the Jobs; nothing new starts.
+        return Ok(Action::await_change());
+    }
+    let memo = ctx
+        .runs
+        .take(&namespace, &name)
+        .filter(|m| m.uid == uid)
+        .unwrap_or_else(|| RunMemo::from_status(&uid, obj.run_status(), &obj.recorded_steps()));
+    let (action, memo) = reconcile_with(&obj, &ctx, &namespace, &uid, memo).await?;
+    ctx.runs.put(&namespace, &name, memo);
+    Ok(action)
+}
+
+async fn reconcile_with<K: RunKind>(
+    obj: &Arc<K>,
+    ctx: &Arc<Context>,
+    namespace: &str,
+    uid: &str,
+    mut memo: RunMemo,
+) -> Result<(Action, RunMemo), RunError> {
+    let generation = obj.meta().generation;
+    let previous = obj.run_status();
+    let now = now();
+
+    let cached = memo
+        .plan
+        .as_ref()
+        .filter(|(g, _)| K::PLAN_FROM_SPEC && *g == generation)
+        .map(|(_, plan)| plan.clone());
+    let compiled = match cached {
+        Some(plan) => Ok(plan),
+        None => obj.plan_in(ctx).map(Arc::new),
+    };
+    let plan = match compiled {
+        Ok(plan) => {
+            if K::PLAN_FROM_SPEC {
+                memo.plan = Some((generation, plan.clone()));
+            }
+            plan
+        }
+        Err(invalid) => {
+            memo.plan = None;
+            let message = invalid.to_string();
+            tracing::info!(%message, "invalid spec; no Job is created");
+            let run = rollup::invalid_spec(previous, &message, generation, &now);
+            let mut desired = K::make_status(StatusParts {
+                run,
+                entries: Vec::new(),
+                omitted: 0,
+                plan: None,
+                decision: None,
+            });
+            obj.refine_status(
+                &mut desired,
+                &StatusView {
+                    plan: None,
+                    jobs: &[],
+                    step_phases: &[],
+                },
+            );
+            write::<K>(ctx, obj, desired).await?;
+            if memo.invalid.as_deref() != Some(message.as_str()) {
+                publish(
+                    ctx,
+                    obj,
+                    vec![Note {
+                        kind: EventKind::Invalid,
+                        reason: "InvalidSpec",
+                        message: message.clone(),
+                    }],
+                );
+            }
+            memo.invalid = Some(message);
+            memo.phase = Some(Phase::Failed);
+            return Ok((Action::await_change(), memo));
+        }
+    };
+    memo.invalid = None;
+
+    let n = plan.steps.len();
+    let mut outcomes = Vec::with_capacity(n);
+    let mut jobs: Vec<Option<Arc<Job>>> = Vec::with_capacity(n);
+    let mut blockers: Vec<Option<Blocker>> = vec![None; n];
+    let restored = memo.restored;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let cached = ctx
+            .jobs
+            .get(&ObjectRef::new(&step.job_name).within(namespace));
+        let known = memo
+            .steps
+            .entry(step.key.clone())
+            .or_insert_with(|| StepMemo {
+                baseline: restored,
+                ..StepMemo::default()
+            });
+        let (mut outcome, job) = match cached {
+            Some(job) if jobs::controller_owner_uid(&job) == Some(uid) => {
+                known.seen = true;
+                (observe::job_outcome(&job), Some(job))
+            }
+            Some(_) => {
+                blockers[i] = Some(Blocker::NameConflict);
+                (StepOutcome::Failed, None)
+            }
+            None => (outcome_without_job(known), None),
+        };
+        let was_lost = known.phase == ApiStepPhase::NodeLost;
+        if blockers[i].is_none()
+            && (was_lost || (outcome != StepOutcome::Succeeded && !finished_before(known)))
+            && let Some(lost) = obj.lost_step(ctx, step, was_lost)
+        {
+            outcome = StepOutcome::Failed;
+            blockers[i] = Some(lost);
+        }
+        outcomes.push(outcome);
+        jobs.push(job);
+    }
+
+    // Create what the scheduler asks for; a step that turns out blocked-and-failed may unblock
+    // failure handlers, so decide again until nothing new is attempted.
+    let mut attempted = vec![false; n];
+    let mut created: Vec<StepId> = Vec::new();
+    let mut decision = evaluate(&plan.dag, &outcomes, &plan.policies);
+    loop {
+        let todo: Vec<StepId> = decision
+            .create
+            .iter()
+            .copied()
+            .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
+            .collect();
+        if todo.is_empty() {
+            break;
+        }
+        let mut builds = Vec::new();
+        for step in todo {
+            attempted[step.index()] = true;
+            match build(ctx, obj.as_ref(), &plan, step, namespace) {
+                Ok(job) => builds.push((step, job)),
+                Err(blocker) => {
+                    if blocker.fails_step() {
+                        outcomes[step.index()] = StepOutcome::Failed;
+                    }
+                    blockers[step.index()] = Some(blocker);
+                }
+            }
+        }
+        let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
+            futures::stream::iter(builds.into_iter().map(|(step, job)| {
+                let ctx = ctx.clone();
+                async move { (step, apply::create_job_if_absent(&ctx, job, uid).await) }
+            }))
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for (step, write) in writes {
+            let i = step.index();
+            match write {
+                Ok(JobWrite::Created(_)) => {
+                    outcomes[i] = StepOutcome::Running;
+                    created.push(step);
+                }
+                Ok(JobWrite::Exists) => outcomes[i] = StepOutcome::Running,
+                Ok(JobWrite::Conflict { .. }) => {
+                    outcomes[i] = StepOutcome::Failed;
+                    blockers[i] = Some(Blocker::NameConflict);
+                }
+                // The API server rejects the Job itself (an embedded pod template it validates
+                // only now): retrying cannot help, the step fails with its message.
+                Err(error) => match rejected(&error) {
+                    Some(message) => {
+                        outcomes[i] = StepOutcome::Failed;
+                        blockers[i] = Some(Blocker::Invalid { message });
+                    }
+                    None => {
+                        first_error.get_or_insert(error);
+                    }
+                },
+            }
+        }
+        // Record creations before failing, so a retry does not repeat their Events.
+        for step in &created {
+            if let Some(planned) = plan.steps.get(step.index()) {
+                let known = memo.steps.entry(planned.key.clone()).or_default();
+                if !known.created {
+                    known.created = true;
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            announce_created(ctx, obj, &plan, &created);
+            return Err(error.into());
+        }
+        decision = evaluate(&plan.dag, &outcomes, &plan.policies);
+    }
+    announce_created(ctx, obj, &plan, &created);
+
+    let views: Vec<StepView<'_>> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| StepView {
+            key: &step.key,
+            job_name: &step.job_name,
+            job: jobs[i].as_deref(),
+            blocker: blockers[i].as_ref(),
+        })
+        .collect();
+    let rolled = rollup::rollup(&RunInput {
+        decision: &decision,
+        steps: &views,
+        previous,
+        generation,
+        now: &now,
+    });
+    let mut notes = Vec::new();
+    let mut active = 0u64;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let phase = rolled.step_phases[i];
+        let reason = blockers[i].as_ref().map(|b| b.reason().to_owned());
+        if phase == ApiStepPhase::Running {
+            active += 1;
+        }
+        let known = memo.steps.entry(step.key.clone()).or_default();
+        if known.baseline {
+            known.baseline = false;
+        } else {
+            step_notes(
+                step,
+                known,
+                phase,
+                blockers[i].as_ref(),
+                &mut notes,
+                |succeeded| K::on_job_finished(ctx, obj, step, succeeded),
+            );
+        }
+        known.phase = phase;
+        known.reason = reason;
+    }
+    let phase = rolled.run.phase;
+    if phase != memo.phase {
+        let message = rolled.run.message.clone().unwrap_or_default();
+        match phase {
+            Some(Phase::Succeeded) => notes.push(Note {
+                kind: EventKind::Succeeded,
+                reason: "Succeeded",
+                message,
+            }),
+            Some(Phase::Failed) => notes.push(Note {
+                kind: EventKind::Failed,
+                reason: "Failed",
+                message,
+            }),
+            Some(Phase::Suspended) => notes.push(Note {
+                kind: EventKind::Suspended,
+                reason: "Suspended",
+                message,
+            }),
+            _ => {}
+        }
+    }
+    memo.phase = phase;
+    if memo.steps.len() > n {
+        // Steps removed from the spec.
+        let keys: std::collections::HashSet<&str> =
+            plan.steps.iter().map(|s| s.key.as_str()).collect();
+        memo.steps.retain(|k, _| keys.contains(k.as_str()));
+    }
+
+    let mut desired = K::make_status(StatusParts {
+        run: rolled.run,
+        entries: rolled.entries,
+        omitted: rolled.omitted,
+        plan: Some(&*plan),
+        decision: Some(&decision),
+    });
+    obj.refine_status(
+        &mut desired,
+        &StatusView {
+            plan: Some(&*plan),
+            jobs: &jobs,
+            step_phases: &rolled.step_phases,
+        },
+    );
+    write::<K>(ctx, obj, desired).await?;
+    K::on_reconciled(ctx, obj, active);
+    publish(ctx, obj, notes);
+    Ok((Action::requeue(RESYNC), memo))
+}
+
+/// Whether the step reached a result of its own Job earlier (not a blocker's).
+fn finished_before(known: &StepMemo) -> bool {
+    known.reason.is_none() && matches!(known.phase, ApiStepPhase::Succeeded | ApiStepPhase::Failed)
+}
+
+/// The API server's message when it refused a Job as invalid (422 Invalid, 400 Bad Request).
+fn rejected(error: &ApplyError) -> Option<String> {
+    match error {
+        ApplyError::Create {
+            source: kube::Error::Api(status),
+            ..
+        } if status.code == 422 || status.code == 400 => Some(format!(
+            "the API server rejected the Job: {}",
+            status.message
+        )),
+        _ => None,
+    }
+}
+
+/// The outcome of a step whose Job is not in the cache.
+fn outcome_without_job(known: &StepMemo) -> StepOutcome {
+    if known.created && !known.seen {
+        // Created by us a moment ago; the watch has not delivered it yet.
+        return StepOutcome::Running;
+    }
+    match (known.phase, known.reason.is_some()) {
+        // Finished, then the Job went away (TTL, manual delete): the result stands.
+        (ApiStepPhase::Succeeded, false) => StepOutcome::Succeeded,
+        (ApiStepPhase::Failed, false) => StepOutcome::Failed,
+        _ => StepOutcome::NotCreated,
+    }
+}
+
+/// Builds one step's Job, resolving its JobTemplate from the shared cache.
+fn build<K: RunKind>(
+    ctx: &Context,
+    obj: &K,
+    plan: &Plan,
+    step: StepId,
+    namespace: &str,
+) -> Result<Job, Blocker> {
+    let planned = plan.steps.get(step.index());
+    let guard = planned.and_then(|p| p.template_ref.as_deref()).map(|name| {
+        (
+            name,
+            ctx.templates.get(&ObjectRef::new(name).within(namespace)),
+        )
+    });
+    let template = match &guard {
+        Some((name, Some(guard))) => match &guard.0 {
+            Ok(template) => Some(template),
+            Err(invalid) => {
+                return Err(Blocker::TemplateInvalid {
+                    template: (*name).to_owned(),
+                    message: invalid.error.clone(),
+                });
+            }
+        },
+        Some((name, None)) => {
+            return Err(Blocker::TemplateNotFound {
+                template: (*name).to_owned(),
+            });
+        }
+        None => None,
+    };
+    obj.build_job(plan, step, template).map_err(blocker_of)
+}
+
+fn blocker_of(error: BuildError) -> Blocker {
+    match error {
+        BuildError::TemplateNotFound { name } => Blocker::TemplateNotFound { template: name },
+        BuildError::TemplateInvalid { name, message } => Blocker::TemplateInvalid {
+            template: name,
+            message,
+        },
+        BuildError::OverrideNotAllowed { field } => Blocker::OverrideNotAllowed { field },
+        BuildError::Invalid(message) => Blocker::Invalid { message },
+    }
+}
+
+/// The Events (and finish hooks) of one step's transition.
+fn step_notes(
+    step: &PlannedStep,
+    known: &StepMemo,
+    phase: ApiStepPhase,
+    blocker: Option<&Blocker>,
+    notes: &mut Vec<Note>,
+    finished: impl FnOnce(bool),
+) {
+    let reason = blocker.map(Blocker::reason);
+    if let Some(blocker) = blocker
+        && known.reason.as_deref() != reason
+    {
+        let kind = match blocker {
+            Blocker::NameConflict => EventKind::Conflict,
+            Blocker::Invalid { .. } => EventKind::Invalid,
+            _ => EventKind::Failed,
+        };
+        notes.push(Note {
+            kind,
+            reason: blocker.reason(),
+            message: blocker.describe(&step.key, &step.job_name),
+        });
+    }
+    if known.phase == phase || blocker.is_some() {
+        return;
+    }
+    match phase {
+        ApiStepPhase::Succeeded => {
+            finished(true);
+            notes.push(Note {
+                kind: EventKind::Succeeded,
+                reason: "JobSucceeded",
+                message: format!("Job {} of step {} succeeded", step.job_name, step.key),
+            });
+        }
+        ApiStepPhase::Failed => {
+            finished(false);
+            notes.push(Note {
+                kind: EventKind::Failed,
+                reason: "JobFailed",
+                message: format!("Job {} of step {} failed", step.job_name, step.key),
+            });
+        }
+        ApiStepPhase::Aborted => notes.push(Note {
+            kind: EventKind::Failed,
+            reason: "StepAborted",
+            message: format!("step {} will not run: a dependency cannot reach its required outcome or the run stopped", step.key),
+        }),
+        ApiStepPhase::Pending | ApiStepPhase::Running | ApiStepPhase::NodeLost => {}
+    }
+}
+
+fn announce_created<K: RunKind>(ctx: &Arc<Context>, obj: &Arc<K>, plan: &Plan, created: &[StepId]) {
+    if created.is_empty() {
+        return;
+    }
+    let mut notes = Vec::with_capacity(created.len());
+    for step in created {
+        let Some(planned) = plan.steps.get(step.index()) else {
+            continue;
+        };
+        K::on_job_created(ctx, obj, planned);
+        tracing::info!(job = %planned.job_name, step = %planned.key, "created Job");
+        notes.push(Note {
+            kind: EventKind::Created,
+            reason: "JobCreated",
+            message: format!("created Job {} for step {}", planned.job_name, planned.key),
+        });
+    }
+    publish(ctx, obj, notes);
+}
+
+/// Publishes Events in the background: a reconcile never waits for them (they are best effort
+/// and rate limited), which keeps the per-event cost of a reconcile low.
+fn publish<K: RunKind>(ctx: &Arc<Context>, obj: &Arc<K>, notes: Vec<Note>) {
+    if notes.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    let obj = obj.clone();
+    tokio::spawn(async move {
+        for note in notes {
+            ctx.events
+                .publish(obj.as_ref(), note.kind, note.reason, note.message)
+                .await;
+        }
+    });
+}
+
+async fn write<K: RunKind>(ctx: &Context, obj: &K, desired: K::Status) -> Result<(), RunError> {
+    let desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
+    status::write_status(ctx, obj, &obj.status_value(), desired).await?;
+    Ok(())
+}
+
+/// The trigger that reconciles the objects of `K` referencing a JobTemplate when it changes
+/// (appears, is edited, disappears).
+pub fn template_trigger<K: RunKind>(
+    ctx: &Arc<Context>,
+    own: &Store<DeserializeGuard<K>>,
+) -> BoxStream<'static, ObjectRef<K>> {
+    let own = own.clone();
+    map_shared(
+        &ctx.templates,
+        move |template: Arc<DeserializeGuard<JobTemplate>>| {
+            let namespace = template.namespace();
+            let name = template.name_any();
+            own.state()
+                .into_iter()
+                .filter_map(|guard| {
+                    let obj = guard.0.as_ref().ok()?;
+                    (obj.namespace() == namespace && obj.references_template(&name))
+                        .then(|| ObjectRef::from_obj(obj))
+                })
+                .collect::<Vec<_>>()
+        },
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_step_keeps_its_result_when_its_job_goes_away() {
+        let mut m = StepMemo {
+            phase: ApiStepPhase::Succeeded,
+            ..Default::default()
+        };
+        assert_eq!(outcome_without_job(&m), StepOutcome::Succeeded);
+        m.phase = ApiStepPhase::Failed;
+        assert_eq!(outcome_without_job(&m), StepOutcome::Failed);
+        // A conflict is re-checked: the other Job may be gone now.
+        m.reason = Some("NameConflict".into());
+        assert_eq!(outcome_without_job(&m), StepOutcome::NotCreated);
+        m = StepMemo {
+            phase: ApiStepPhase::Running,
+            ..Default::default()
+        };
+        assert_eq!(outcome_without_job(&m), StepOutcome::NotCreated);
+        m.created = true;
+        assert_eq!(outcome_without_job(&m), StepOutcome::Running);
+        m.seen = true;
+        assert_eq!(outcome_without_job(&m), StepOutcome::NotCreated);
+    }
+
+    #[test]
+    fn events_are_derived_from_transitions_only() {
+        let step = PlannedStep {
+            key: "g/a".into(),
+            job_name: "wf-g-a".into(),
+            group: Some("g".into()),
+            template_ref: None,
+        };
+        let mut notes = Vec::new();
+        let mut finished = Vec::new();
+        let running = StepMemo {
+            phase: ApiStepPhase::Running,
+            ..Default::default()
+        };
+        step_notes(
+            &step,
+            &running,
+            ApiStepPhase::Succeeded,
+            None,
+            &mut notes,
+            |ok| finished.push(ok),
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].reason, "JobSucceeded");
+        assert_eq!(finished, [true]);
+        // Unchanged: nothing.
+        let done = StepMemo {
+            phase: ApiStepPhase::Succeeded,
+            ..Default::default()
+        };
+        notes.clear();
+        step_notes(
+            &step,
+            &done,
+            ApiStepPhase::Succeeded,
+            None,
+            &mut notes,
+            |_| panic!("no second finish"),
+        );
+        assert!(notes.is_empty());
+        // A conflict is announced once, as a conflict and not as a failed Job.
+        step_notes(
+            &step,
+            &StepMemo::default(),
+            ApiStepPhase::Failed,
+            Some(&Blocker::NameConflict),
+            &mut notes,
+            |_| panic!("a conflict is not a finished Job"),
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].reason, "NameConflict");
+        let conflicted = StepMemo {
+            phase: ApiStepPhase::Failed,
+            reason: Some("NameConflict".into()),
+            ..Default::default()
+        };
+        notes.clear();
+        step_notes(
+            &step,
+            &conflicted,
+            ApiStepPhase::Failed,
+            Some(&Blocker::NameConflict),
+            &mut notes,
+            |_| {},
+        );
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn the_record_after_a_restart_comes_from_the_status() {
+        let status = rollup::invalid_spec(None, "dependency cycle: a -> b -> a", Some(1), &now());
+        let memo = RunMemo::from_status("u", Some(&status), &[]);
+        assert_eq!(
+            memo.invalid.as_deref(),
+            Some("dependency cycle: a -> b -> a")
+        );
+        assert_eq!(memo.phase, Some(Phase::Failed));
+        // Steps the status does not list start as a baseline (no Event for what happened before).
+        assert!(memo.restored);
+        let entries = [StepEntry {
+            key: "a".into(),
+            phase: ApiStepPhase::Succeeded,
+            ..Default::default()
+        }];
+        let memo = RunMemo::from_status("u", None, &entries);
+        assert_eq!(memo.steps["a"].phase, ApiStepPhase::Succeeded);
+        assert!(memo.invalid.is_none());
+        assert!(!memo.restored, "a new object has no history to protect");
+    }
+}
