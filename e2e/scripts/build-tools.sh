@@ -7,15 +7,31 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source-path=SCRIPTDIR source=versions.sh
 source "$here/versions.sh"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOSUMDB=off GOPROXY="${GOPROXY:-https://proxy.golang.org}"
+# GOPROXY is left as configured (`go env GOPROXY`); GOSUMDB=off because go.sum pins every hash.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOSUMDB=off
 # Write go.mod/go.sum back into the repo only when asked (used when bumping a version).
 UPDATE_LOCK="${UPDATE_LOCK:-0}"
 
 log() { printf '[build-tools] %s\n' "$*" >&2; }
 
-stamp_ok() { [ -f "$1/STAMP" ]; }
+# Built: the STAMP exists and every binary it lists is still there, executable, with its hash.
+# shellcheck disable=SC2094  # the STAMP is only read here (-nt compares times)
+stamp_ok() {
+  [ -f "$1/STAMP" ] || return 1
+  local sum file n=0
+  while read -r sum file; do
+    [[ "$sum" =~ ^[0-9a-f]{64}$ ]] || continue
+    n=$((n + 1))
+    [ -x "$1/bin/$file" ] || return 1
+    # Size and mtime are checked cheaply on every run; the full hash only when they changed.
+    if [ "$1/bin/$file" -nt "$1/STAMP" ]; then
+      [ "$(sha256sum <"$1/bin/$file" | awk '{print $1}')" = "$sum" ] || return 1
+    fi
+  done <"$1/STAMP"
+  [ "$n" -gt 0 ]
+}
 write_stamp() { # dir tool version
   local dir="$1" tool="$2" version="$3"
   { echo "tool=$tool"; echo "version=$version"; echo "go=$GO_VERSION_TAG"; (cd "$dir/bin" && sha256sum -- *); } >"$dir/STAMP.tmp"
@@ -133,7 +149,21 @@ build_helm() {
 
 want="${*:-k8s etcd kwok}"
 for t in $want; do
+  declare -F "build_$t" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm)"; exit 2; }
+done
+mkdir -p "$E2E_CACHE"
+for t in $want; do
   start=$(date +%s)
-  "build_$t"
+  # One build per tool at a time across processes: a second caller waits, then finds the stamp.
+  exec {lock}>"$E2E_CACHE/.build-$t.lock"
+  if ! flock -n "$lock"; then
+    log "another build of $t is running: waiting for it"
+    flock "$lock"
+  fi
+  (
+    cd "$repo"
+    "build_$t"
+  )
+  exec {lock}>&-
   log "$t done in $(( $(date +%s) - start ))s"
 done

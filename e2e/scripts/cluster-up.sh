@@ -15,7 +15,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source-path=SCRIPTDIR source=versions.sh
 source "$here/versions.sh"
 
 W="${E2E_RUN_DIR:-/tmp/jobsmith-e2e}"
@@ -47,13 +47,22 @@ for n in "$NODES" "$POD_DURATION_MS" "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_
 done
 
 pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
-alive() { local pid; pid="$(pid_of "$1")"; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# Running, and not a zombie: a component that exited after its starter did stays a zombie until
+# its adoptive parent reaps it, and kill -0 still succeeds on it.
+alive() {
+  local pid state
+  pid="$(pid_of "$1")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+  [ -n "$state" ] && [ "$state" != Z ]
+}
 
 healthy() {
   [ -f "$KCFG" ] || return 1
   local c
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
-  k get --raw /readyz >/dev/null 2>&1
+  k get --raw /readyz --request-timeout=5s >/dev/null 2>&1 &&
+    [ "$(curl -s --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz" 2>/dev/null)" = ok ]
 }
 
 if healthy; then

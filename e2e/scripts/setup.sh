@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
-# Installs what the project needs on a fresh machine of this kind: Debian packages (openssl, curl,
-# jq), the Rust components, and checks Go. Idempotent and quick when everything is present.
+# Installs what the project needs on a fresh machine of this kind and checks the rest. Idempotent
+# and quick (well under a second) when everything is present.
+#   * Debian packages: openssl, curl, jq, make, shellcheck (apt-get, only when one is missing);
+#   * Rust: rustfmt and clippy for the pinned toolchain (rustup, only when missing);
+#   * Go >= 1.26 (builds the local control plane; kwok v0.8.0 needs 1.26), checked, not installed;
+#   * kubectl, checked (the machine image ships it).
 set -euo pipefail
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
 need_apt=()
-for bin in openssl curl jq; do command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin"); done
+for bin in openssl curl jq make shellcheck; do command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin"); done
 if [ "${#need_apt[@]}" -gt 0 ]; then
-  echo "[setup] apt-get install ${need_apt[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  log "apt-get install ${need_apt[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+command -v cargo >/dev/null 2>&1 || die "cargo is required (rustup, toolchain of rust-toolchain.toml)"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  log "rustup component add rustfmt clippy"
   rustup component add rustfmt clippy
 fi
-command -v go >/dev/null 2>&1 || { echo "[setup] Go is required (go1.26) to build the local control plane" >&2; exit 1; }
-command -v kubectl >/dev/null 2>&1 || { echo "[setup] kubectl is required" >&2; exit 1; }
-echo "[setup] ok: $(rustc --version), $(go version | awk '{print $3}'), kubectl $(kubectl version --client 2>/dev/null | head -1 | awk '{print $3}')" >&2
+
+command -v go >/dev/null 2>&1 || die "Go >= 1.26 is required to build the local control plane (not found)"
+go_version="$(go env GOVERSION 2>/dev/null || true)"
+if ! [[ "$go_version" =~ ^go1\.([0-9]+) ]] || [ "${BASH_REMATCH[1]}" -lt 26 ]; then
+  die "Go >= 1.26 is required to build the local control plane (found '${go_version:-none}')"
+fi
+
+command -v "${KUBECTL:-kubectl}" >/dev/null 2>&1 || die "kubectl is required (set KUBECTL to its path)"
+
+log "ok: $(rustc --version | awk '{print "rustc", $2}'), $go_version, kubectl $("${KUBECTL:-kubectl}" version --client 2>/dev/null | awk 'NR==1{print $3}')"

@@ -14,9 +14,12 @@ pub const HINT: &str = "the end-to-end tests need a cluster: start the local con
 `make cluster-up` and `export KUBECONFIG=...` as it prints (or run everything with `make e2e`), \
 or point KUBECONFIG at a cluster of your own";
 
-/// The workspace root (the parent of the `e2e` crate).
+/// The workspace root (the parent of the `e2e` crate). `cargo test` sets `CARGO_MANIFEST_DIR` when
+/// it runs a test, which wins over the directory the binary was compiled in (the two differ when a
+/// shared `CARGO_TARGET_DIR` reuses a binary built from another checkout).
 pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
         .parent()
         .map_or_else(|| manifest.join(".."), Path::to_path_buf)

@@ -52,6 +52,8 @@ async fn install(client: &Client) -> Result<Vec<String>> {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
+    // Every CRD is tried, so one run reports every rejected CRD (not only the first).
+    let mut rejected = Vec::new();
     for file in &files {
         let yaml =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -65,12 +67,22 @@ async fn install(client: &Client) -> Result<Vec<String>> {
                 .name
                 .clone()
                 .ok_or_else(|| anyhow!("a CRD in {} has no name", file.display()))?;
-            api.patch(&name, &params, &Patch::Apply(&crd))
-                .await
-                .map_err(concise)
-                .with_context(|| format!("applying {name} from {}", file.display()))?;
-            names.push(name);
+            match api.patch(&name, &params, &Patch::Apply(&crd)).await {
+                Ok(_) => names.push(name),
+                Err(e) => rejected.push(format!(
+                    "applying {name} from {}: {}",
+                    file.display(),
+                    concise(e)
+                )),
+            }
         }
+    }
+    if !rejected.is_empty() {
+        bail!(
+            "{} CRD(s) rejected by the API server:\n{}",
+            rejected.len(),
+            rejected.join("\n")
+        );
     }
     for name in &names {
         wait_for(

@@ -25,7 +25,7 @@ pub use cluster::{FIELD_MANAGER, HINT, client, workspace_root};
 pub use crds::{crd_files, install_crds};
 pub use kubectl::{CommandOutput, kubectl, kubectl_ok};
 pub use list::{list_events, list_jobs, list_pods, list_pods_selected};
-pub use manager::ManagerProcess;
+pub use manager::{ManagerProcess, free_local_port, http_get};
 pub use namespace::TestNamespace;
 pub use wait::{
     eventually, job_condition, job_finished, pod_phase, status_condition, status_phase,

@@ -176,6 +176,52 @@ impl ManagerProcess {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for the
+/// manager's `--metrics-bind-address` / `--health-probe-bind-address`.
+pub fn free_local_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A plain `GET http://<addr><path>` (HTTP/1.0, 5 s limit): the status code and the body. Enough
+/// for the manager's `/healthz`, `/readyz` and `/metrics`.
+pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    let (addr, path) = (addr.to_owned(), path.to_owned());
+    tokio::task::spawn_blocking(move || http_get_blocking(&addr, &path))
+        .await
+        .context("the HTTP request task panicked")?
+}
+
+fn http_get_blocking(addr: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(5);
+    let socket: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("{addr} is not an IP:port"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&socket, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .with_context(|| format!("reading the answer to GET {addr}{path}"))?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {addr}{path}: no HTTP header in {response:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .with_context(|| format!("GET {addr}{path}: no status code in {head:?}"))?;
+    Ok((status, body.to_owned()))
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

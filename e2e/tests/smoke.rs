@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use jobsmith_e2e::{
-    TestNamespace, api_error_message, client, crd_files, create_yaml_with, eventually, fake_pod,
-    install_crds, job_condition, kubectl, list_pods_selected, pod_phase, wait_deleted, wait_for,
-    workspace_root,
+    ManagerProcess, TestNamespace, api_error_message, client, crd_files, create_yaml_with,
+    eventually, fake_pod, free_local_port, http_get, install_crds, job_condition, kubectl,
+    list_pods_selected, pod_phase, wait_deleted, wait_for, workspace_root,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -303,12 +303,20 @@ async fn the_five_crds_install_and_become_established() -> Result<()> {
     Ok(())
 }
 
+/// The `*.yaml`/`*.yml` files under `dir`, in its subdirectories too, sorted.
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            files.push(path);
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
         }
     }
     files.sort();
@@ -319,6 +327,12 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
 async fn every_sample_passes_a_server_side_dry_run() -> Result<()> {
     let samples = yaml_files(&workspace_root().join("samples"))?;
     assert!(!samples.is_empty(), "samples/ holds no YAML file");
+    let readme = workspace_root().join("samples/managedjob/readme-workflow.yaml");
+    assert!(
+        samples.contains(&readme),
+        "the README's sample {} is missing",
+        readme.display()
+    );
     let client = client().await?;
     install_crds(&client).await?;
     let ns = TestNamespace::new(&client, "smoke-samples").await?;
@@ -387,5 +401,70 @@ async fn invalid_manifests_are_rejected_with_the_schema_messages() -> Result<()>
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_manager_binary_connects_serves_its_probes_and_stops_on_sigterm() -> Result<()> {
+    let client = client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "smoke-manager").await?;
+    let addr = format!("127.0.0.1:{}", free_local_port()?);
+    // Watching only the test's namespace keeps this manager away from other tests' objects.
+    let mut manager = ManagerProcess::start(
+        "smoke-manager",
+        &[
+            "--metrics-bind-address",
+            &addr,
+            "--health-probe-bind-address",
+            &addr,
+            "--namespace",
+            ns.name(),
+        ],
+        &[],
+    )?;
+
+    // Ready means: connected to the cluster of KUBECONFIG and the controllers' caches synced.
+    let readyz = eventually(
+        "the manager's /readyz answers 200",
+        Duration::from_secs(60),
+        || {
+            let addr = addr.clone();
+            async move {
+                Ok(match http_get(&addr, "/readyz").await? {
+                    (200, body) => Some(body),
+                    _ => None,
+                })
+            }
+        },
+    );
+    let ready = tokio::select! {
+        ready = readyz => ready,
+        () = async {
+            while manager.is_running() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } => Err(anyhow!("the manager exited early (status {:?})", manager.exit_status())),
+    };
+    if let Err(e) = ready {
+        bail!(
+            "{e:#}\nmanager log {}:\n{}",
+            manager.log_path().display(),
+            manager.logs()
+        );
+    }
+    let (status, _) = http_get(&addr, "/healthz").await?;
+    assert_eq!(status, 200, "/healthz");
+    let (status, _) = http_get(&addr, "/metrics").await?;
+    assert_eq!(status, 200, "/metrics");
+
+    let stopping = Instant::now();
+    let exit = manager.stop()?;
+    eprintln!("the manager stopped {:?} after SIGTERM", stopping.elapsed());
+    assert!(
+        exit.success(),
+        "the manager did not exit cleanly on SIGTERM ({exit:?}); log:\n{}",
+        manager.logs()
+    );
     Ok(())
 }

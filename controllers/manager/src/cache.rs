@@ -9,7 +9,14 @@
 //! instead of blocking the watch (each object triggers a reconcile of its owner, which is
 //! idempotent, so a resync is always safe).
 
-use std::{fmt::Debug, sync::Arc, time::Duration};
+use std::{
+    fmt::Debug,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use futures::{StreamExt, stream::BoxStream};
 use kube::{
@@ -21,7 +28,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::shutdown::Shutdown;
 
@@ -93,6 +100,10 @@ where
 {
     stores: Arc<Vec<(Option<String>, Store<K>)>>,
     tx: broadcast::Sender<Arc<K>>,
+    /// True once every watch has listed once. Not kube's `Store::wait_until_ready`: it wakes only
+    /// the last task that polled it (one oneshot receiver shared by every clone), so a second
+    /// waiter could sleep until something else woke it.
+    ready: watch::Receiver<bool>,
 }
 
 impl<K> Clone for SharedCache<K>
@@ -103,6 +114,7 @@ where
         Self {
             stores: self.stores.clone(),
             tx: self.tx.clone(),
+            ready: self.ready.clone(),
         }
     }
 }
@@ -120,13 +132,39 @@ where
         prune: fn(&mut K),
         shutdown: Shutdown,
     ) -> Self {
+        Self::spawn_after(
+            name,
+            apis,
+            config,
+            prune,
+            shutdown,
+            std::future::ready(true),
+        )
+    }
+
+    /// [`Self::spawn`], but the watches start only once `start` resolves to `true` (never if it
+    /// resolves to `false`). Used for our own CRDs: a watch started before its CRD exists fails
+    /// and backs off for up to half a minute, delaying readiness long after the CRD is there.
+    pub fn spawn_after(
+        name: &'static str,
+        apis: Vec<(Option<String>, Api<K>)>,
+        config: watcher::Config,
+        prune: fn(&mut K),
+        shutdown: Shutdown,
+        start: impl Future<Output = bool> + Send + 'static,
+    ) -> Self {
         let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
+        let (ready_tx, ready) = watch::channel(false);
+        let ready_tx = Arc::new(ready_tx);
+        let listed: Arc<Vec<AtomicBool>> =
+            Arc::new(apis.iter().map(|_| AtomicBool::new(false)).collect());
         let mut stores = Vec::new();
         let mut streams = Vec::new();
-        for (namespace, api) in apis {
+        for (index, (namespace, api)) in apis.into_iter().enumerate() {
             let (reader, writer) = reflector::store();
             stores.push((namespace.clone(), reader.clone()));
             let tx = tx.clone();
+            let (ready_tx, listed) = (ready_tx.clone(), listed.clone());
             let stream = watcher(api, config.clone())
                 .default_backoff()
                 .modify(prune)
@@ -145,6 +183,12 @@ where
                             for obj in reader.state() {
                                 let _ = tx.send(obj);
                             }
+                            if let Some(flag) = listed.get(index) {
+                                flag.store(true, Ordering::Release);
+                            }
+                            if listed.iter().all(|flag| flag.load(Ordering::Acquire)) {
+                                ready_tx.send_replace(true);
+                            }
                         }
                         Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
                         Err(error) => {
@@ -157,6 +201,9 @@ where
         }
         let all = futures::stream::select_all(streams);
         tokio::spawn(async move {
+            if !start.await {
+                return;
+            }
             let drive = all.for_each(|()| async {});
             tokio::select! {
                 () = drive => tracing::warn!(cache = name, "watch streams ended"),
@@ -166,6 +213,7 @@ where
         Self {
             stores: Arc::new(stores),
             tx,
+            ready,
         }
     }
 
@@ -200,12 +248,8 @@ where
 
     /// Resolves when every watch has listed once. `false` if a watch task died first.
     pub async fn wait_until_ready(&self) -> bool {
-        for (_, store) in self.stores.iter() {
-            if store.wait_until_ready().await.is_err() {
-                return false;
-            }
-        }
-        true
+        // Err: every sender is gone, i.e. the watch task ended before listing.
+        self.ready.clone().wait_for(|ready| *ready).await.is_ok()
     }
 
     /// Every applied or deleted object from now on (and the whole cache after each re-list, or when
@@ -300,6 +344,17 @@ mod tests {
     fn two_namespace_cache(
         capacity: usize,
     ) -> (SharedCache<ConfigMap>, broadcast::Sender<Arc<ConfigMap>>) {
+        let (cache, tx, _ready) = two_namespace_cache_with_readiness(capacity);
+        (cache, tx)
+    }
+
+    fn two_namespace_cache_with_readiness(
+        capacity: usize,
+    ) -> (
+        SharedCache<ConfigMap>,
+        broadcast::Sender<Arc<ConfigMap>>,
+        watch::Sender<bool>,
+    ) {
         let (reader_a, mut writer_a) = reflector::store::<ConfigMap>();
         let (reader_b, mut writer_b) = reflector::store::<ConfigMap>();
         writer_a.apply_watcher_event(&watcher::Event::Apply(cm("a", "x")));
@@ -312,12 +367,15 @@ mod tests {
             (Some("a".to_string()), reader_a),
             (Some("b".to_string()), reader_b),
         ];
+        let (ready_tx, ready) = watch::channel(false);
         (
             SharedCache {
                 stores: Arc::new(stores),
                 tx: tx.clone(),
+                ready,
             },
             tx,
+            ready_tx,
         )
     }
 
@@ -359,5 +417,31 @@ mod tests {
         drop(tx);
         drop(cache);
         assert!(sub.next().await.is_none(), "the stream ends with the cache");
+    }
+
+    #[tokio::test]
+    async fn every_waiter_wakes_when_the_cache_becomes_ready() {
+        let (cache, _tx, ready_tx) = two_namespace_cache_with_readiness(8);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.wait_until_ready().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        ready_tx.send_replace(true);
+        for waiter in waiters {
+            let woke = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert!(matches!(woke, Ok(Ok(true))), "{woke:?}");
+        }
+        drop(ready_tx);
+        assert!(cache.wait_until_ready().await, "ready stays ready");
+    }
+
+    #[tokio::test]
+    async fn waiting_fails_when_the_watch_task_is_gone() {
+        let (cache, _tx, ready_tx) = two_namespace_cache_with_readiness(8);
+        drop(ready_tx);
+        assert!(!cache.wait_until_ready().await);
     }
 }

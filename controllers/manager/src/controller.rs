@@ -198,7 +198,7 @@ fn error_policy<R: Reconciler>(
 }
 
 /// Waits until the kind's CRD is Established (STYLE 12). `false` on shutdown.
-async fn wait_crd_established<K: Resource<DynamicType = ()>>(
+pub(crate) async fn wait_crd_established<K: Resource<DynamicType = ()>>(
     client: &kube::Client,
     shutdown: &Shutdown,
 ) -> bool {

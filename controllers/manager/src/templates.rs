@@ -8,24 +8,28 @@ use kube::{Resource, core::DeserializeGuard, runtime::watcher};
 
 use crate::{
     cache::{SharedCache, WatchScope},
+    controller::wait_crd_established,
     shutdown::Shutdown,
 };
 
 /// A cached JobTemplate (or the error it failed to deserialize with).
 pub type CachedTemplate = DeserializeGuard<JobTemplate>;
 
-/// Starts the shared JobTemplate cache.
+/// Starts the shared JobTemplate cache once the JobTemplate CRD is Established.
 pub fn spawn_cache(
     client: &kube::Client,
     scope: &WatchScope,
     shutdown: Shutdown,
 ) -> SharedCache<CachedTemplate> {
-    SharedCache::spawn(
+    let crd_client = client.clone();
+    let crd_shutdown = shutdown.clone();
+    SharedCache::spawn_after(
         "jobtemplates",
         scope.apis::<CachedTemplate>(client),
         watcher::Config::default().any_semantic(),
         prune,
         shutdown,
+        async move { wait_crd_established::<JobTemplate>(&crd_client, &crd_shutdown).await },
     )
 }
 
