@@ -20,8 +20,9 @@ setup: ## install what the project needs (apt packages, rust components, go chec
 generate: ## re-render crds/ and docs/reference/ from the Rust types
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-api --test generated
 
-lint: ## rustfmt check and clippy with -D warnings
+lint: ## rustfmt check, clippy with -D warnings, shellcheck of the scripts
 	cargo fmt --all -- --check
+	shellcheck -x e2e/scripts/*.sh .ci/run
 	cargo clippy --workspace --all-targets -- -D warnings
 
 unit: ## unit, property and generated-file tests (no cluster)
@@ -39,18 +40,20 @@ cluster-up: tools ## start the local control plane; prints the KUBECONFIG to exp
 cluster-down: ## stop the local control plane
 	bash e2e/scripts/cluster-down.sh
 
-e2e: tools build ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
-	bash e2e/scripts/with-cluster.sh cargo test -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
+# with-cluster.sh builds the tools (cached) only when it starts the local plane.
+e2e: build ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
+	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
 test: setup lint unit e2e ## everything CI runs
 
 bench-engine: ## engine benchmarks (prints name: value unit)
 	cargo bench -p jobsmith-engine --bench engine
 
-bench-e2e: tools ## end-to-end benchmark on the local plane (prints name: value unit)
+bench-e2e: ## end-to-end benchmark on the local plane (prints name: value unit)
 	cargo build --release -p jobsmith-manager --bin jobsmith
 	JOBSMITH_BIN=$(CARGO_TARGET_DIR)/release/jobsmith bash e2e/scripts/with-cluster.sh \
 	  cargo test --release -p jobsmith-e2e --test bench -- --ignored --nocapture --test-threads=1
 
-demo: tools build ## the main job: plane (or your cluster), CRDs, manager, the README sample
+# demo.sh builds the tools (cached) only when your kubeconfig names no reachable cluster.
+demo: build ## the main job: your cluster (or the local plane), CRDs, manager, the README sample
 	bash e2e/scripts/demo.sh
