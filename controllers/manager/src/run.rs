@@ -60,7 +60,7 @@ use crate::{
     controller::{ErrorCategory, map_shared},
     events::EventKind,
     jobs,
-    status::{self, StatusError},
+    status::{self, StatusError, StatusWrite},
 };
 
 /// Resync of every run object even when nothing changed (a missed watch event cannot wedge it).
@@ -212,6 +212,17 @@ struct RunMemo {
     restored: bool,
     /// The plan compiled for this generation ([`RunKind::PLAN_FROM_SPEC`] kinds only).
     plan: Option<(Option<i64>, Arc<Plan>)>,
+    /// The status this manager last wrote, and the resourceVersion of the object it was written
+    /// over. While the cache still shows that version (our own write not yet delivered by the
+    /// watch, typically when a Job event arrives first) the status is compared with what we
+    /// wrote, not with the stale copy: otherwise the same patch would be sent again.
+    written: Option<WrittenStatus>,
+}
+
+#[derive(Clone, Debug)]
+struct WrittenStatus {
+    over_resource_version: Option<String>,
+    status: Value,
 }
 
 impl RunMemo {
@@ -242,6 +253,7 @@ impl RunMemo {
                 .collect(),
             restored: status.is_some(),
             plan: None,
+            written: None,
         }
     }
 }
@@ -354,7 +366,7 @@ async fn reconcile_with<K: RunKind>(
                     step_phases: &[],
                 },
             );
-            write::<K>(ctx, obj, desired).await?;
+            write::<K>(ctx, obj, desired, &mut memo.written).await?;
             if memo.invalid.as_deref() != Some(message.as_str()) {
                 publish(
                     ctx,
@@ -452,8 +464,11 @@ async fn reconcile_with<K: RunKind>(
         for (step, write) in writes {
             let i = step.index();
             match write {
-                Ok(JobWrite::Created(_)) => {
+                Ok(JobWrite::Created(job)) => {
                     outcomes[i] = StepOutcome::Running;
+                    // The response stands in for the cache entry the watch has not delivered
+                    // yet, so the first status already carries the step's start time.
+                    jobs[i] = Some(Arc::new(*job));
                     created.push(step);
                 }
                 Ok(JobWrite::Exists) => outcomes[i] = StepOutcome::Running,
@@ -578,7 +593,7 @@ async fn reconcile_with<K: RunKind>(
             step_phases: &rolled.step_phases,
         },
     );
-    write::<K>(ctx, obj, desired).await?;
+    write::<K>(ctx, obj, desired, &mut memo.written).await?;
     K::on_reconciled(ctx, obj, active);
     publish(ctx, obj, notes);
     Ok((Action::requeue(RESYNC), memo))
@@ -754,9 +769,43 @@ fn publish<K: RunKind>(ctx: &Arc<Context>, obj: &Arc<K>, notes: Vec<Note>) {
     });
 }
 
-async fn write<K: RunKind>(ctx: &Context, obj: &K, desired: K::Status) -> Result<(), RunError> {
-    let desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
-    status::write_status(ctx, obj, &obj.status_value(), desired).await?;
+async fn write<K: RunKind>(
+    ctx: &Context,
+    obj: &K,
+    desired: K::Status,
+    written: &mut Option<WrittenStatus>,
+) -> Result<(), RunError> {
+    let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
+    let resource_version = obj.meta().resource_version.clone();
+    let current = match written.take() {
+        Some(w)
+            if w.over_resource_version.is_some() && w.over_resource_version == resource_version =>
+        {
+            w.status
+        }
+        _ => obj.status_value(),
+    };
+    match status::write_status(ctx, obj, &current, desired.clone()).await? {
+        StatusWrite::Patched => {
+            // What the status is now: `desired` with the observedGeneration the patch carried.
+            if let (Value::Object(fields), Some(generation)) = (&mut desired, obj.meta().generation)
+            {
+                fields.insert("observedGeneration".into(), Value::from(generation));
+            }
+            *written = Some(WrittenStatus {
+                over_resource_version: resource_version,
+                status: desired,
+            });
+        }
+        // Still waiting for our last write to show in the cache.
+        StatusWrite::Unchanged if current != obj.status_value() => {
+            *written = Some(WrittenStatus {
+                over_resource_version: resource_version,
+                status: current,
+            });
+        }
+        StatusWrite::Unchanged | StatusWrite::Gone => {}
+    }
     Ok(())
 }
 
