@@ -80,6 +80,15 @@ pub fn finished_at(job: &Job) -> Option<&Time> {
         .or_else(|| job.status.as_ref()?.completion_time.as_ref())
 }
 
+/// When the step started: the Job's `creationTimestamp` (known from the create response, so the
+/// status records it in the same write that records the creation), else its `status.startTime`.
+pub fn created_at(job: &Job) -> Option<&Time> {
+    job.metadata
+        .creation_timestamp
+        .as_ref()
+        .or_else(|| started_at(job))
+}
+
 /// `status.startTime` of the Job.
 pub fn started_at(job: &Job) -> Option<&Time> {
     job.status.as_ref()?.start_time.as_ref()

@@ -295,7 +295,7 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
         key: step.key.to_owned(),
         job_name: Some(step.job_name.to_owned()),
         phase,
-        start_time: step.job.and_then(observe::started_at).cloned(),
+        start_time: step.job.and_then(observe::created_at).cloned(),
         completion_time: step.job.and_then(observe::finished_at).cloned(),
         reason: step.blocker.map(|b| b.reason().to_owned()),
     }
