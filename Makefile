@@ -44,7 +44,7 @@ cluster-down: ## stop the local control plane
 e2e: build ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
 	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
-test: setup lint unit e2e ## everything CI runs
+test: setup lint unit e2e bench-e2e ## everything CI runs (the bench prints figures, never fails on time)
 
 bench-engine: ## engine benchmarks (prints name: value unit)
 	cargo bench -p jobsmith-engine --bench engine

@@ -82,13 +82,14 @@ impl Pool {
     }
 
     /// Waits until every node of the pool is Ready (kwok's node stage) and the node lifecycle
-    /// controller has removed its `node.kubernetes.io/not-ready` taint, which it does a moment
-    /// after Ready: until then the node is (rightly) not eligible.
+    /// controller has removed its `node.kubernetes.io/not-ready` (or `unreachable`) taint, which
+    /// it does a moment after Ready: until then the node is (rightly) not eligible. (A cordoned
+    /// node keeps its `unschedulable` taint.)
     async fn wait_ready(&self, client: &Client) -> Result<()> {
         let api = Api::<Node>::all(client.clone());
         for name in &self.nodes {
             eventually(
-                &format!("node {name} Ready and without node.kubernetes.io taints"),
+                &format!("node {name} Ready and without the not-ready taint"),
                 Duration::from_secs(60),
                 || async {
                     let node = api.get(name).await?;
@@ -97,7 +98,13 @@ impl Pool {
                         .as_ref()
                         .and_then(|s| s.taints.as_ref())
                         .is_some_and(|ts| {
-                            ts.iter().any(|t| t.key.starts_with("node.kubernetes.io/"))
+                            ts.iter().any(|t| {
+                                matches!(
+                                    t.key.as_str(),
+                                    "node.kubernetes.io/not-ready"
+                                        | "node.kubernetes.io/unreachable"
+                                )
+                            })
                         });
                     let ready = node.status.and_then(|s| s.conditions).is_some_and(|cs| {
                         cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")

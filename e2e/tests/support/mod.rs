@@ -136,29 +136,57 @@ impl World {
 }
 
 async fn start_manager(namespace: &str, name: &str) -> Result<(ManagerProcess, u16, u16)> {
+    let mut started = start_manager_with(namespace, name, &[])?;
+    started
+        .manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+        .await?;
+    Ok((started.manager, started.metrics_port, started.health_port))
+}
+
+/// A manager process with its probe and metrics ports.
+pub struct StartedManager {
+    pub manager: ManagerProcess,
+    pub metrics_port: u16,
+    pub health_port: u16,
+}
+
+/// Starts a manager restricted to `namespace` (its Lease there too) with `extra` flags, without
+/// waiting for anything.
+pub fn start_manager_with(namespace: &str, name: &str, extra: &[&str]) -> Result<StartedManager> {
     let metrics_port = free_port()?;
     let health_port = free_port()?;
     let metrics = format!("127.0.0.1:{metrics_port}");
     let health = format!("127.0.0.1:{health_port}");
-    let mut manager = ManagerProcess::start(
-        name,
-        &[
-            "--namespace",
-            namespace,
-            "--leader-election-namespace",
-            namespace,
-            "--metrics-bind-address",
-            &metrics,
-            "--health-probe-bind-address",
-            &health,
-            "--dev-mode",
-        ],
-        &[("LOG_LEVEL", "debug")],
-    )?;
-    manager
-        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
-        .await?;
-    Ok((manager, metrics_port, health_port))
+    let mut args = vec![
+        "--namespace",
+        namespace,
+        "--leader-election-namespace",
+        namespace,
+        "--metrics-bind-address",
+        &metrics,
+        "--health-probe-bind-address",
+        &health,
+        "--dev-mode",
+    ];
+    args.extend_from_slice(extra);
+    let manager = ManagerProcess::start(name, &args, &[("LOG_LEVEL", "debug")])?;
+    Ok(StartedManager {
+        manager,
+        metrics_port,
+        health_port,
+    })
+}
+
+/// The sum of every sample of the metric family `name` (all label sets); 0 when absent.
+pub fn family_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum()
 }
 
 /// GET `/metrics` over plain HTTP/1.0 (a small blocking read on a blocking-pool thread).

@@ -1,0 +1,215 @@
+//! The end-to-end benchmark (`make bench-e2e`): 100 concurrent ManagedJobs of 10 sequential
+//! steps on the local plane, pods completing at once. It prints figures as `name: value unit` and
+//! never fails on time; it fails only when the run itself goes wrong.
+//!
+//! - `edge_latency_p50_ms` / `edge_latency_p99_ms`: from a step's Job reaching its final condition
+//!   to the next step's Job being created, both as seen by this one Job watcher;
+//! - `api_writes_per_job`: the manager's `jobsmith_api_writes_total` over the Jobs of the run;
+//! - `manager_peak_rss_mib`: the manager's peak resident set (`VmHWM`).
+//!
+//! Sizes can be lowered for a quick look: `BENCH_WORKFLOWS`, `BENCH_STEPS`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use futures::{StreamExt, TryStreamExt};
+use jobsmith_api::{ManagedJob, Phase};
+use jobsmith_e2e::{TestNamespace, apply_yaml, client, install_crds};
+use k8s_openapi::api::batch::v1::Job;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use support::{family_sum, scrape, start_manager_with};
+
+const WRITES: &str = "jobsmith_api_writes_total";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn workflow(index: usize, steps: usize) -> String {
+    let jobs: String = (0..steps)
+        .map(|k| {
+            format!(
+                "    - {{name: s{k}, image: example.invalid/fake:1, params: {{annotations: {{jobsmith.dev/e2e-duration: \"0\"}}}}}}\n"
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: ManagedJob\nmetadata: {{name: {}}}\nspec:\n  retries: 0\n  groups:\n  - name: g\n    jobs:\n{jobs}",
+        workflow_name(index)
+    )
+}
+
+fn workflow_name(index: usize) -> String {
+    format!("bench-{index:03}")
+}
+
+/// `(workflow index, step)` of a Job named `bench-NNN-g-sK`.
+fn parse_job_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("bench-")?;
+    let (index, step) = rest.split_once("-g-s")?;
+    Some((index.parse().ok()?, step.parse().ok()?))
+}
+
+fn is_final(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.status == "True"
+                    && matches!(
+                        c.type_.as_str(),
+                        "SuccessCriteriaMet" | "Complete" | "FailureTarget" | "Failed"
+                    )
+            })
+        })
+}
+
+/// When the watcher first saw each Job, and first saw it final.
+#[derive(Default)]
+struct Seen {
+    created: HashMap<(usize, usize), Instant>,
+    finished: HashMap<(usize, usize), Instant>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")?;
+    Ok(kib / 1024.0)
+}
+
+#[tokio::test]
+#[ignore = "benchmark: run with `make bench-e2e`"]
+async fn bench_sequential_workflows() -> Result<()> {
+    let workflows = env_usize("BENCH_WORKFLOWS", 100);
+    let steps = env_usize("BENCH_STEPS", 10);
+    let client = client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "bench").await?;
+    let mut started = start_manager_with(ns.name(), "bench", &[])?;
+    started
+        .manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+        .await?;
+
+    // One watcher of the namespace's Jobs, started before anything is created.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns.name());
+    let total = workflows * steps;
+    let watch = tokio::spawn(async move {
+        let mut seen = Seen::default();
+        let mut stream = watcher(jobs, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while seen.finished.len() < total {
+            let Some(job) = stream.try_next().await? else {
+                bail!("the Job watch ended");
+            };
+            let now = Instant::now();
+            let Some(key) = parse_job_name(&job.name_any()) else {
+                continue;
+            };
+            seen.created.entry(key).or_insert(now);
+            if is_final(&job) {
+                seen.finished.entry(key).or_insert(now);
+            }
+        }
+        Ok(seen)
+    });
+
+    let start = Instant::now();
+    for index in 0..workflows {
+        apply_yaml(&client, Some(ns.name()), &workflow(index, steps)).await?;
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(900), watch)
+        .await
+        .context("the workflows did not finish within 15 minutes")???;
+    let wall = start.elapsed();
+
+    let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
+    let mut not_succeeded = Vec::new();
+    for index in 0..workflows {
+        let name = workflow_name(index);
+        // The status catches up with the last Job a moment after the watcher saw it.
+        let phase = jobsmith_e2e::eventually(
+            &format!("{name} Succeeded"),
+            Duration::from_secs(60),
+            || async {
+                let mj = mjs.get(&name).await?;
+                let phase = mj.status.as_ref().and_then(|s| s.run.phase);
+                Ok((phase == Some(Phase::Succeeded)).then_some(phase))
+            },
+        )
+        .await;
+        if phase.is_err() {
+            not_succeeded.push(name);
+        }
+    }
+    ensure!(not_succeeded.is_empty(), "not Succeeded: {not_succeeded:?}");
+
+    let mut edges: Vec<f64> = Vec::new();
+    for index in 0..workflows {
+        for step in 1..steps {
+            let done = seen.finished.get(&(index, step - 1));
+            let next = seen.created.get(&(index, step));
+            if let (Some(done), Some(next)) = (done, next) {
+                edges.push(next.saturating_duration_since(*done).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    ensure!(
+        edges.len() == workflows * (steps - 1),
+        "measured {} edges of {}",
+        edges.len(),
+        workflows * (steps - 1)
+    );
+    edges.sort_by(f64::total_cmp);
+
+    let metrics = scrape(started.metrics_port).await?;
+    let writes = family_sum(&metrics, WRITES);
+    ensure!(writes > 0.0, "no {WRITES} in /metrics:\n{metrics}");
+    let rss = peak_rss_mib(started.manager.pid())?;
+
+    println!("bench_workflows: {workflows} count");
+    println!("bench_steps_per_workflow: {steps} count");
+    println!("bench_wall_s: {:.1} s", wall.as_secs_f64());
+    println!("edge_latency_p50_ms: {:.1} ms", percentile(&edges, 50.0));
+    println!("edge_latency_p99_ms: {:.1} ms", percentile(&edges, 99.0));
+    println!("edge_latency_max_ms: {:.1} ms", percentile(&edges, 100.0));
+    println!("api_writes_per_job: {:.2} writes", writes / total as f64);
+    println!("manager_peak_rss_mib: {rss:.1} MiB");
+    for line in metrics.lines().filter(|l| l.starts_with(WRITES)) {
+        println!("# {line}");
+    }
+    started.manager.stop()?;
+    Ok(())
+}
+
+#[test]
+fn job_names_parse_back_to_workflow_and_step() {
+    assert_eq!(parse_job_name("bench-007-g-s3"), Some((7, 3)));
+    assert_eq!(parse_job_name("other-g-s3"), None);
+    assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.0);
+    assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 99.0), 4.0);
+}
