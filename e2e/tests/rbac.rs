@@ -1,0 +1,240 @@
+//! `deploy/rbac.yaml` is enough: a manager that impersonates the `jobsmith` ServiceAccount (via
+//! the kubeconfig's `as:`) runs a ManagedJob, a JobRun from a JobTemplate and a DaemonJob to
+//! completion, publishes Events and holds its Lease, with no request refused.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use jobsmith_api::{DaemonJob, JobRun, ManagedJob, Phase, RunStatus};
+use jobsmith_e2e::{
+    ManagerProcess, TestNamespace, apply_yaml, client, free_local_port, install_crds, kubectl,
+    list_events, workspace_root,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use support::{family_sum, scrape, wait_run};
+
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:jobsmith-system:jobsmith";
+
+/// A copy of the current kubeconfig whose users act as the ServiceAccount.
+fn impersonating_kubeconfig(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
+    let text = std::fs::read_to_string(&source).with_context(|| format!("reading {source}"))?;
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    let users = config
+        .get_mut("users")
+        .and_then(serde_yaml::Value::as_sequence_mut)
+        .context("the kubeconfig has no users")?;
+    for user in users {
+        if let Some(auth) = user
+            .get_mut("user")
+            .and_then(serde_yaml::Value::as_mapping_mut)
+        {
+            auth.insert("as".into(), SERVICE_ACCOUNT.into());
+        }
+    }
+    let path = dir.join("kubeconfig-as-jobsmith");
+    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    Ok(path)
+}
+
+async fn can_i(verb: &str, resource: &str, namespace: &str) -> Result<bool> {
+    let out = kubectl(&[
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        "-n",
+        namespace,
+        "--as",
+        SERVICE_ACCOUNT,
+    ])
+    .await?;
+    Ok(out.stdout.trim() == "yes")
+}
+
+#[tokio::test]
+async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
+    let client = client().await?;
+    install_crds(&client).await?;
+    let rbac = std::fs::read_to_string(workspace_root().join("deploy/rbac.yaml"))?;
+    apply_yaml(&client, None, &rbac).await?;
+    let ns = TestNamespace::new(&client, "rbac").await?;
+
+    // The identity is really restricted: it may create Jobs but not delete them or read Secrets.
+    ensure!(
+        can_i("create", "jobs.batch", ns.name()).await?,
+        "cannot create Jobs"
+    );
+    ensure!(
+        !can_i("delete", "jobs.batch", ns.name()).await?,
+        "may delete Jobs"
+    );
+    ensure!(
+        !can_i("get", "secrets", ns.name()).await?,
+        "may read Secrets"
+    );
+
+    let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = impersonating_kubeconfig(&dir)?;
+    // The manager's client library honours the kubeconfig's `as:` (checked with the same
+    // library: as the ServiceAccount, listing Secrets is refused).
+    let options = kube::config::KubeConfigOptions::default();
+    let as_jobsmith = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig)?,
+        &options,
+    )
+    .await?;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(kube::Client::try_from(as_jobsmith)?, ns.name());
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => anyhow::bail!("listing Secrets as {SERVICE_ACCOUNT}: {other:?}"),
+    }
+
+    let metrics_port = free_local_port()?;
+    let health_port = free_local_port()?;
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let health = format!("127.0.0.1:{health_port}");
+    let lease_name = format!("jobsmith-{}", ns.name());
+    let kubeconfig_path = kubeconfig.to_string_lossy().into_owned();
+    let mut manager = ManagerProcess::start(
+        "rbac",
+        &[
+            "--namespace",
+            ns.name(),
+            "--leader-elect",
+            "--leader-election-namespace",
+            "jobsmith-system",
+            "--leader-election-id",
+            &lease_name,
+            "--metrics-bind-address",
+            &metrics,
+            "--health-probe-bind-address",
+            &health,
+            "--dev-mode",
+        ],
+        &[("KUBECONFIG", &kubeconfig_path), ("LOG_LEVEL", "debug")],
+    )?;
+    manager
+        .wait_for_log("became the leader", Duration::from_secs(60))
+        .await?;
+    manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+        .await?;
+
+    apply_yaml(
+        &client,
+        Some(ns.name()),
+        r#"
+apiVersion: jobsmith.dev/v1alpha1
+kind: ManagedJob
+metadata: {name: wf}
+spec:
+  retries: 0
+  groups:
+  - name: g
+    jobs:
+    - {name: a, image: example.invalid/fake:1}
+    - {name: b, image: example.invalid/fake:1}
+---
+apiVersion: jobsmith.dev/v1alpha1
+kind: JobTemplate
+metadata: {name: echo}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: main, image: example.invalid/fake:1, command: [echo, hi]}
+---
+apiVersion: jobsmith.dev/v1alpha1
+kind: JobRun
+metadata: {name: run}
+spec:
+  templateRef: echo
+---
+apiVersion: jobsmith.dev/v1alpha1
+kind: DaemonJob
+metadata: {name: per-node}
+spec:
+  template:
+    spec:
+      nodeSelector: {kubernetes.io/hostname: kwok-node-0}
+      containers:
+      - {name: main, image: example.invalid/fake:1}
+"#,
+    )
+    .await?;
+
+    let succeeded = |r: &RunStatus| r.phase == Some(Phase::Succeeded);
+    let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
+    wait_run(&mjs, "wf", "ManagedJob wf Succeeded", succeeded, |m| {
+        m.status.as_ref().map(|s| &s.run)
+    })
+    .await?;
+    let runs: Api<JobRun> = Api::namespaced(client.clone(), ns.name());
+    wait_run(&runs, "run", "JobRun run Succeeded", succeeded, |r| {
+        r.status.as_ref().map(|s| &s.run)
+    })
+    .await?;
+    let djs: Api<DaemonJob> = Api::namespaced(client.clone(), ns.name());
+    let dj = wait_run(
+        &djs,
+        "per-node",
+        "DaemonJob per-node Succeeded",
+        succeeded,
+        |d| d.status.as_ref().map(|s| &s.run),
+    )
+    .await?;
+    ensure!(
+        dj.status.as_ref().map(|s| (s.desired, s.succeeded)) == Some((1, 1)),
+        "DaemonJob status: {:?}",
+        dj.status
+    );
+
+    // Events were published (events.k8s.io create).
+    let events = jobsmith_e2e::eventually(
+        "a Succeeded Event about wf",
+        Duration::from_secs(30),
+        || async {
+            let events = list_events(&client, ns.name()).await?;
+            Ok(events
+                .iter()
+                .any(|e| {
+                    e.involved_object.name.as_deref() == Some("wf")
+                        && e.reason.as_deref() == Some("Succeeded")
+                })
+                .then_some(events.len()))
+        },
+    )
+    .await?;
+    ensure!(events >= 3, "only {events} Events");
+
+    // The Lease is held in jobsmith-system.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "jobsmith-system");
+    let lease = leases.get(&lease_name).await?;
+    ensure!(
+        lease.spec.and_then(|s| s.holder_identity).is_some(),
+        "the Lease {lease_name} has no holder"
+    );
+
+    // Nothing was refused, and nothing failed to reconcile.
+    let text = scrape(metrics_port).await?;
+    ensure!(
+        family_sum(&text, "jobsmith_reconcile_errors_total") == 0.0,
+        "reconcile errors:\n{text}"
+    );
+    let logs = manager.logs().to_lowercase();
+    ensure!(
+        !logs.contains("forbidden"),
+        "the manager was refused something; log {}",
+        manager.log_path().display()
+    );
+    manager.stop()?;
+    let _ = leases.delete(&lease_name, &Default::default()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
