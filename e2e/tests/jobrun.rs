@@ -181,7 +181,24 @@ spec:
             .contains_key("jobsmith.dev/template-generation")
     );
 
-    // The status mirrors the Job.
+    // The status mirrors the Job. The phase turns Succeeded at the Job's first final signal
+    // (SuccessCriteriaMet); the Job's own counters and `Complete` follow in its next update, and
+    // the mirror follows them.
+    let run = jobsmith_e2e::eventually(
+        "JobRun hello mirrors the Job's final status",
+        Duration::from_secs(30),
+        || async {
+            let run = runs.get("hello").await?;
+            let mirrored = run.status.as_ref().is_some_and(|s| {
+                s.succeeded == Some(1)
+                    && s.job_conditions
+                        .iter()
+                        .any(|c| c.type_ == "Complete" && c.status == "True")
+            });
+            Ok(mirrored.then_some(run))
+        },
+    )
+    .await?;
     let status = run.status.as_ref().context("status")?;
     assert_eq!(status.job_name.as_deref(), Some("echo-hello"));
     assert_eq!(status.succeeded, Some(1));
