@@ -197,7 +197,15 @@ async fn bench_sequential_workflows() -> Result<()> {
     println!("edge_latency_p50_ms: {:.1} ms", percentile(&edges, 50.0));
     println!("edge_latency_p99_ms: {:.1} ms", percentile(&edges, 99.0));
     println!("edge_latency_max_ms: {:.1} ms", percentile(&edges, 100.0));
+    let events = family_sum(
+        &metrics,
+        &format!("{WRITES}{{verb=\"publish\",resource=\"events\"}}"),
+    );
     println!("api_writes_per_job: {:.2} writes", writes / total as f64);
+    println!(
+        "api_writes_per_job_without_events: {:.2} writes",
+        (writes - events) / total as f64
+    );
     println!("manager_peak_rss_mib: {rss:.1} MiB");
     for line in metrics.lines().filter(|l| l.starts_with(WRITES)) {
         println!("# {line}");

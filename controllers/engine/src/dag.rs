@@ -7,8 +7,8 @@
 //! failed or was aborted, `Completed` = all its steps are terminal.
 //!
 //! [`Dag::build`] checks the input and returns the **first** problem found, in a fixed order
-//! (too many steps, duplicate names, then each group and each step in list order: empty group,
-//! unknown group, self dependency, unknown dependency; then cycles). One precise message is
+//! (too many steps, duplicate names, then every step's group (unknown group), then empty groups,
+//! then each step in list order: self dependency, unknown dependency; then cycles). One precise message is
 //! what the status and the Warning Event can carry; fixing it reveals the next one.
 //!
 //! Internally a group is two graph nodes: its *gate* (waits for the group's own dependencies;

@@ -29,7 +29,7 @@ use crate::observe;
 use crate::schedule::{Decision, RunPhase, StepPhase};
 
 /// Why a step cannot get (or keep) its Job, found by the run mechanism while observing and
-/// creating. The first three leave the step waiting; the others fail it.
+/// creating. The first two (template problems) leave the step waiting; the others fail it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Blocker {
     /// The referenced JobTemplate does not exist (yet): the step waits.
