@@ -207,6 +207,10 @@ async fn bench_sequential_workflows() -> Result<()> {
         (writes - events) / total as f64
     );
     println!("manager_peak_rss_mib: {rss:.1} MiB");
+    println!(
+        "events_dropped: {} count",
+        family_sum(&metrics, "jobsmith_events_dropped_total")
+    );
     for line in metrics.lines().filter(|l| l.starts_with(WRITES)) {
         println!("# {line}");
     }

@@ -84,13 +84,24 @@ pub struct RunArgs {
     #[arg(long, env = "LOG_LEVEL", value_enum, default_value_t = LogLevel::Info, ignore_case = true)]
     pub log_level: LogLevel,
 
-    /// Client-side rate limit for API writes (creates, deletes, patches, events), per second; 0 = off.
-    #[arg(long, env = "JOBSMITH_KUBE_API_QPS", default_value_t = 50.0)]
+    /// Client-side rate limit for object writes (Job creates, status patches), per second;
+    /// writes wait for their turn. 0 = off.
+    #[arg(long, env = "JOBSMITH_KUBE_API_QPS", default_value_t = 100.0)]
     pub kube_api_qps: f64,
 
     /// Burst allowed above `--kube-api-qps`.
-    #[arg(long, env = "JOBSMITH_KUBE_API_BURST", default_value_t = 100)]
+    #[arg(long, env = "JOBSMITH_KUBE_API_BURST", default_value_t = 200)]
     pub kube_api_burst: u32,
+
+    /// Rate of Events per second, separate from `--kube-api-qps` so that Events never delay a
+    /// Job: an Event over the budget is dropped (counted in `jobsmith_events_dropped_total`),
+    /// as client-go's event broadcaster does. 0 = no limit.
+    #[arg(long, env = "JOBSMITH_EVENT_QPS", default_value_t = 20.0)]
+    pub event_qps: f64,
+
+    /// Burst of Events allowed above `--event-qps`.
+    #[arg(long, env = "JOBSMITH_EVENT_BURST", default_value_t = 200)]
+    pub event_burst: u32,
 
     /// Reconciles running at once per controller (and per watched namespace).
     #[arg(long, env = "JOBSMITH_CONCURRENCY", default_value_t = 4,

@@ -27,7 +27,10 @@ pub struct Shared {
     pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
     /// The pruned Node watch (see `nodes.rs`); only when the DaemonJob controller is enabled.
     pub nodes: Option<SharedCache<Node>>,
+    /// Object writes (Job creates, status patches): callers wait for a token.
     pub limiter: Arc<WriteLimiter>,
+    /// Events: a separate budget; an Event without a token is dropped, never waits.
+    pub event_limiter: Arc<WriteLimiter>,
     pub metrics: Metrics,
     pub scope: Arc<WatchScope>,
     pub readiness: Readiness,
@@ -75,7 +78,7 @@ impl Context {
                 shared.client.clone(),
                 field_manager,
                 &shared.instance,
-                shared.limiter.clone(),
+                shared.event_limiter.clone(),
             ),
             metrics: shared.metrics.clone(),
             scope: shared.scope.clone(),

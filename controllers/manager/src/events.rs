@@ -149,7 +149,17 @@ impl EventPublisher {
             action: "Reconcile".into(),
             secondary: None,
         };
-        self.limiter.acquire().await;
+        if !self.limiter.try_acquire() {
+            // Over the Event budget: dropped rather than queued (a queue would grow without
+            // bound under load and delay nothing useful); the metric tells.
+            metrics::event_dropped();
+            tracing::debug!(reason, "event dropped: over --event-qps");
+            self.dedupe
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .forget(&uid, event_type, reason, &message);
+            return;
+        }
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         metrics::api_write("publish", "events".into());
         if let Err(error) = recorder.publish(&event, &reference).await {

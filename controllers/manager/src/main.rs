@@ -202,6 +202,7 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         templates: templates.clone(),
         nodes: node_cache,
         limiter: Arc::new(WriteLimiter::new(args.kube_api_qps, args.kube_api_burst)),
+        event_limiter: Arc::new(WriteLimiter::new(args.event_qps, args.event_burst)),
         metrics,
         scope,
         readiness: readiness.clone(),

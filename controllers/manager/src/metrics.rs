@@ -27,6 +27,7 @@ pub const RECONCILE_TOTAL: &str = "jobsmith_reconcile_total";
 pub const RECONCILE_ERRORS_TOTAL: &str = "jobsmith_reconcile_errors_total";
 pub const RECONCILE_DURATION: &str = "jobsmith_reconcile_duration_seconds";
 pub const API_WRITES_TOTAL: &str = "jobsmith_api_writes_total";
+pub const EVENTS_DROPPED_TOTAL: &str = "jobsmith_events_dropped_total";
 pub const MJ_JOBS_CREATED: &str = "managedjob_jobs_created_total";
 pub const MJ_JOBS_SUCCEEDED: &str = "managedjob_jobs_succeeded_total";
 pub const MJ_JOBS_FAILED: &str = "managedjob_jobs_failed_total";
@@ -63,6 +64,10 @@ fn describe() {
     describe_counter!(
         API_WRITES_TOTAL,
         "HTTP writes sent to the API server, per verb and resource."
+    );
+    describe_counter!(
+        EVENTS_DROPPED_TOTAL,
+        "Events not published because they were over the --event-qps budget."
     );
     describe_counter!(MJ_JOBS_CREATED, "Jobs created for ManagedJobs.");
     describe_counter!(MJ_JOBS_SUCCEEDED, "ManagedJob Jobs that succeeded.");
@@ -134,6 +139,11 @@ impl Drop for ReconcileTimer {
 /// One failed reconcile; `category` is the error's static `category()`.
 pub fn reconcile_error(controller: &'static str, category: &'static str) {
     counter!(RECONCILE_ERRORS_TOTAL, "controller" => controller, "error" => category).increment(1);
+}
+
+/// An Event over the `--event-qps` budget, not published.
+pub fn event_dropped() {
+    counter!(EVENTS_DROPPED_TOTAL).increment(1);
 }
 
 /// One real HTTP write (`verb`: create, delete, patch, publish; `resource`: jobs, <plural>/status,

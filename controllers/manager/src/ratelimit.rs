@@ -22,6 +22,17 @@ impl WriteLimiter {
         Self { bucket: None }
     }
 
+    /// Takes one token if one is there now; never waits. Always `true` when unlimited.
+    pub fn try_acquire(&self) -> bool {
+        let Some(bucket) = &self.bucket else {
+            return true;
+        };
+        bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .try_take(Instant::now())
+    }
+
     /// Waits until one write may go out.
     pub async fn acquire(&self) {
         let Some(bucket) = &self.bucket else { return };
@@ -56,11 +67,26 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token and returns how long the caller must wait for it.
-    fn reserve(&mut self, now: Instant) -> Duration {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now.max(self.last);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+    }
+
+    /// Takes one token if a whole one is available now (nothing is reserved otherwise).
+    fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes one token and returns how long the caller must wait for it.
+    fn reserve(&mut self, now: Instant) -> Duration {
+        self.refill(now);
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             Duration::ZERO
@@ -90,6 +116,20 @@ mod tests {
         assert_eq!(b.reserve(later), Duration::ZERO);
         assert_eq!(b.reserve(later), Duration::ZERO);
         assert!(b.reserve(later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn try_take_never_reserves() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 2, t0);
+        assert!(b.try_take(t0));
+        assert!(b.try_take(t0));
+        assert!(!b.try_take(t0), "the burst is spent");
+        assert!(!b.try_take(t0 + Duration::from_millis(50)), "half a token");
+        assert!(b.try_take(t0 + Duration::from_millis(100)));
+        // A refused try takes nothing: a waiter after it is not pushed back.
+        assert_eq!(b.reserve(t0 + Duration::from_millis(200)), Duration::ZERO);
+        assert!(WriteLimiter::unlimited().try_acquire());
     }
 
     #[tokio::test]
