@@ -28,6 +28,7 @@
 use std::{
     collections::HashMap,
     fmt::Debug,
+    marker::PhantomData,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -56,8 +57,9 @@ use serde_json::Value;
 
 use crate::{
     apply::{self, ApplyError, JobWrite},
+    cli::ControllerKind,
     context::Context,
-    controller::{ErrorCategory, map_shared},
+    controller::{ErrorCategory, Reconciler, map_shared},
     events::EventKind,
     jobs,
     status::{self, StatusError, StatusWrite},
@@ -94,7 +96,12 @@ pub trait RunKind:
     + 'static
 {
     /// The kind's status type.
-    type Status: Serialize;
+    type Status: Serialize + Send;
+
+    /// Which controller this kind is (its `--controllers` name and metric label).
+    const CONTROLLER: ControllerKind;
+    /// Whether the plan reads the Node cache (DaemonJob): reconciling waits for it.
+    const USES_NODES: bool = false;
 
     /// The common part of the current status.
     fn run_status(&self) -> Option<&RunStatus>;
@@ -153,6 +160,52 @@ pub trait RunKind:
     /// Adds kind-specific detail to the status `make_status` built (JobRun mirrors its Job,
     /// DaemonJob counts its nodes). `self` is the object as read, with its previous status.
     fn refine_status(&self, _status: &mut Self::Status, _view: &StatusView<'_>) {}
+
+    /// Held for the whole reconcile (ManagedJob: its reconcile-duration timer).
+    fn reconcile_guard(&self) -> Option<Box<dyn Send>> {
+        None
+    }
+    /// Triggers besides JobTemplate changes (DaemonJob: Node changes).
+    fn extra_triggers(
+        _ctx: &Arc<Context>,
+        _own: &Store<DeserializeGuard<Self>>,
+    ) -> Vec<BoxStream<'static, ObjectRef<Self>>> {
+        Vec::new()
+    }
+    /// The object is gone: drop what the kind keeps besides the run memory (metric series).
+    fn on_forget(_ctx: &Context, _namespace: &str, _name: &str) {}
+}
+
+/// The controller of every run kind: reconcile with [`reconcile`], trigger on the kind's Jobs,
+/// on the JobTemplates it references and on [`RunKind::extra_triggers`].
+pub struct RunController<K>(PhantomData<fn() -> K>);
+
+impl<K: RunKind> Reconciler for RunController<K> {
+    type Kind = K;
+    type Error = RunError;
+    const CONTROLLER: ControllerKind = K::CONTROLLER;
+    const USES_TEMPLATES: bool = true;
+    const USES_NODES: bool = K::USES_NODES;
+
+    async fn reconcile(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+        let _guard = obj.reconcile_guard();
+        reconcile(obj, ctx).await
+    }
+
+    fn triggers(
+        ctx: &Arc<Context>,
+        own: &Store<DeserializeGuard<K>>,
+    ) -> Vec<BoxStream<'static, ObjectRef<K>>> {
+        let mut triggers = vec![template_trigger(ctx, own)];
+        triggers.extend(K::extra_triggers(ctx, own));
+        triggers
+    }
+
+    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
+        let namespace = namespace.unwrap_or_default();
+        ctx.runs.forget(namespace, name);
+        K::on_forget(ctx, namespace, name);
+    }
 }
 
 /// What [`RunKind::refine_status`] may read besides the object (all empty for an invalid spec).

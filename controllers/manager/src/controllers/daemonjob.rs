@@ -37,10 +37,7 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
 use kube::{
     Resource, ResourceExt,
     core::DeserializeGuard,
-    runtime::{
-        controller::Action,
-        reflector::{ObjectRef, Store},
-    },
+    runtime::reflector::{ObjectRef, Store},
 };
 use serde_json::Value;
 
@@ -48,13 +45,25 @@ use crate::{
     cache::SharedCache,
     cli::ControllerKind,
     context::Context,
-    controller::{Reconciler, map_shared},
+    controller::map_shared,
     jobs,
-    run::{self, RunError, RunKind, StatusParts, StatusView},
+    run::{self, RunKind, StatusParts, StatusView},
 };
 
 impl RunKind for DaemonJob {
     type Status = DaemonJobStatus;
+    const CONTROLLER: ControllerKind = ControllerKind::Daemonjob;
+    const USES_NODES: bool = true;
+
+    fn extra_triggers(
+        ctx: &Arc<Context>,
+        own: &Store<DeserializeGuard<DaemonJob>>,
+    ) -> Vec<BoxStream<'static, ObjectRef<DaemonJob>>> {
+        ctx.nodes
+            .iter()
+            .map(|nodes| node_trigger(nodes, own))
+            .collect()
+    }
 
     fn run_status(&self) -> Option<&RunStatus> {
         self.status.as_ref().map(|s| &s.run)
@@ -243,34 +252,7 @@ fn node_trigger(
 }
 
 /// The DaemonJob controller.
-pub struct DaemonJobController;
-
-impl Reconciler for DaemonJobController {
-    type Kind = DaemonJob;
-    type Error = RunError;
-    const CONTROLLER: ControllerKind = ControllerKind::Daemonjob;
-    const USES_TEMPLATES: bool = true;
-    const USES_NODES: bool = true;
-
-    async fn reconcile(obj: Arc<DaemonJob>, ctx: Arc<Context>) -> Result<Action, RunError> {
-        run::reconcile(obj, ctx).await
-    }
-
-    fn triggers(
-        ctx: &Arc<Context>,
-        own: &Store<DeserializeGuard<DaemonJob>>,
-    ) -> Vec<BoxStream<'static, ObjectRef<DaemonJob>>> {
-        let mut triggers = vec![run::template_trigger(ctx, own)];
-        if let Some(nodes) = &ctx.nodes {
-            triggers.push(node_trigger(nodes, own));
-        }
-        triggers
-    }
-
-    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
-        ctx.runs.forget(namespace.unwrap_or_default(), name);
-    }
-}
+pub type DaemonJobController = run::RunController<DaemonJob>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic

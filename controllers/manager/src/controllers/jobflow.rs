@@ -1,33 +1,22 @@
 //! JobFlow (SPEC §3) on the run mechanism: its compile functions and its status type.
 //! Everything else is `run.rs`.
 
-use std::sync::Arc;
-
-use futures::stream::BoxStream;
 use jobsmith_api::{JobFlow, JobFlowStatus, JobTemplate, RunStatus, StepEntry};
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan},
 };
 use k8s_openapi::api::batch::v1::Job;
-use kube::{
-    core::DeserializeGuard,
-    runtime::{
-        controller::Action,
-        reflector::{ObjectRef, Store},
-    },
-};
 use serde_json::Value;
 
 use crate::{
     cli::ControllerKind,
-    context::Context,
-    controller::Reconciler,
-    run::{self, RunError, RunKind, StatusParts},
+    run::{self, RunKind, StatusParts},
 };
 
 impl RunKind for JobFlow {
     type Status = JobFlowStatus;
+    const CONTROLLER: ControllerKind = ControllerKind::Jobflow;
 
     fn run_status(&self) -> Option<&RunStatus> {
         self.status.as_ref().map(|s| &s.run)
@@ -76,26 +65,4 @@ impl RunKind for JobFlow {
 }
 
 /// The JobFlow controller.
-pub struct JobFlowController;
-
-impl Reconciler for JobFlowController {
-    type Kind = JobFlow;
-    type Error = RunError;
-    const CONTROLLER: ControllerKind = ControllerKind::Jobflow;
-    const USES_TEMPLATES: bool = true;
-
-    async fn reconcile(obj: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, RunError> {
-        run::reconcile(obj, ctx).await
-    }
-
-    fn triggers(
-        ctx: &Arc<Context>,
-        own: &Store<DeserializeGuard<JobFlow>>,
-    ) -> Vec<BoxStream<'static, ObjectRef<JobFlow>>> {
-        vec![run::template_trigger(ctx, own)]
-    }
-
-    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
-        ctx.runs.forget(namespace.unwrap_or_default(), name);
-    }
-}
+pub type JobFlowController = run::RunController<JobFlow>;

@@ -15,9 +15,6 @@
 //!   the template does not allow fails the run: phase `Failed`, reason `OverrideNotAllowed`, one
 //!   Warning Event, no Job.
 
-use std::sync::Arc;
-
-use futures::stream::BoxStream;
 use jobsmith_api::{
     JobRun, JobRunStatus, JobTemplate, Phase, RunStatus, StepEntry, StepPhase, condition_types,
     reasons,
@@ -27,21 +24,12 @@ use jobsmith_engine::{
     compile::{self, BuildError, InvalidSpec, Plan},
 };
 use k8s_openapi::api::batch::v1::Job;
-use kube::{
-    ResourceExt,
-    core::DeserializeGuard,
-    runtime::{
-        controller::Action,
-        reflector::{ObjectRef, Store},
-    },
-};
+use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::{
     cli::ControllerKind,
-    context::Context,
-    controller::Reconciler,
-    run::{self, RunError, RunKind, StatusParts, StatusView},
+    run::{self, RunKind, StatusParts, StatusView},
 };
 
 /// Reasons on `Ready` that say the step was blocked (not a result of its Job).
@@ -55,6 +43,7 @@ const BLOCKER_REASONS: [&str; 5] = [
 
 impl RunKind for JobRun {
     type Status = JobRunStatus;
+    const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
 
     fn run_status(&self) -> Option<&RunStatus> {
         self.status.as_ref().map(|s| &s.run)
@@ -188,29 +177,7 @@ fn mirror_job(previous: Option<&JobRunStatus>, status: &mut JobRunStatus, job: O
 }
 
 /// The JobRun controller.
-pub struct JobRunController;
-
-impl Reconciler for JobRunController {
-    type Kind = JobRun;
-    type Error = RunError;
-    const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
-    const USES_TEMPLATES: bool = true;
-
-    async fn reconcile(obj: Arc<JobRun>, ctx: Arc<Context>) -> Result<Action, RunError> {
-        run::reconcile(obj, ctx).await
-    }
-
-    fn triggers(
-        ctx: &Arc<Context>,
-        own: &Store<DeserializeGuard<JobRun>>,
-    ) -> Vec<BoxStream<'static, ObjectRef<JobRun>>> {
-        vec![run::template_trigger(ctx, own)]
-    }
-
-    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
-        ctx.runs.forget(namespace.unwrap_or_default(), name);
-    }
-}
+pub type JobRunController = run::RunController<JobRun>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic

@@ -1,9 +1,6 @@
 //! ManagedJob (SPEC §2) on the run mechanism: its compile functions, its status type and the
 //! seed's metrics (`managedjob_*`). Everything else is `run.rs`.
 
-use std::sync::Arc;
-
-use futures::stream::BoxStream;
 use jobsmith_api::{JobTemplate, ManagedJob, ManagedJobStatus, RunStatus, StepEntry};
 use jobsmith_engine::{
     StepId,
@@ -11,26 +8,30 @@ use jobsmith_engine::{
     rollup,
 };
 use k8s_openapi::api::batch::v1::Job;
-use kube::{
-    ResourceExt,
-    core::DeserializeGuard,
-    runtime::{
-        controller::Action,
-        reflector::{ObjectRef, Store},
-    },
-};
+use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::{
     cli::ControllerKind,
     context::Context,
-    controller::Reconciler,
     metrics::managedjob as mj_metrics,
-    run::{self, RunError, RunKind, StatusParts},
+    run::{self, RunKind, StatusParts},
 };
 
 impl RunKind for ManagedJob {
     type Status = ManagedJobStatus;
+    const CONTROLLER: ControllerKind = ControllerKind::Managedjob;
+
+    fn reconcile_guard(&self) -> Option<Box<dyn Send>> {
+        Some(Box::new(mj_metrics::ReconcileTimer::start(
+            &self.namespace().unwrap_or_default(),
+            &self.name_any(),
+        )))
+    }
+
+    fn on_forget(ctx: &Context, namespace: &str, name: &str) {
+        ctx.metrics.active_jobs.remove(namespace, name);
+    }
 
     fn run_status(&self) -> Option<&RunStatus> {
         self.status.as_ref().map(|s| &s.run)
@@ -111,32 +112,4 @@ impl RunKind for ManagedJob {
 }
 
 /// The ManagedJob controller.
-pub struct ManagedJobController;
-
-impl Reconciler for ManagedJobController {
-    type Kind = ManagedJob;
-    type Error = RunError;
-    const CONTROLLER: ControllerKind = ControllerKind::Managedjob;
-    const USES_TEMPLATES: bool = true;
-
-    async fn reconcile(obj: Arc<ManagedJob>, ctx: Arc<Context>) -> Result<Action, RunError> {
-        let _timer = mj_metrics::ReconcileTimer::start(
-            &obj.namespace().unwrap_or_default(),
-            &obj.name_any(),
-        );
-        run::reconcile(obj, ctx).await
-    }
-
-    fn triggers(
-        ctx: &Arc<Context>,
-        own: &Store<DeserializeGuard<ManagedJob>>,
-    ) -> Vec<BoxStream<'static, ObjectRef<ManagedJob>>> {
-        vec![run::template_trigger(ctx, own)]
-    }
-
-    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
-        let namespace = namespace.unwrap_or_default();
-        ctx.runs.forget(namespace, name);
-        ctx.metrics.active_jobs.remove(namespace, name);
-    }
-}
+pub type ManagedJobController = run::RunController<ManagedJob>;

@@ -1,8 +1,8 @@
 //! The five reconcilers, one module each (`managedjob.rs`, `jobflow.rs`, `daemonjob.rs`,
 //! `jobtemplate.rs`, `jobrun.rs`), each implementing [`crate::controller::Reconciler`].
 //!
-//! A run kind implements [`crate::run::RunKind`] on its API type and calls
-//! [`crate::run::reconcile`] (see `managedjob.rs`, the smallest complete example).
+//! A run kind implements [`crate::run::RunKind`] on its API type; its controller is the generic
+//! [`crate::run::RunController`] (see `jobflow.rs`, the smallest complete example).
 
 pub mod daemonjob;
 pub mod jobflow;
