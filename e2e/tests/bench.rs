@@ -22,7 +22,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use support::{family_sum, scrape, start_manager_with};
+use support::{family_sum, job_done, scrape, start_manager_with};
 
 const WRITES: &str = "jobsmith_api_writes_total";
 
@@ -57,21 +57,6 @@ fn parse_job_name(name: &str) -> Option<(usize, usize)> {
     let rest = name.strip_prefix("bench-")?;
     let (index, step) = rest.split_once("-g-s")?;
     Some((index.parse().ok()?, step.parse().ok()?))
-}
-
-fn is_final(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.status == "True"
-                    && matches!(
-                        c.type_.as_str(),
-                        "SuccessCriteriaMet" | "Complete" | "FailureTarget" | "Failed"
-                    )
-            })
-        })
 }
 
 /// When the watcher first saw each Job, and first saw it final.
@@ -131,7 +116,7 @@ async fn bench_sequential_workflows() -> Result<()> {
                 continue;
             };
             seen.created.entry(key).or_insert(now);
-            if is_final(&job) {
+            if job_done(&job) {
                 seen.finished.entry(key).or_insert(now);
             }
         }

@@ -15,64 +15,9 @@ use jobsmith_engine::params::{
 };
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 
-/// The seed README's ManagedJob (jobs-manager-operator), with our apiVersion.
-const SEED: &str = r#"
-apiVersion: jobsmith.dev/v1alpha1
-kind: ManagedJob
-metadata:
-  name: managedjob-sample
-  namespace: default
-  uid: 0b6c1d2e-0000-4000-8000-000000000001
-spec:
-  retries: 3
-  params:
-    env:
-      - name: "FOO"
-        value: "bar"
-      - name: "QUE"
-        value: "pasa"
-  groups:
-    - name: "first-group"
-      parallel: true
-      params:
-        env:
-          - name: "FEE"
-            value: "bee"
-      jobs:
-        - name: "first-job"
-          image: "busybox"
-          args:
-            - "echo"
-            - "Hello world!"
-          params:
-            env:
-              - name: "POO"
-                value: "paz"
-        - name: "second-job"
-          image: "busybox"
-          args: ["sleep", "10"]
-        - name: "second-half-job"
-          image: "busybox"
-          args: ["sleep", "10"]
-    - name: "second-group"
-      parallel: true
-      jobs:
-        - name: "third-job"
-          image: "busybox"
-          args: ["echo", "Hello world!"]
-          parallel: true
-        - name: "fourth-job"
-          image: "busybox"
-          args: ["sleep", "10"]
-          parallel: false
-    - name: "third-group"
-      parallel: false
-      jobs:
-        - name: "fifth-job"
-          image: "busybox"
-          args: ["echo", "Hello world!"]
-          parallel: true
-"#;
+/// The seed README's ManagedJob (jobs-manager-operator), with our apiVersion: the sample that
+/// `make demo` runs.
+const SEED: &str = include_str!("../../../samples/managedjob/readme-workflow.yaml");
 
 /// The seed README's `compiledParams` of `first-job`, verbatim.
 const SEED_COMPILED: &str = "env:
@@ -87,7 +32,10 @@ const SEED_COMPILED: &str = "env:
 ";
 
 fn seed() -> ManagedJob {
-    serde_yaml::from_str(SEED).expect("seed parses")
+    let mut seed: ManagedJob = serde_yaml::from_str(SEED).expect("seed parses");
+    seed.metadata.namespace = Some("default".into());
+    seed.metadata.uid = Some("0b6c1d2e-0000-4000-8000-000000000001".into());
+    seed
 }
 
 fn params(yaml: &str) -> Params {

@@ -85,6 +85,27 @@ pub struct StatusParts<'a> {
     pub decision: Option<&'a Decision>,
 }
 
+/// A run kind's status type: serialisable, with the common [`RunStatus`] part.
+pub trait KindStatus: Serialize + Send {
+    fn run(&self) -> &RunStatus;
+}
+
+macro_rules! kind_status {
+    ($($status:ty),*) => {$(
+        impl KindStatus for $status {
+            fn run(&self) -> &RunStatus {
+                &self.run
+            }
+        }
+    )*};
+}
+kind_status!(
+    jobsmith_api::ManagedJobStatus,
+    jobsmith_api::JobFlowStatus,
+    jobsmith_api::DaemonJobStatus,
+    jobsmith_api::JobRunStatus
+);
+
 /// What a run kind supplies. Implemented on the API type.
 pub trait RunKind:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -96,19 +117,28 @@ pub trait RunKind:
     + 'static
 {
     /// The kind's status type.
-    type Status: Serialize + Send;
+    type Status: KindStatus;
 
     /// Which controller this kind is (its `--controllers` name and metric label).
     const CONTROLLER: ControllerKind;
     /// Whether the plan reads the Node cache (DaemonJob): reconciling waits for it.
     const USES_NODES: bool = false;
 
-    /// The common part of the current status.
-    fn run_status(&self) -> Option<&RunStatus>;
+    /// The current status.
+    fn status(&self) -> Option<&Self::Status>;
     /// The per-step entries of the current status.
     fn step_entries(&self) -> &[StepEntry];
+
+    /// The common part of the current status.
+    fn run_status(&self) -> Option<&RunStatus> {
+        self.status().map(KindStatus::run)
+    }
     /// The current status as JSON (`Value::Null` when there is none).
-    fn status_value(&self) -> Value;
+    fn status_value(&self) -> Value {
+        self.status()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null)
+    }
 
     /// Compiles the spec (engine `compile::<kind>::plan`).
     fn plan(&self) -> Result<Plan, InvalidSpec>;

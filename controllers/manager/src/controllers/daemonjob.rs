@@ -25,8 +25,7 @@ use std::{
 
 use futures::stream::BoxStream;
 use jobsmith_api::{
-    DaemonJob, DaemonJobStatus, JobTemplate, NodeEntry, RunStatus, StepEntry, StepPhase,
-    labels::NODE,
+    DaemonJob, DaemonJobStatus, JobTemplate, NodeEntry, StepEntry, StepPhase, labels::NODE,
 };
 use jobsmith_engine::{
     StepId,
@@ -39,7 +38,6 @@ use kube::{
     core::DeserializeGuard,
     runtime::reflector::{ObjectRef, Store},
 };
-use serde_json::Value;
 
 use crate::{
     cache::SharedCache,
@@ -65,20 +63,13 @@ impl RunKind for DaemonJob {
             .collect()
     }
 
-    fn run_status(&self) -> Option<&RunStatus> {
-        self.status.as_ref().map(|s| &s.run)
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
     }
 
     fn step_entries(&self) -> &[StepEntry] {
         // The status holds `NodeEntry`s; see `recorded_steps`.
         &[]
-    }
-
-    fn status_value(&self) -> Value {
-        self.status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null)
     }
 
     /// Without the caches: the nodes known from the status only.

@@ -1,13 +1,12 @@
 //! JobFlow (SPEC §3) on the run mechanism: its compile functions and its status type.
 //! Everything else is `run.rs`.
 
-use jobsmith_api::{JobFlow, JobFlowStatus, JobTemplate, RunStatus, StepEntry};
+use jobsmith_api::{JobFlow, JobFlowStatus, JobTemplate, StepEntry};
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan},
 };
 use k8s_openapi::api::batch::v1::Job;
-use serde_json::Value;
 
 use crate::{
     cli::ControllerKind,
@@ -18,19 +17,12 @@ impl RunKind for JobFlow {
     type Status = JobFlowStatus;
     const CONTROLLER: ControllerKind = ControllerKind::Jobflow;
 
-    fn run_status(&self) -> Option<&RunStatus> {
-        self.status.as_ref().map(|s| &s.run)
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
     }
 
     fn step_entries(&self) -> &[StepEntry] {
         self.status.as_ref().map_or(&[], |s| s.flows.as_slice())
-    }
-
-    fn status_value(&self) -> Value {
-        self.status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null)
     }
 
     const PLAN_FROM_SPEC: bool = true;

@@ -16,8 +16,7 @@
 //!   Warning Event, no Job.
 
 use jobsmith_api::{
-    JobRun, JobRunStatus, JobTemplate, Phase, RunStatus, StepEntry, StepPhase, condition_types,
-    reasons,
+    JobRun, JobRunStatus, JobTemplate, Phase, StepEntry, StepPhase, condition_types, reasons,
 };
 use jobsmith_engine::{
     StepId,
@@ -25,7 +24,6 @@ use jobsmith_engine::{
 };
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
-use serde_json::Value;
 
 use crate::{
     cli::ControllerKind,
@@ -45,19 +43,12 @@ impl RunKind for JobRun {
     type Status = JobRunStatus;
     const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
 
-    fn run_status(&self) -> Option<&RunStatus> {
-        self.status.as_ref().map(|s| &s.run)
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
     }
 
     fn step_entries(&self) -> &[StepEntry] {
         &[]
-    }
-
-    fn status_value(&self) -> Value {
-        self.status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null)
     }
 
     fn plan(&self) -> Result<Plan, InvalidSpec> {
@@ -183,6 +174,7 @@ pub type JobRunController = run::RunController<JobRun>;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 mod tests {
     use super::*;
+    use jobsmith_api::RunStatus;
     use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 

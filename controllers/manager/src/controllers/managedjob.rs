@@ -1,7 +1,7 @@
 //! ManagedJob (SPEC §2) on the run mechanism: its compile functions, its status type and the
 //! seed's metrics (`managedjob_*`). Everything else is `run.rs`.
 
-use jobsmith_api::{JobTemplate, ManagedJob, ManagedJobStatus, RunStatus, StepEntry};
+use jobsmith_api::{JobTemplate, ManagedJob, ManagedJobStatus, StepEntry};
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
@@ -9,7 +9,6 @@ use jobsmith_engine::{
 };
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
-use serde_json::Value;
 
 use crate::{
     cli::ControllerKind,
@@ -33,19 +32,12 @@ impl RunKind for ManagedJob {
         ctx.metrics.active_jobs.remove(namespace, name);
     }
 
-    fn run_status(&self) -> Option<&RunStatus> {
-        self.status.as_ref().map(|s| &s.run)
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
     }
 
     fn step_entries(&self) -> &[StepEntry] {
         self.status.as_ref().map_or(&[], |s| s.jobs.as_slice())
-    }
-
-    fn status_value(&self) -> Value {
-        self.status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null)
     }
 
     const PLAN_FROM_SPEC: bool = true;
