@@ -2,11 +2,7 @@
 //! cascades to pods (`propagationPolicy: Background`; CONTROL_PLANE.md §5 "Trap").
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, PostParams, Preconditions},
-    runtime::reflector::ObjectRef,
-};
+use kube::{Api, ResourceExt, api::PostParams, runtime::reflector::ObjectRef};
 
 use crate::{context::Context, jobs, metrics};
 
@@ -20,13 +16,6 @@ pub enum JobWrite {
     /// A Job with this name exists but has another controller owner (`Some(uid)`) or none. It is
     /// never adopted; the caller reports the step with reason `NameConflict`.
     Conflict { owner_uid: Option<String> },
-}
-
-/// The outcome of [`delete_job`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum JobDelete {
-    Deleted,
-    AlreadyGone,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +34,6 @@ pub enum ApplyError {
         name: String,
         source: kube::Error,
     },
-    #[error("deleting Job {namespace}/{name}: {source}")]
-    Delete {
-        namespace: String,
-        name: String,
-        source: kube::Error,
-    },
 }
 
 impl ApplyError {
@@ -59,7 +42,6 @@ impl ApplyError {
             ApplyError::MissingIdentity => "job_identity",
             ApplyError::Create { .. } => "job_create",
             ApplyError::ReadExisting { .. } => "job_read",
-            ApplyError::Delete { .. } => "job_delete",
         }
     }
 }
@@ -116,39 +98,6 @@ pub async fn create_job_if_absent(
     }
 }
 
-/// Deletes a Job and (in the background) its pods. With `uid`, only that incarnation is deleted
-/// (a Job re-created under the same name meanwhile is left alone).
-pub async fn delete_job(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    uid: Option<&str>,
-) -> Result<JobDelete, ApplyError> {
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut params = DeleteParams::background();
-    if let Some(uid) = uid {
-        params.preconditions = Some(Preconditions {
-            uid: Some(uid.to_owned()),
-            resource_version: None,
-        });
-    }
-    ctx.limiter.acquire().await;
-    metrics::api_write("delete", "jobs".into());
-    match api.delete(name, &params).await {
-        Ok(_) => Ok(JobDelete::Deleted),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(JobDelete::AlreadyGone),
-        // The uid precondition failed: the Job we meant is gone, another one took its name.
-        Err(kube::Error::Api(status)) if status.is_conflict() && uid.is_some() => {
-            Ok(JobDelete::AlreadyGone)
-        }
-        Err(source) => Err(ApplyError::Delete {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            source,
-        }),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 mod tests {
@@ -194,12 +143,5 @@ mod tests {
             classify_existing(&owned(Some("u1"), false), "u1"),
             JobWrite::Conflict { owner_uid: None }
         ));
-    }
-
-    #[test]
-    fn deletion_always_cascades_in_the_background() {
-        let params = DeleteParams::background();
-        let query = serde_json::to_value(&params).unwrap();
-        assert_eq!(query["propagationPolicy"], "Background");
     }
 }
