@@ -109,6 +109,30 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// Registers the readiness check `cache/<name>` and marks it synced once `cache` has listed.
+fn report_ready<K>(
+    readiness: &Readiness,
+    name: &'static str,
+    cache: cache::SharedCache<K>,
+    shutdown: &Shutdown,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let ready = readiness.register(format!("cache/{name}"));
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if cache::wait_ready_or_shutdown(name, &cache, &stop).await {
+            ready.set_synced();
+        }
+    });
+}
+
 async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
     let shutdown = Shutdown::new();
     shutdown
@@ -188,13 +212,7 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         .contains(&ControllerKind::Daemonjob)
         .then(|| nodes::spawn_cache(&client, shutdown.clone()));
     if let Some(node_cache) = node_cache.clone() {
-        let nodes_ready = readiness.register("cache/nodes");
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if cache::wait_ready_or_shutdown("nodes", &node_cache, &stop).await {
-                nodes_ready.set_synced();
-            }
-        });
+        report_ready(&readiness, "nodes", node_cache, &shutdown);
     }
     let shared = Shared {
         client,
@@ -209,20 +227,8 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         concurrency: args.concurrency,
         instance,
     };
-    let jobs_ready = readiness.register("cache/jobs");
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        if cache::wait_ready_or_shutdown("jobs", &jobs, &stop).await {
-            jobs_ready.set_synced();
-        }
-    });
-    let templates_ready = readiness.register("cache/jobtemplates");
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        if cache::wait_ready_or_shutdown("jobtemplates", &templates, &stop).await {
-            templates_ready.set_synced();
-        }
-    });
+    report_ready(&readiness, "jobs", jobs, &shutdown);
+    report_ready(&readiness, "jobtemplates", templates, &shutdown);
 
     let controllers = futures::future::join_all(
         enabled

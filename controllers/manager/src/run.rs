@@ -327,9 +327,7 @@ impl RunMemo {
                         StepMemo {
                             phase: e.phase,
                             reason: e.reason.clone(),
-                            created: false,
-                            seen: false,
-                            baseline: false,
+                            ..StepMemo::default()
                         },
                     )
                 })
@@ -860,14 +858,15 @@ async fn write<K: RunKind>(
 ) -> Result<(), RunError> {
     let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
     let resource_version = obj.meta().resource_version.clone();
-    let current = match written.take() {
-        Some(w)
-            if w.over_resource_version.is_some() && w.over_resource_version == resource_version =>
-        {
-            w.status
-        }
-        _ => obj.status_value(),
-    };
+    // `Some`: the cache still shows the version our last write went over.
+    let ours = written
+        .take()
+        .filter(|w| {
+            w.over_resource_version.is_some() && w.over_resource_version == resource_version
+        })
+        .map(|w| w.status);
+    let cache_is_stale = ours.is_some();
+    let current = ours.unwrap_or_else(|| obj.status_value());
     match status::write_status(ctx, obj, &current, desired.clone()).await? {
         StatusWrite::Patched => {
             // What the status is now: `desired` with the observedGeneration the patch carried.
@@ -881,7 +880,7 @@ async fn write<K: RunKind>(
             });
         }
         // Still waiting for our last write to show in the cache.
-        StatusWrite::Unchanged if current != obj.status_value() => {
+        StatusWrite::Unchanged if cache_is_stale => {
             *written = Some(WrittenStatus {
                 over_resource_version: resource_version,
                 status: current,
