@@ -19,12 +19,11 @@ use jobsmith_api::{DaemonJob, JobTemplate};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodSpec;
 
-use super::{BuildError, InvalidSpec, Plan, PlannedStep, max_parallel, planned};
+use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, StepId, StepSpec};
 use crate::eligibility::{Exclusions, NodeView, node_eligibility, pin_to_node};
 use crate::naming::child_name;
 use crate::params::apply_global_params;
-use crate::schedule::Policies;
 use crate::template::{self, ChildMeta};
 
 /// The kind, as written in labels and owner references.
@@ -73,11 +72,11 @@ pub fn plan_with_template(
     Ok(Plan {
         dag,
         steps: planned_steps,
-        policies: Policies {
-            failure: crate::schedule::FailurePolicy::ContinueIndependent,
-            suspend: obj.spec.suspend,
-            max_parallel: max_parallel(obj.spec.max_parallel),
-        },
+        policies: policies(
+            crate::schedule::FailurePolicy::ContinueIndependent,
+            obj.spec.suspend,
+            obj.spec.max_parallel,
+        ),
     })
 }
 

@@ -12,11 +12,10 @@ use jobsmith_api::labels::FLOW;
 use jobsmith_api::{Flow, JobFlow, JobTemplate};
 use k8s_openapi::api::batch::v1::Job;
 
-use super::{BuildError, InvalidSpec, Plan, PlannedStep, max_parallel, planned};
+use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, Required, StepId, StepSpec};
 use crate::naming::child_name;
 use crate::params::{add_shared_volumes, apply_global_params};
-use crate::schedule::Policies;
 use crate::template::{self, ChildMeta};
 
 /// The kind, as written in labels and owner references.
@@ -84,11 +83,7 @@ pub fn plan(obj: &JobFlow) -> Result<Plan, InvalidSpec> {
     Ok(Plan {
         dag,
         steps: planned_steps,
-        policies: Policies {
-            failure: spec.failure_policy.into(),
-            suspend: spec.suspend,
-            max_parallel: max_parallel(spec.max_parallel),
-        },
+        policies: policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
     })
 }
 

@@ -25,11 +25,10 @@ use jobsmith_api::{GroupJob, JobTemplate, ManagedJob, ManagedJobGroup, Params};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
-use super::{BuildError, InvalidSpec, Plan, PlannedStep, max_parallel, planned};
+use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, GroupSpec, Required, StepId, StepSpec};
 use crate::naming::{child_name, container_name};
 use crate::params::{apply_params, compiled_params, merge_levels, validate_params};
-use crate::schedule::Policies;
 use crate::template::{self, ChildMeta};
 
 /// The kind, as written in labels and owner references.
@@ -122,11 +121,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
     Ok(Plan {
         dag,
         steps: planned_steps,
-        policies: Policies {
-            failure: spec.failure_policy.into(),
-            suspend: spec.suspend,
-            max_parallel: max_parallel(spec.max_parallel),
-        },
+        policies: policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
     })
 }
 

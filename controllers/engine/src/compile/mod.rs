@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::dag::{Dag, GraphError, StepId};
 use crate::params::ParamsError;
-use crate::schedule::Policies;
+use crate::schedule::{FailurePolicy, Policies};
 
 pub mod daemonjob;
 pub mod jobflow;
@@ -202,9 +202,17 @@ impl From<ParamsError> for BuildError {
     }
 }
 
-/// `spec.maxParallel` as the scheduler reads it (negative values act as 0, i.e. 1).
-pub(crate) fn max_parallel(value: Option<i32>) -> Option<u32> {
-    value.map(|n| u32::try_from(n).unwrap_or(0))
+/// A spec's run controls as the scheduler reads them (a negative `maxParallel` acts as 0, i.e. 1).
+pub(crate) fn policies(
+    failure: FailurePolicy,
+    suspend: bool,
+    max_parallel: Option<i32>,
+) -> Policies {
+    Policies {
+        failure,
+        suspend,
+        max_parallel: max_parallel.map(|n| u32::try_from(n).unwrap_or(0)),
+    }
 }
 
 /// The step of `plan` with id `step`, or `BuildError::Invalid`.
