@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use jobsmith_api::{ManagedJob, Phase};
-use jobsmith_e2e::{
-    ManagerProcess, apply_yaml, free_local_port, http_get, install_crds, workspace_root,
-};
+use jobsmith_e2e::{apply_yaml, free_local_port, http_get, install_crds, workspace_root};
 use kube::api::Api;
-use support::wait_run;
+use support::{StartedManager, start_manager_process, wait_run};
 
 /// How long `/readyz` may take after the CRDs are Established. Before the readiness fix it was
 /// 26 s (a lost wakeup, woken only by a 30 s log timer); now it is well under a second.
@@ -115,22 +113,11 @@ async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> R
     let plane = Plane::start()?;
     let client = plane.client().await?;
     let kubeconfig = plane.kubeconfig.to_string_lossy().into_owned();
-    let (metrics_port, health_port) = (free_local_port()?, free_local_port()?);
-    let (metrics, health) = (
-        format!("127.0.0.1:{metrics_port}"),
-        format!("127.0.0.1:{health_port}"),
-    );
-    let mut manager = ManagerProcess::start(
-        "fresh-plane",
-        &[
-            "--metrics-bind-address",
-            &metrics,
-            "--health-probe-bind-address",
-            &health,
-            "--dev-mode",
-        ],
-        &[("KUBECONFIG", &kubeconfig), ("LOG_LEVEL", "debug")],
-    )?;
+    let StartedManager {
+        mut manager,
+        health_port,
+        ..
+    } = start_manager_process("fresh-plane", &[], &[("KUBECONFIG", &kubeconfig)])?;
     manager
         .wait_for_log("starting jobsmith", Duration::from_secs(30))
         .await?;

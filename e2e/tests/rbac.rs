@@ -9,12 +9,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{DaemonJob, JobRun, ManagedJob, Phase, RunStatus};
 use jobsmith_e2e::{
-    ManagerProcess, TestNamespace, apply_yaml, client, free_local_port, install_crds, kubectl,
-    list_events, workspace_root,
+    TestNamespace, apply_yaml, client, install_crds, kubectl, list_events, workspace_root,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use support::{family_sum, scrape, wait_run};
+use support::{StartedManager, family_sum, scrape, start_manager_process, wait_run};
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:jobsmith-system:jobsmith";
 
@@ -95,13 +94,13 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
         other => anyhow::bail!("listing Secrets as {SERVICE_ACCOUNT}: {other:?}"),
     }
 
-    let metrics_port = free_local_port()?;
-    let health_port = free_local_port()?;
-    let metrics = format!("127.0.0.1:{metrics_port}");
-    let health = format!("127.0.0.1:{health_port}");
     let lease_name = format!("jobsmith-{}", ns.name());
     let kubeconfig_path = kubeconfig.to_string_lossy().into_owned();
-    let mut manager = ManagerProcess::start(
+    let StartedManager {
+        mut manager,
+        metrics_port,
+        ..
+    } = start_manager_process(
         "rbac",
         &[
             "--namespace",
@@ -111,13 +110,8 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
             "jobsmith-system",
             "--leader-election-id",
             &lease_name,
-            "--metrics-bind-address",
-            &metrics,
-            "--health-probe-bind-address",
-            &health,
-            "--dev-mode",
         ],
-        &[("KUBECONFIG", &kubeconfig_path), ("LOG_LEVEL", "debug")],
+        &[("KUBECONFIG", &kubeconfig_path)],
     )?;
     manager
         .wait_for_log("became the leader", Duration::from_secs(60))

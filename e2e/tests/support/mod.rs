@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use jobsmith_api::RunStatus;
 use jobsmith_e2e::{
-    ManagerProcess, TestNamespace, apply_yaml, client, install_crds, list_events, list_jobs,
+    ManagerProcess, TestNamespace, apply_yaml, client, free_local_port, install_crds, list_events,
+    list_jobs,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::Job;
@@ -30,11 +31,6 @@ pub struct World {
     pub manager: ManagerProcess,
     pub metrics_port: u16,
     pub health_port: u16,
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 impl World {
@@ -154,23 +150,38 @@ pub struct StartedManager {
 /// Starts a manager restricted to `namespace` (its Lease there too) with `extra` flags, without
 /// waiting for anything.
 pub fn start_manager_with(namespace: &str, name: &str, extra: &[&str]) -> Result<StartedManager> {
-    let metrics_port = free_port()?;
-    let health_port = free_port()?;
-    let metrics = format!("127.0.0.1:{metrics_port}");
-    let health = format!("127.0.0.1:{health_port}");
     let mut args = vec![
         "--namespace",
         namespace,
         "--leader-election-namespace",
         namespace,
+    ];
+    args.extend_from_slice(extra);
+    start_manager_process(name, &args, &[])
+}
+
+/// Starts a manager with `args`, metrics and probes on free 127.0.0.1 ports, `--dev-mode`, debug
+/// logs and `env` (e.g. another `KUBECONFIG`), without waiting for anything.
+pub fn start_manager_process(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<StartedManager> {
+    let metrics_port = free_local_port()?;
+    let health_port = free_local_port()?;
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let health = format!("127.0.0.1:{health_port}");
+    let mut all_args = args.to_vec();
+    all_args.extend_from_slice(&[
         "--metrics-bind-address",
         &metrics,
         "--health-probe-bind-address",
         &health,
         "--dev-mode",
-    ];
-    args.extend_from_slice(extra);
-    let manager = ManagerProcess::start(name, &args, &[("LOG_LEVEL", "debug")])?;
+    ]);
+    let mut all_env = vec![("LOG_LEVEL", "debug")];
+    all_env.extend_from_slice(env);
+    let manager = ManagerProcess::start(name, &all_args, &all_env)?;
     Ok(StartedManager {
         manager,
         metrics_port,
