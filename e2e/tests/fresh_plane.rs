@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use jobsmith_api::{ManagedJob, Phase};
 use jobsmith_e2e::{apply_yaml, free_local_port, http_get, install_crds, workspace_root};
 use kube::api::Api;
-use support::{StartedManager, start_manager_process, wait_run};
+use support::{StartedManager, start_manager_process, two_job_workflow, wait_run};
 
 /// How long `/readyz` may take after the CRDs are Established. Before the readiness fix it was
 /// 26 s (a lost wakeup, woken only by a 30 s log timer); now it is well under a second.
@@ -145,23 +145,7 @@ async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> R
 
     // And it works: a workflow runs to completion.
     let namespace = "default";
-    apply_yaml(
-        &client,
-        Some(namespace),
-        r#"
-apiVersion: jobsmith.dev/v1alpha1
-kind: ManagedJob
-metadata: {name: after-crds}
-spec:
-  retries: 0
-  groups:
-  - name: g
-    jobs:
-    - {name: a, image: example.invalid/fake:1}
-    - {name: b, image: example.invalid/fake:1}
-"#,
-    )
-    .await?;
+    apply_yaml(&client, Some(namespace), &two_job_workflow("after-crds")).await?;
     let api: Api<ManagedJob> = Api::namespaced(client.clone(), namespace);
     wait_run(
         &api,

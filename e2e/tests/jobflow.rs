@@ -454,11 +454,7 @@ async fn a_job_the_api_server_rejects_fails_its_flow_without_wedging() -> Result
         .and_then(|s| s.flows.iter().find(|e| e.key == "bad").cloned())
         .context("entry")?;
     assert_eq!(entry.reason.as_deref(), Some("InvalidSpec"));
-    let events = w.wait_event("flow", "InvalidSpec").await?;
-    let event = events
-        .iter()
-        .find(|e| e.0 == "InvalidSpec")
-        .context("event")?;
+    let event = w.wait_first_event("flow", "InvalidSpec").await?;
     assert!(event.2.contains("image"), "{event:?}");
     Ok(())
 }

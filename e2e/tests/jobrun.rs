@@ -299,11 +299,9 @@ spec:
             .contains("command"),
         "{status:?}"
     );
-    let events = world.wait_event("sneaky", "OverrideNotAllowed").await?;
-    let warning = events
-        .iter()
-        .find(|e| e.0 == "OverrideNotAllowed")
-        .context("event")?;
+    let warning = world
+        .wait_first_event("sneaky", "OverrideNotAllowed")
+        .await?;
     assert_eq!(warning.1, "Warning");
     let uid = run.uid().context("uid")?;
     assert!(
@@ -418,14 +416,8 @@ spec:
     assert_eq!(status.phase, Some(Phase::Pending));
     assert!(has_condition(status, "Ready", "False"));
     assert!(has_condition(status, "Reconciling", "True"));
-    let events = world.wait_event("early", "TemplateNotFound").await?;
-    assert_eq!(
-        events
-            .iter()
-            .find(|e| e.0 == "TemplateNotFound")
-            .map(|e| e.1.as_str()),
-        Some("Warning")
-    );
+    let event = world.wait_first_event("early", "TemplateNotFound").await?;
+    assert_eq!(event.1, "Warning");
 
     // The job-deploy-operator shape: `spec.jobTemplate` (it wins over the inline fields).
     world

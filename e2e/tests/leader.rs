@@ -10,30 +10,13 @@ use jobsmith_api::{ManagedJob, Phase, RunStatus};
 use jobsmith_e2e::{TestNamespace, apply_yaml, client, http_get, install_crds};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use support::{family_sum, scrape, start_manager_with, wait_run};
+use support::{family_sum, scrape, start_manager_with, two_job_workflow, wait_run};
 
 const WRITES: &str = "jobsmith_api_writes_total";
 const RECONCILES: &str = "jobsmith_reconcile_total";
 
 fn run_of(mj: &ManagedJob) -> Option<&RunStatus> {
     mj.status.as_ref().map(|s| &s.run)
-}
-
-fn workflow(name: &str) -> String {
-    format!(
-        r#"
-apiVersion: jobsmith.dev/v1alpha1
-kind: ManagedJob
-metadata: {{name: {name}}}
-spec:
-  retries: 0
-  groups:
-  - name: g
-    jobs:
-    - {{name: a, image: example.invalid/fake:1}}
-    - {{name: b, image: example.invalid/fake:1}}
-"#
-    )
 }
 
 async fn lease_holder(leases: &Api<Lease>) -> Result<Option<String>> {
@@ -73,7 +56,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
         .await?
         .context("the Lease has a holder")?;
 
-    apply_yaml(&client, Some(ns.name()), &workflow("first")).await?;
+    apply_yaml(&client, Some(ns.name()), &two_job_workflow("first")).await?;
     let api: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
     wait_run(
         &api,
@@ -118,7 +101,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
         "the Lease is still held by the stopped leader {holder}"
     );
 
-    apply_yaml(&client, Some(ns.name()), &workflow("second")).await?;
+    apply_yaml(&client, Some(ns.name()), &two_job_workflow("second")).await?;
     wait_run(
         &api,
         "second",

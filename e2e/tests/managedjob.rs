@@ -608,11 +608,7 @@ spec:
         foreign.owner_references().is_empty(),
         "the foreign Job was adopted"
     );
-    let events = w.wait_event("clash", "NameConflict").await?;
-    let conflict = events
-        .iter()
-        .find(|e| e.0 == "NameConflict")
-        .context("event")?;
+    let conflict = w.wait_first_event("clash", "NameConflict").await?;
     assert_eq!(conflict.1, "Warning");
     assert!(conflict.2.contains("clash-g-a"));
     Ok(())
@@ -835,14 +831,8 @@ spec:
             .is_some_and(|m| m.contains("\"later\"")),
         "{run:?}"
     );
-    let events = w.wait_event("wf", "TemplateNotFound").await?;
-    assert_eq!(
-        events
-            .iter()
-            .find(|e| e.0 == "TemplateNotFound")
-            .map(|e| e.1.as_str()),
-        Some("Warning")
-    );
+    let event = w.wait_first_event("wf", "TemplateNotFound").await?;
+    assert_eq!(event.1, "Warning");
     assert!(w.owned_jobs(&uid(&mj)).await?.is_empty());
 
     w.apply(&format!(

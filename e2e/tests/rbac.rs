@@ -13,7 +13,9 @@ use jobsmith_e2e::{
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use support::{StartedManager, family_sum, scrape, start_manager_process, wait_run};
+use support::{
+    StartedManager, family_sum, scrape, start_manager_process, two_job_workflow, wait_run,
+};
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:jobsmith-system:jobsmith";
 
@@ -120,21 +122,11 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
         .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
         .await?;
 
+    apply_yaml(&client, Some(ns.name()), &two_job_workflow("wf")).await?;
     apply_yaml(
         &client,
         Some(ns.name()),
         r#"
-apiVersion: jobsmith.dev/v1alpha1
-kind: ManagedJob
-metadata: {name: wf}
-spec:
-  retries: 0
-  groups:
-  - name: g
-    jobs:
-    - {name: a, image: example.invalid/fake:1}
-    - {name: b, image: example.invalid/fake:1}
----
 apiVersion: jobsmith.dev/v1alpha1
 kind: JobTemplate
 metadata: {name: echo}

@@ -125,6 +125,20 @@ impl World {
         .await
     }
 
+    /// Waits for an Event with `reason` about `name` and returns the first such one as
+    /// `(reason, type, message)`.
+    pub async fn wait_first_event(
+        &self,
+        name: &str,
+        reason: &str,
+    ) -> Result<(String, String, String)> {
+        self.wait_event(name, reason)
+            .await?
+            .into_iter()
+            .find(|e| e.0 == reason)
+            .ok_or_else(|| anyhow!("no {reason} Event about {name}"))
+    }
+
     /// The `/metrics` text of the manager.
     pub async fn metrics(&self) -> Result<String> {
         scrape(self.metrics_port).await
@@ -187,6 +201,24 @@ pub fn start_manager_process(
         metrics_port,
         health_port,
     })
+}
+
+/// A ManagedJob `name` of two sequential jobs `g/a`, `g/b` (fake image, no retry).
+pub fn two_job_workflow(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: jobsmith.dev/v1alpha1
+kind: ManagedJob
+metadata: {{name: {name}}}
+spec:
+  retries: 0
+  groups:
+  - name: g
+    jobs:
+    - {{name: a, image: example.invalid/fake:1}}
+    - {{name: b, image: example.invalid/fake:1}}
+"#
+    )
 }
 
 /// The sum of every sample of the metric family `name` (all label sets); 0 when absent.
