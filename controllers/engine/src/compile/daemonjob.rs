@@ -35,16 +35,21 @@ pub fn job_name(daemonjob: &str, node: &str) -> String {
 }
 
 /// The plan for the current nodes (see the module doc for `templateRef`).
-pub fn plan(obj: &DaemonJob, nodes: &[NodeView], known: &[String]) -> Result<Plan, InvalidSpec> {
+pub fn plan<'a>(
+    obj: &DaemonJob,
+    nodes: impl IntoIterator<Item = &'a NodeView>,
+    known: &[String],
+) -> Result<Plan, InvalidSpec> {
     plan_with_template(obj, None, nodes, known)
 }
 
 /// The plan for the current nodes, judging eligibility with the pod template of `template`
-/// when the DaemonJob uses a `templateRef`.
-pub fn plan_with_template(
+/// when the DaemonJob uses a `templateRef`. `nodes` are borrowed (the manager's cache holds
+/// them): nothing is cloned per reconcile.
+pub fn plan_with_template<'a>(
     obj: &DaemonJob,
     template: Option<&JobTemplate>,
-    nodes: &[NodeView],
+    nodes: impl IntoIterator<Item = &'a NodeView>,
     known: &[String],
 ) -> Result<Plan, InvalidSpec> {
     let name = obj.metadata.name.as_deref().unwrap_or_default();
@@ -81,10 +86,10 @@ pub fn plan_with_template(
 }
 
 /// The names of the nodes that should get a Job now, in input order.
-pub fn eligible_nodes(
+pub fn eligible_nodes<'a>(
     obj: &DaemonJob,
     template: Option<&JobTemplate>,
-    nodes: &[NodeView],
+    nodes: impl IntoIterator<Item = &'a NodeView>,
 ) -> Vec<String> {
     let exclusions = Exclusions::new(
         obj.spec.exclude_node_list.as_deref(),
@@ -98,7 +103,7 @@ pub fn eligible_nodes(
     }
     .unwrap_or(&empty);
     nodes
-        .iter()
+        .into_iter()
         .filter(|node| node_eligibility(node, pod, &exclusions).is_ok())
         .filter_map(|node| node.metadata.name.clone())
         .filter(|n| !n.is_empty())

@@ -78,18 +78,19 @@ impl RunKind for DaemonJob {
     }
 
     fn plan_in(&self, ctx: &Context) -> Result<Plan, InvalidSpec> {
-        let nodes: Vec<Node> = ctx
-            .nodes
-            .as_ref()
-            .map(|cache| cache.state().iter().map(|n| n.as_ref().clone()).collect())
-            .unwrap_or_default();
+        let nodes: Vec<Arc<Node>> = ctx.nodes.as_ref().map(|c| c.state()).unwrap_or_default();
         let known = known_nodes(self, ctx);
         let guard = template_ref(self).and_then(|name| {
             let namespace = self.namespace()?;
             ctx.templates.get(&ObjectRef::new(name).within(&namespace))
         });
         let template = guard.as_deref().and_then(|g| g.0.as_ref().ok());
-        compile::daemonjob::plan_with_template(self, template, &nodes, &known)
+        compile::daemonjob::plan_with_template(
+            self,
+            template,
+            nodes.iter().map(Arc::as_ref),
+            &known,
+        )
     }
 
     fn build_job(
