@@ -922,3 +922,69 @@ spec:
     assert_eq!(count(&events, "Succeeded"), 1, "{events:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn events_over_their_budget_are_dropped_and_status_is_patched_once_per_transition()
+-> Result<()> {
+    let client = jobsmith_e2e::client().await?;
+    jobsmith_e2e::install_crds(&client).await?;
+    let ns = jobsmith_e2e::TestNamespace::new(&client, "mj-budget").await?;
+    // A budget of one Event, refilled once in ~3 hours: the run's later Events are dropped.
+    let mut started = support::start_manager_with(
+        ns.name(),
+        "mj-budget",
+        &["--event-qps", "0.0001", "--event-burst", "1"],
+    )?;
+    started
+        .manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+        .await?;
+    jobsmith_e2e::apply_yaml(&client, Some(ns.name()), &support::two_job_workflow("wf")).await?;
+    let api: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
+    wait_run(
+        &api,
+        "wf",
+        "wf Succeeded",
+        |r| r.phase == Some(Phase::Succeeded),
+        run_of,
+    )
+    .await?;
+
+    // Events never hold Jobs back: the run finished; one Event went out, the rest were dropped.
+    let metrics = eventually(
+        "the dropped Events counted",
+        Duration::from_secs(20),
+        || async {
+            let text = support::scrape(started.metrics_port).await?;
+            Ok(
+                (support::family_sum(&text, "jobsmith_events_dropped_total") >= 4.0)
+                    .then_some(text),
+            )
+        },
+    )
+    .await?;
+    let published = sample(
+        &metrics,
+        "jobsmith_api_writes_total{verb=\"publish\",resource=\"events\"}",
+    );
+    assert_eq!(published, Some(1.0), "{metrics}");
+    // JobCreated x2, JobSucceeded x2 and Succeeded: 5 Events asked for, 1 published.
+    assert_eq!(
+        support::family_sum(&metrics, "jobsmith_events_dropped_total"),
+        4.0,
+        "{metrics}"
+    );
+    // Two sequential steps are three transitions (a created, a done + b created, b done): one
+    // status patch each, plus at most one more when a reconcile races our own write's echo.
+    let patches = sample(
+        &metrics,
+        "jobsmith_api_writes_total{verb=\"patch\",resource=\"managedjobs/status\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(
+        (3.0..=4.0).contains(&patches),
+        "{patches} status patches:\n{metrics}"
+    );
+    started.manager.stop()?;
+    Ok(())
+}
