@@ -100,6 +100,9 @@ pub enum StepPhase {
     Aborted,
     /// DaemonJob: the node disappeared before the Job finished; does not count as success.
     NodeLost,
+    /// Never started because it is not needed (a `failed`/`completed` handler whose dependency
+    /// succeeded or never ran). Neutral: fails nothing, blocks nothing.
+    Skipped,
 }
 
 impl StepPhase {
@@ -107,7 +110,11 @@ impl StepPhase {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            StepPhase::Succeeded | StepPhase::Failed | StepPhase::Aborted | StepPhase::NodeLost
+            StepPhase::Succeeded
+                | StepPhase::Failed
+                | StepPhase::Aborted
+                | StepPhase::NodeLost
+                | StepPhase::Skipped
         )
     }
 }
@@ -351,6 +358,13 @@ pub struct StepCounts {
     /// Steps that will never start.
     #[serde(default)]
     pub aborted: u32,
+    /// Handlers that are not needed (never start; neutral).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// State of one step (one Job) in a status: a ManagedJob job or a JobFlow flow.

@@ -32,5 +32,5 @@ pub use dag::{
 };
 pub use observe::{StepOutcome, job_outcome};
 pub use schedule::{
-    Action, Decision, FailurePolicy, Policies, Progress, RunPhase, Scheduler, StepPhase, evaluate,
+    Decision, FailurePolicy, Policies, Progress, RunPhase, StepPhase, evaluate, evaluate_with,
 };

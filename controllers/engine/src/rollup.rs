@@ -175,6 +175,7 @@ pub fn api_step_phase(phase: StepPhase) -> ApiStepPhase {
         StepPhase::Succeeded => ApiStepPhase::Succeeded,
         StepPhase::Failed => ApiStepPhase::Failed,
         StepPhase::Aborted => ApiStepPhase::Aborted,
+        StepPhase::Skipped => ApiStepPhase::Skipped,
     }
 }
 
@@ -309,7 +310,7 @@ fn priority(step: &StepView<'_>, phase: ApiStepPhase) -> u8 {
     match phase {
         ApiStepPhase::Failed | ApiStepPhase::NodeLost => 0,
         ApiStepPhase::Running => 1,
-        ApiStepPhase::Aborted => 2,
+        ApiStepPhase::Aborted | ApiStepPhase::Skipped => 2,
         ApiStepPhase::Pending => 3,
         ApiStepPhase::Succeeded => 4,
     }
@@ -385,6 +386,7 @@ pub fn group_statuses(dag: &Dag, decision: &Decision) -> Vec<GroupStatus> {
                     StepPhase::Succeeded => counts.succeeded += 1,
                     StepPhase::Failed => counts.failed += 1,
                     StepPhase::Aborted => counts.aborted += 1,
+                    StepPhase::Skipped => counts.skipped += 1,
                 }
             }
             GroupStatus {

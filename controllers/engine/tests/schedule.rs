@@ -5,7 +5,7 @@ mod common;
 
 use common::{group, id, keys, step};
 use jobsmith_engine::schedule::{
-    Action, FailurePolicy, Policies, RunPhase, Scheduler, StepPhase, evaluate,
+    FailurePolicy, Policies, RunPhase, StepPhase, evaluate, evaluate_with,
 };
 use jobsmith_engine::{Dag, Required, StepOutcome};
 
@@ -146,13 +146,13 @@ fn required_failed_runs_a_handler_only_on_failure() {
     let d = evaluate(&dag, &outcomes(&dag, &[("work", Failed)]), &CI);
     assert_eq!(keys(&dag, &d.create), ["on-failure"]);
     let d = evaluate(&dag, &outcomes(&dag, &[("work", Succeeded)]), &CI);
-    assert_eq!(d.steps[1], StepPhase::Aborted);
+    assert_eq!(d.steps[1], StepPhase::Skipped);
     assert_eq!(
         d.phase,
         RunPhase::Succeeded,
         "an unused failure handler does not fail the run"
     );
-    assert_eq!(d.message, "1/2 steps succeeded, 1 not run");
+    assert_eq!(d.message, "1/2 steps succeeded, 1 skipped");
     // A handled failure still fails the run.
     let d = evaluate(
         &dag,
@@ -163,27 +163,79 @@ fn required_failed_runs_a_handler_only_on_failure() {
 }
 
 #[test]
-fn required_completed_runs_either_way_and_aborted_counts_as_failed() {
+fn only_steps_that_ran_count_for_handlers() {
     let dag = Dag::build(
         &[
             step("a", None, &[]),
             step("b", None, &[("a", ReqSucceeded)]),
             step("cleanup", None, &[("b", Completed)]),
             step("alert", None, &[("b", ReqFailed)]),
+            step("on-a", None, &[("a", ReqFailed)]),
         ],
         &[],
     )
     .unwrap();
+    // a failed: b never runs (Aborted); handlers of b are not needed (b did not run), a's
+    // failure handler runs.
     let d = evaluate(&dag, &outcomes(&dag, &[("a", Failed)]), &CI);
     assert_eq!(d.steps[1], StepPhase::Aborted);
-    assert_eq!(keys(&dag, &d.create), ["cleanup", "alert"]);
+    assert_eq!(d.steps[2], StepPhase::Skipped);
+    assert_eq!(d.steps[3], StepPhase::Skipped);
+    assert_eq!(keys(&dag, &d.create), ["on-a"]);
     let d = evaluate(
         &dag,
         &outcomes(&dag, &[("a", Succeeded), ("b", Succeeded)]),
         &CI,
     );
     assert_eq!(keys(&dag, &d.create), ["cleanup"]);
-    assert_eq!(d.steps[3], StepPhase::Aborted);
+    assert_eq!(d.steps[3], StepPhase::Skipped);
+    assert_eq!(d.steps[4], StepPhase::Skipped);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Succeeded), ("b", Failed)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["cleanup", "alert"]);
+}
+
+/// The reported bug: a group that handles the failure of the one before it is not needed when
+/// that one succeeded; it must not fail, and the sequential groups after it still run.
+#[test]
+fn an_unneeded_handler_group_is_skipped_and_later_groups_run() {
+    let dag = Dag::build(
+        &[
+            step("build/compile", Some("build"), &[]),
+            step("rescue/notify", Some("rescue"), &[]),
+            step("ship/push", Some("ship"), &[]),
+        ],
+        &[
+            group("build", &[]),
+            group("rescue", &[("build", ReqFailed)]),
+            group("ship", &[("build", ReqSucceeded), ("rescue", ReqSucceeded)]),
+        ],
+    )
+    .unwrap();
+    let d = evaluate(&dag, &outcomes(&dag, &[("build/compile", Succeeded)]), &CI);
+    assert_eq!(
+        d.steps[id(&dag, "rescue/notify").index()],
+        StepPhase::Skipped
+    );
+    assert_eq!(d.groups[1], StepPhase::Skipped);
+    assert_eq!(keys(&dag, &d.create), ["ship/push"]);
+    let d = evaluate(
+        &dag,
+        &outcomes(
+            &dag,
+            &[("build/compile", Succeeded), ("ship/push", Succeeded)],
+        ),
+        &CI,
+    );
+    assert_eq!(d.phase, RunPhase::Succeeded);
+    assert_eq!(d.message, "2/3 steps succeeded, 1 skipped");
+    // When build fails, rescue runs and ship is aborted; the run fails.
+    let d = evaluate(&dag, &outcomes(&dag, &[("build/compile", Failed)]), &CI);
+    assert_eq!(keys(&dag, &d.create), ["rescue/notify"]);
+    assert_eq!(d.steps[id(&dag, "ship/push").index()], StepPhase::Aborted);
 }
 
 fn grouped() -> Dag {
@@ -235,7 +287,7 @@ fn group_dependencies_are_conditions_on_all_members() {
         &CI,
     );
     assert_eq!(keys(&dag, &d.create), ["h/x", "ok", "any"]);
-    assert_eq!(d.steps[id(&dag, "bad").index()], StepPhase::Aborted);
+    assert_eq!(d.steps[id(&dag, "bad").index()], StepPhase::Skipped);
     assert_eq!(d.groups[0], StepPhase::Succeeded);
 }
 
@@ -322,63 +374,17 @@ fn an_observed_job_wins_over_derived_state() {
 }
 
 #[test]
-fn scheduler_emits_each_creation_once_and_follows_events() {
-    let dag = chain();
-    let (mut s, d) = Scheduler::new(dag.clone(), &[], CI);
-    assert_eq!(keys(&dag, &d.create), ["a", "x"]);
-    assert_eq!(
-        s.observe(id(&dag, "a"), Running),
-        vec![],
-        "a is already running for the scheduler"
-    );
-    let acts = s.observe(id(&dag, "a"), Succeeded);
-    assert_eq!(acts, vec![Action::Create(id(&dag, "b"))]);
-    let acts = s.observe(id(&dag, "b"), Failed);
-    assert_eq!(acts, vec![Action::Abort(id(&dag, "c"))]);
-    let acts = s.observe(id(&dag, "x"), Succeeded);
-    assert_eq!(acts, vec![Action::Phase(RunPhase::Failed)]);
-    assert_eq!(s.decision(), evaluate(&dag, s.outcomes(), &CI));
-    assert_eq!(s.progress().to_string(), "4/4");
-    // Unknown ids are ignored.
-    assert!(s.observe(jobsmith_engine::StepId(99), Succeeded).is_empty());
-}
-
-#[test]
-fn scheduler_rebuilds_on_backward_changes() {
-    let dag = chain();
-    let (mut s, _) = Scheduler::new(dag.clone(), &[], CI);
-    s.observe(id(&dag, "a"), Succeeded);
-    // b's Job vanished while running: it is created again.
-    let acts = s.observe(id(&dag, "b"), NotCreated);
-    assert_eq!(acts, vec![Action::Create(id(&dag, "b"))]);
-    assert_eq!(s.decision(), evaluate(&dag, s.outcomes(), &CI));
-}
-
-#[test]
-fn scheduler_suspend_and_resume() {
-    let dag = chain();
-    let (mut s, _) = Scheduler::new(dag.clone(), &[], CI);
-    assert!(
-        s.set_policies(Policies {
-            suspend: true,
-            ..CI
-        })
-        .is_empty()
-    );
-    assert!(s.observe(id(&dag, "a"), Succeeded).is_empty());
-    let acts = s.observe(id(&dag, "x"), Succeeded);
-    assert_eq!(acts, vec![Action::Phase(RunPhase::Suspended)]);
-    let acts = s.set_policies(CI);
-    assert_eq!(
-        acts,
-        vec![
-            Action::Create(id(&dag, "b")),
-            Action::Phase(RunPhase::Running)
-        ]
-    );
-    // Switching failure policy rebuilds and agrees with evaluate.
-    s.set_policies(FF);
-    assert_eq!(s.decision(), evaluate(&dag, s.outcomes(), &FF));
+fn unavailable_steps_hold_no_max_parallel_slot() {
+    let steps: Vec<_> = (0..4).map(|i| step(&format!("s{i}"), None, &[])).collect();
+    let dag = Dag::build(&steps, &[]).unwrap();
+    let p = Policies {
+        max_parallel: Some(2),
+        ..CI
+    };
+    // s0 waits for its template: s1 and s2 go first.
+    let d = evaluate_with(&dag, &[], &p, |s| s.index() == 0);
+    assert_eq!(keys(&dag, &d.create), ["s1", "s2"]);
+    assert_eq!(d.steps[0], StepPhase::Pending);
 }
 
 /// The ManagedJob seed (jobs-manager-operator README): first-group (parallel), second-group
@@ -419,7 +425,11 @@ fn seed_dag() -> Dag {
 #[test]
 fn managedjob_seed_ordering() {
     let dag = seed_dag();
-    let (mut s, d) = Scheduler::new(dag.clone(), &[], CI);
+    let mut o = vec![NotCreated; dag.len()];
+    let d = evaluate(&dag, &o, &CI);
+    for c in &d.create {
+        o[c.index()] = Running;
+    }
     let mut waves = vec![keys(&dag, &d.create)];
     // Finish running Jobs in a fixed order and record what each completion starts.
     let mut order = Vec::new();
@@ -432,14 +442,11 @@ fn managedjob_seed_ordering() {
         "third-group/fifth-job",
     ] {
         order.push(key);
-        let created: Vec<_> = s
-            .observe(id(&dag, key), Succeeded)
-            .into_iter()
-            .filter_map(|a| match a {
-                Action::Create(c) => Some(c),
-                _ => None,
-            })
-            .collect();
+        o[id(&dag, key).index()] = Succeeded;
+        let created = evaluate(&dag, &o, &CI).create;
+        for c in &created {
+            o[c.index()] = Running;
+        }
         waves.push(keys(&dag, &created));
     }
     let expected: Vec<Vec<&str>> = vec![
@@ -452,8 +459,8 @@ fn managedjob_seed_ordering() {
         vec![],
     ];
     assert_eq!(waves, expected);
-    assert_eq!(s.phase(), RunPhase::Succeeded);
-    let d = s.decision();
+    let d = evaluate(&dag, &o, &CI);
+    assert_eq!(d.phase, RunPhase::Succeeded);
     assert_eq!(d.groups, vec![StepPhase::Succeeded; 3]);
     assert_eq!(d.message, "all 6 steps succeeded");
 }

@@ -50,14 +50,16 @@ pub fn requirement_holds(
             .map(|m| phases[m.index()])
             .collect(),
     };
+    // Only outcomes of steps that ran count; a skipped step is neutral.
     let all_terminal = members.iter().all(|p| p.is_terminal());
-    let any_failed = members
-        .iter()
-        .any(|p| matches!(p, StepPhase::Failed | StepPhase::Aborted));
+    let any_failed = members.iter().any(|p| *p == StepPhase::Failed);
+    let all_aborted = !members.is_empty() && members.iter().all(|p| *p == StepPhase::Aborted);
     match required {
-        Required::Succeeded => members.iter().all(|p| *p == StepPhase::Succeeded),
+        Required::Succeeded => members
+            .iter()
+            .all(|p| matches!(p, StepPhase::Succeeded | StepPhase::Skipped)),
         Required::Failed => all_terminal && any_failed,
-        Required::Completed => all_terminal,
+        Required::Completed => all_terminal && !all_aborted,
     }
 }
 
