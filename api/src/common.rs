@@ -44,6 +44,11 @@ pub mod reasons {
     pub const OVERRIDE_NOT_ALLOWED: &str = "OverrideNotAllowed";
     /// A DaemonJob node disappeared before its Job finished.
     pub const NODE_LOST: &str = "NodeLost";
+    /// A step's Job went away before its outcome was recorded: it is not run again.
+    pub const LOST: &str = "Lost";
+    /// The API server refused to create a step's Job (quota, admission webhook, RBAC, ...):
+    /// the step waits and the create is retried with backoff.
+    pub const CREATE_REFUSED: &str = "CreateRefused";
     /// Steps are being created or are running.
     pub const PROGRESSING: &str = "Progressing";
     /// Every step succeeded.
@@ -334,6 +339,37 @@ pub struct RunStatus {
     /// Human-readable summary of the current state (the problem, when there is one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The durable record of every step (never capped): which steps had a Job and how each
+    /// finished. It is what keeps a step from running twice after its Job is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<StepRecord>,
+}
+
+/// The record of every step of a run, as sets of step positions (`"0-9,12,15-20"`) in the
+/// order of the plan whose `digest` it carries. Complete at any size and compact: a 10,000-step
+/// run that finished in order is a few characters per set (docs/guarantees.md).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// How many steps the plan has.
+    #[serde(default)]
+    pub steps: u32,
+    /// The first 16 hex characters of a SHA-256 of the plan's step keys, in order.
+    #[serde(default)]
+    pub digest: String,
+    /// Steps whose Job was created (and may still run).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created: String,
+    /// Steps whose Job succeeded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub succeeded: String,
+    /// Steps whose Job failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failed: String,
+    /// Steps whose outcome cannot be known (their Job went away before it was recorded, or
+    /// their node did): never run again, never counted as a success.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lost: String,
 }
 
 /// Counts of steps by phase (ManagedJob groups).

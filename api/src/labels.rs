@@ -21,6 +21,10 @@ pub const NODE: &str = "jobsmith.dev/node";
 pub const TEMPLATE: &str = "jobsmith.dev/template";
 /// Annotation on a Job made from a JobTemplate: the template's `metadata.generation` used.
 pub const TEMPLATE_GENERATION: &str = "jobsmith.dev/template-generation";
+/// Annotation on a child Job: the `ttlSecondsAfterFinished` its spec asked for. The Job is
+/// created without it, and the manager deletes the finished Job that long after its outcome is
+/// recorded (a TTL of the Job's own could delete it before: docs/guarantees.md).
+pub const TTL_AFTER_RECORDED: &str = "jobsmith.dev/ttl-seconds-after-finished";
 
 /// Exact label/annotation keys of GitOps tools that are never copied to child Jobs.
 pub const GITOPS_TRACKING_KEYS: &[&str] = &[

@@ -490,7 +490,8 @@ fn managedjob_schema_validations() {
             "Succeeded",
             "Failed",
             "Aborted",
-            "NodeLost"
+            "NodeLost",
+            "Skipped"
         ])
     );
     assert!(at(&schema, &["status", "groups", "[]", "counts", "succeeded"]).is_object());

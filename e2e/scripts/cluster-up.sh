@@ -168,6 +168,24 @@ start etcd "$ETCD_BIN/etcd" --name=e2e --data-dir="$W/etcd" \
 wait_ready etcd 30 '"health":"true"' "http://127.0.0.1:$ETCD_PORT/health"
 
 # ---- kube-apiserver (§8.9). Default admission plugins, as in a real cluster. ----
+# The audit log is the tests' independent witness of every Job create/delete and of every write
+# to our kinds' status (docs/e2e.md "Audit log"); everything else is not recorded.
+cat >"$W/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, delete]
+    resources: [{group: batch, resources: [jobs]}]
+  - level: Metadata
+    verbs: [patch, update]
+    resources: [{group: jobsmith.dev}, {group: coordination.k8s.io, resources: [leases]}]
+  - level: Metadata
+    verbs: [create, patch, update]
+    resources: [{group: events.k8s.io, resources: [events]}, {group: "", resources: [events]}]
+  - level: None
+POLICY
 apiserver_extra=()
 controller_extra=()
 if [ "${E2E_DISABLE_QPS_LIMITS:-0}" = 1 ]; then
@@ -183,7 +201,9 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
   --service-cluster-ip-range=10.96.0.0/16 \
-  --allow-privileged=true --profiling=false --v=1 "${apiserver_extra[@]}"
+  --allow-privileged=true --profiling=false --v=1 \
+  --audit-policy-file="$W/audit-policy.yaml" --audit-log-path="$W/logs/audit.log" \
+  --audit-log-format=json --audit-log-maxsize=200 --audit-log-maxbackup=1 "${apiserver_extra[@]}"
 wait_ready kube-apiserver 90 ok --cacert "$P/ca.crt" "https://127.0.0.1:$APISERVER_PORT/readyz"
 
 # ---- kube-controller-manager (§8.10): every controller; node lifecycle removes the not-ready taint ----

@@ -9,6 +9,7 @@
 //! See `docs/e2e.md` for the architecture and the fake-pod semantics (`jobsmith.dev/e2e-*`).
 
 mod apply;
+mod audit;
 mod cluster;
 mod crds;
 mod kubectl;
@@ -21,11 +22,12 @@ pub use apply::{
     ApiRejection, api_error_message, apply_file, apply_object, apply_yaml, apply_yaml_with,
     create_yaml, create_yaml_with, dynamic_api, parse_yaml,
 };
+pub use audit::{AuditEvent, audit_events, audit_log_path, job_creates};
 pub use cluster::{FIELD_MANAGER, HINT, client, workspace_root};
 pub use crds::{crd_files, install_crds};
 pub use kubectl::{CommandOutput, kubectl, kubectl_ok};
 pub use list::{list_events, list_jobs, list_pods, list_pods_selected};
-pub use manager::{ManagerProcess, free_local_port, http_get};
+pub use manager::{ManagerProcess, free_local_port, http_get, impersonating_kubeconfig};
 pub use namespace::TestNamespace;
 pub use wait::{
     eventually, job_condition, job_finished, pod_phase, status_condition, status_phase,

@@ -124,3 +124,122 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
     );
     Ok(())
 }
+
+/// A JobFlow chain of `steps` flows whose pods run `ms` milliseconds each.
+fn chain(name: &str, steps: usize, ms: u32) -> String {
+    let mut yaml = format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: JobFlow\nmetadata: {{name: {name}}}\nspec:\n  flows:\n"
+    );
+    for i in 0..steps {
+        let deps = if i == 0 {
+            String::new()
+        } else {
+            format!("\n    dependencies: [s{}]", i - 1)
+        };
+        yaml.push_str(&format!(
+            "  - name: s{i}{deps}\n    jobTemplate:\n      template:\n        metadata: {{annotations: {{jobsmith.dev/e2e-duration: \"{ms}\"}}}}\n        spec: {{containers: [{{name: main, image: {}}}]}}\n",
+            jobsmith_e2e::fake_pod::IMAGE
+        ));
+    }
+    yaml
+}
+
+/// A leader paused (SIGSTOP) past its Lease: the standby takes over within the Lease duration
+/// plus a retry period, and the resumed former leader writes nothing at all — no Job, no status,
+/// no Event — before it exits. The audit log, which names each manager's user, is the witness.
+#[tokio::test]
+async fn a_paused_leader_writes_nothing_after_its_successor_took_over() -> Result<()> {
+    let client = client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "fence").await?;
+    let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
+    let users = [format!("{}-a", ns.name()), format!("{}-b", ns.name())];
+    let configs: Vec<String> = users
+        .iter()
+        .map(|u| {
+            impersonating_kubeconfig(&dir, u, &["system:masters"])
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect::<Result<_>>()?;
+    let args = [
+        "--leader-elect",
+        "--namespace",
+        ns.name(),
+        "--leader-election-namespace",
+        ns.name(),
+    ];
+    let mut a = support::start_manager_process("fence-a", &args, &[("KUBECONFIG", &configs[0])])?;
+    a.manager
+        .wait_for_log("became the leader", Duration::from_secs(60))
+        .await?;
+    let mut b = support::start_manager_process("fence-b", &args, &[("KUBECONFIG", &configs[1])])?;
+    b.manager
+        .wait_for_log("waiting to become the leader", Duration::from_secs(60))
+        .await?;
+    a.manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+        .await?;
+
+    // Steps of 2 s, so the leader has work in flight when it is paused.
+    apply_yaml(&client, Some(ns.name()), &chain("long", 12, 2000)).await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    a.manager.signal("STOP")?;
+    let paused = std::time::Instant::now();
+    b.manager
+        .wait_for_log("became the leader", Duration::from_secs(40))
+        .await?;
+    let takeover = paused.elapsed();
+    eprintln!("takeover after the pause: {:.1} s", takeover.as_secs_f64());
+    ensure!(
+        takeover <= Duration::from_secs(15 + 2 + 2),
+        "takeover took {takeover:?}"
+    );
+    // Let the new leader write, then resume the old one: it must exit without a write.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    a.manager.signal("CONT")?;
+    let flows: Api<jobsmith_api::JobFlow> = Api::namespaced(client.clone(), ns.name());
+    wait_run(
+        &flows,
+        "long",
+        "the run finished under the new leader",
+        |s| s.phase == Some(Phase::Succeeded),
+        |f| f.status.as_ref().map(|s| &s.run),
+    )
+    .await?;
+    jobsmith_e2e::eventually("the old leader exited", Duration::from_secs(30), || async {
+        Ok((!a.manager.is_running()).then_some(()))
+    })
+    .await?;
+
+    let events = jobsmith_e2e::audit_events(ns.name())?;
+    let writes_by = |user: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.succeeded() && e.resource() != Some("leases"))
+            .filter(|e| audit_user(e) == Some(user))
+            .filter_map(|e| e.request_received_timestamp.clone())
+            .collect()
+    };
+    let first_of_b = writes_by(&users[1])
+        .into_iter()
+        .min()
+        .context("the new leader wrote nothing")?;
+    let late_a: Vec<String> = writes_by(&users[0])
+        .into_iter()
+        .filter(|t| *t >= first_of_b)
+        .collect();
+    ensure!(
+        late_a.is_empty(),
+        "the old leader wrote after its successor's first write ({first_of_b}): {late_a:?}"
+    );
+    let creates = jobsmith_e2e::job_creates(ns.name())?;
+    ensure!(
+        creates.len() == 12 && creates.values().all(|n| *n == 1),
+        "{creates:?}"
+    );
+    Ok(())
+}
+
+fn audit_user(event: &jobsmith_e2e::AuditEvent) -> Option<&str> {
+    event.impersonated_user.as_ref()?.username.as_deref()
+}

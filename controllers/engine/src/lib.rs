@@ -21,6 +21,7 @@ pub mod eligibility;
 pub mod naming;
 pub mod observe;
 pub mod params;
+pub mod record;
 pub mod rollup;
 pub mod schedule;
 pub mod template;

@@ -57,6 +57,16 @@ pub enum Blocker {
         /// The precise problem.
         message: String,
     },
+    /// The step's Job went away before its outcome was recorded (deleted while running, or
+    /// while the manager was down). The step is terminal and failed; it is never run again.
+    Lost,
+    /// The API server refused to create the step's Job for a reason that may pass (quota,
+    /// admission webhook, RBAC, conflict, server error): the step waits, holds no
+    /// `maxParallel` slot, and the create is retried with backoff.
+    CreateRefused {
+        /// The API server's message (bounded).
+        message: String,
+    },
     /// DaemonJob: the step's node disappeared before its Job finished. The step is terminal,
     /// does not count as success, and its phase is `NodeLost`.
     NodeLost {
@@ -75,6 +85,8 @@ impl Blocker {
             Self::OverrideNotAllowed { .. } => api_reasons::OVERRIDE_NOT_ALLOWED,
             Self::Invalid { .. } => api_reasons::INVALID_SPEC,
             Self::NodeLost { .. } => api_reasons::NODE_LOST,
+            Self::Lost => api_reasons::LOST,
+            Self::CreateRefused { .. } => api_reasons::CREATE_REFUSED,
         }
     }
 
@@ -86,6 +98,7 @@ impl Blocker {
                 | Self::OverrideNotAllowed { .. }
                 | Self::Invalid { .. }
                 | Self::NodeLost { .. }
+                | Self::Lost
         )
     }
 
@@ -108,6 +121,12 @@ impl Blocker {
             Self::NodeLost { node } => format!(
                 "step {key}: node \"{node}\" disappeared before Job \"{job_name}\" finished"
             ),
+            Self::Lost => format!(
+                "step {key}: Job \"{job_name}\" went away before its outcome was recorded; it is not run again"
+            ),
+            Self::CreateRefused { message } => {
+                format!("step {key}: creating Job \"{job_name}\" was refused: {message}")
+            }
         }
     }
 }
@@ -269,6 +288,8 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
         start_time,
         completion_time,
         message: Some(message),
+        // Written by the run mechanism, which knows what was created and recorded.
+        record: None,
     };
     let (entries, omitted) = entries(input.steps, &step_phases);
     Rollup {
@@ -361,6 +382,7 @@ pub fn invalid_spec(
         start_time: previous.and_then(|p| p.start_time.clone()),
         completion_time: None,
         message: Some(message.to_owned()),
+        record: previous.and_then(|p| p.record.clone()),
     }
 }
 

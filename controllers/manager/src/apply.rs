@@ -1,8 +1,13 @@
-//! Job writes: create-if-absent with an owner check (never adopt), and deletion that always
-//! cascades to pods (`propagationPolicy: Background`; CONTROL_PLANE.md §5 "Trap").
+//! Job writes: create-if-absent with an owner check (never adopt), and the deletion of a
+//! finished Job whose outcome is recorded, which always cascades to its pods
+//! (`propagationPolicy: Background`) and names the Job's uid (never a successor of that name).
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::{Api, ResourceExt, api::PostParams, runtime::reflector::ObjectRef};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, PostParams, Preconditions, PropagationPolicy},
+    runtime::reflector::ObjectRef,
+};
 
 use crate::{context::Context, jobs, metrics};
 
@@ -28,6 +33,14 @@ pub enum ApplyError {
         name: String,
         source: kube::Error,
     },
+    #[error(transparent)]
+    Fenced(#[from] crate::ratelimit::Fenced),
+    #[error("deleting finished Job {namespace}/{name}: {source}")]
+    Delete {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
     #[error("reading existing Job {namespace}/{name}: {source}")]
     ReadExisting {
         namespace: String,
@@ -42,6 +55,8 @@ impl ApplyError {
             ApplyError::MissingIdentity => "job_identity",
             ApplyError::Create { .. } => "job_create",
             ApplyError::ReadExisting { .. } => "job_read",
+            ApplyError::Delete { .. } => "job_delete",
+            ApplyError::Fenced(_) => "fenced",
         }
     }
 }
@@ -75,7 +90,7 @@ pub async fn create_job_if_absent(
         field_manager: Some(ctx.field_manager.to_owned()),
         ..Default::default()
     };
-    ctx.limiter.acquire().await;
+    ctx.limiter.acquire().await?;
     metrics::api_write("create", "jobs".into());
     match api.create(&params, &job).await {
         Ok(created) => Ok(JobWrite::Created(Box::new(created))),
@@ -91,6 +106,34 @@ pub async fn create_job_if_absent(
             }
         }
         Err(source) => Err(ApplyError::Create {
+            namespace,
+            name,
+            source,
+        }),
+    }
+}
+
+/// Deletes a finished Job (its outcome is recorded) and, in the background, its pods. Gone
+/// already, or replaced by another Job of that name: nothing to do.
+pub async fn delete_finished_job(ctx: &Context, job: &Job) -> Result<(), ApplyError> {
+    let (Some(namespace), Some(name)) = (job.namespace(), job.metadata.name.clone()) else {
+        return Err(ApplyError::MissingIdentity);
+    };
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions {
+            uid: job.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    ctx.limiter.acquire().await?;
+    metrics::api_write("delete", "jobs".into());
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(source) => Err(ApplyError::Delete {
             namespace,
             name,
             source,

@@ -52,6 +52,8 @@ pub struct Context {
     pub nodes: Option<SharedCache<Node>>,
     /// What the run mechanism last saw of each run object (`run.rs`).
     pub runs: RunMemory,
+    /// Objects that cannot be read, and the message last reported for each.
+    pub invalid_objects: InvalidObjects,
     /// Per-object backoff of failed reconciles; the driver uses it, reconcilers need not.
     pub backoff: Backoffs,
     /// Every write goes through it (`apply.rs`, `status.rs`, `events.rs` do so already).
@@ -72,6 +74,7 @@ impl Context {
             templates: shared.templates.clone(),
             nodes: shared.nodes.clone(),
             runs: RunMemory::default(),
+            invalid_objects: InvalidObjects::default(),
             backoff: Backoffs::default(),
             limiter: shared.limiter.clone(),
             events: EventPublisher::new(
@@ -83,5 +86,33 @@ impl Context {
             metrics: shared.metrics.clone(),
             scope: shared.scope.clone(),
         }
+    }
+}
+
+/// The objects of one controller that cannot be read, with the generation and message last
+/// reported, so a status and an Event are written once per change (each write of a status
+/// triggers the next reconcile).
+#[derive(Default)]
+pub struct InvalidObjects {
+    reported: std::sync::Mutex<std::collections::HashMap<String, (Option<i64>, String)>>,
+}
+
+impl InvalidObjects {
+    /// Whether `message` is new for this object at its generation (and records it).
+    pub fn first_report(&self, meta: &kube::api::ObjectMeta, message: &str) -> bool {
+        let key = format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        );
+        let now = (meta.generation, message.to_owned());
+        let mut reported = self
+            .reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if reported.len() > 10_000 {
+            reported.clear();
+        }
+        reported.insert(key, now.clone()) != Some(now)
     }
 }

@@ -22,6 +22,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::{
     cache::wait_ready_or_shutdown,
@@ -89,6 +90,17 @@ pub trait Reconciler: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The status of an object the kind's type cannot read (`message`: the decode error), written
+    /// through a schema-less patch so that kstatus, Flux and Argo CD see a terminal failure
+    /// instead of an object without status. `None`: nothing to write.
+    fn invalid_object_status(
+        _message: &str,
+        _generation: Option<i64>,
+        _now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    ) -> Option<serde_json::Value> {
+        None
+    }
+
     /// The object is gone (a trigger found it no longer cached; with owned Jobs this happens as
     /// the garbage collector deletes its Jobs): drop what is kept per object, such as metric
     /// series. Must be idempotent.
@@ -118,6 +130,9 @@ pub enum DriverError<E: std::error::Error + 'static> {
     /// The object does not deserialize into the kind (schema drift, hand-edited status...).
     #[error("invalid object: {0}")]
     InvalidObject(#[source] Box<InvalidObject>),
+    /// The status of an object that cannot be read could not be written.
+    #[error("writing the status of an invalid object: {0}")]
+    InvalidStatus(#[source] Box<crate::status::StatusError>),
     #[error(transparent)]
     Reconcile(E),
 }
@@ -126,6 +141,7 @@ impl<E: std::error::Error + ErrorCategory + 'static> ErrorCategory for DriverErr
     fn category(&self) -> &'static str {
         match self {
             DriverError::InvalidObject(_) => "invalid_object",
+            DriverError::InvalidStatus(e) => e.category(),
             DriverError::Reconcile(e) => e.category(),
         }
     }
@@ -160,16 +176,24 @@ async fn reconcile_guarded<R: Reconciler>(
             Ok(action)
         }
         Err(invalid) => {
-            // The object cannot be read; tell its owner once, and wait until it changes.
-            ctx.events
-                .publish(
-                    guard.as_ref(),
-                    EventKind::Invalid,
-                    "InvalidSpec",
-                    invalid.error.clone(),
-                )
-                .await;
-            Err(DriverError::InvalidObject(Box::new(invalid.clone())))
+            // The object cannot be read: say so in its status (once per generation and
+            // message) and in one Event, then wait until it changes.
+            let message = crate::run::bounded(&format!("invalid spec: {}", invalid.error));
+            let generation = guard.meta().generation;
+            if ctx.invalid_objects.first_report(guard.meta(), &message)
+                && let Some(status) =
+                    R::invalid_object_status(&message, generation, &crate::run::now())
+            {
+                crate::status::write_status(ctx.as_ref(), guard.as_ref(), &Value::Null, status)
+                    .await
+                    .map_err(|e| DriverError::InvalidStatus(Box::new(e)))?;
+                ctx.events
+                    .publish(guard.as_ref(), EventKind::Invalid, "InvalidSpec", message)
+                    .await;
+            }
+            metrics::reconcile_error(R::CONTROLLER.as_str(), "invalid_object");
+            tracing::warn!(controller = %R::CONTROLLER, object = %object_key(guard.meta()), error = %invalid.error, "invalid object; waiting for a change");
+            Ok(Action::await_change())
         }
     }
 }

@@ -12,7 +12,7 @@ use jobsmith_manager::{
     controllers, generate, health,
     health::{HealthState, Heartbeat, Readiness},
     jobs, leader,
-    leader::{LeaderOutcome, Leadership},
+    leader::{Fence, LeaderOutcome, Leadership},
     metrics,
     metrics::Metrics,
     nodes,
@@ -186,16 +186,15 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
                     .filter(|ns| !ns.is_empty())
             })
             .unwrap_or_else(|| client.default_namespace().to_owned());
-        let mut election = Leadership::start(
+        let mut election = Leadership::new(
             client.clone(),
             &namespace,
             &args.leader_election_id,
             &instance,
-        )
-        .await?;
+        );
         readiness.set_standby(true);
         tracing::info!(lease = %args.leader_election_id, %namespace, "waiting to become the leader");
-        let leader = election.acquired(&shutdown).await?;
+        let leader = election.acquire(&shutdown).await?;
         readiness.set_standby(false);
         if !leader {
             return Ok(finish(servers, ExitCode::SUCCESS).await);
@@ -205,6 +204,9 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
     }
 
     let scope = Arc::new(WatchScope::from_flags(&args.namespaces));
+    let fence = leadership
+        .as_ref()
+        .map_or_else(Fence::open, Leadership::fence);
     let jobs = jobs::spawn_cache(&client, &scope, shutdown.clone());
     let templates = templates::spawn_cache(&client, &scope, shutdown.clone());
     // Nodes are watched only for DaemonJobs.
@@ -219,8 +221,16 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         jobs: jobs.clone(),
         templates: templates.clone(),
         nodes: node_cache,
-        limiter: Arc::new(WriteLimiter::new(args.kube_api_qps, args.kube_api_burst)),
-        event_limiter: Arc::new(WriteLimiter::new(args.event_qps, args.event_burst)),
+        limiter: Arc::new(WriteLimiter::new(
+            args.kube_api_qps,
+            args.kube_api_burst,
+            fence.clone(),
+        )),
+        event_limiter: Arc::new(WriteLimiter::new(
+            args.event_qps,
+            args.event_burst,
+            fence.clone(),
+        )),
         metrics,
         scope,
         readiness: readiness.clone(),
@@ -235,13 +245,22 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
             .into_iter()
             .map(|kind| controllers::run(kind, shared.clone(), shutdown.clone())),
     );
+    // The Lease is released only once the controllers stopped (their writes are fenced from
+    // the shutdown on), so a successor never overlaps with our last writes.
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let running = async {
         // Controllers that are not implemented return at once; the manager still runs until the signal.
         tokio::join!(controllers, shutdown.wait());
     };
     let leader = async {
         match leadership {
-            Some(election) => election.hold(shutdown.clone()).await,
+            Some(election) => {
+                election
+                    .hold(shutdown.clone(), async {
+                        let _ = stopped_rx.await;
+                    })
+                    .await
+            }
             None => {
                 shutdown.wait().await;
                 LeaderOutcome::Released
@@ -257,6 +276,7 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
             () = running => tracing::info!("all controllers stopped"),
             () = deadline => tracing::warn!("reconciles still running after the grace period; exiting"),
         }
+        let _ = stopped_tx.send(());
     });
     let code = match outcome {
         LeaderOutcome::Lost => ExitCode::FAILURE,

@@ -28,6 +28,8 @@ pub const RECONCILE_ERRORS_TOTAL: &str = "jobsmith_reconcile_errors_total";
 pub const RECONCILE_DURATION: &str = "jobsmith_reconcile_duration_seconds";
 pub const API_WRITES_TOTAL: &str = "jobsmith_api_writes_total";
 pub const EVENTS_DROPPED_TOTAL: &str = "jobsmith_events_dropped_total";
+pub const CREATE_REFUSALS_TOTAL: &str = "jobsmith_job_create_refusals_total";
+pub const WRITES_FENCED_TOTAL: &str = "jobsmith_writes_fenced_total";
 pub const MJ_JOBS_CREATED: &str = "managedjob_jobs_created_total";
 pub const MJ_JOBS_SUCCEEDED: &str = "managedjob_jobs_succeeded_total";
 pub const MJ_JOBS_FAILED: &str = "managedjob_jobs_failed_total";
@@ -68,6 +70,14 @@ fn describe() {
     describe_counter!(
         EVENTS_DROPPED_TOTAL,
         "Events not published because they were over the --event-qps budget."
+    );
+    describe_counter!(
+        CREATE_REFUSALS_TOTAL,
+        "Job creates the API server refused, per controller and HTTP code (none: no answer)."
+    );
+    describe_counter!(
+        WRITES_FENCED_TOTAL,
+        "Writes not sent because this manager is not (or no longer surely) the leader."
     );
     describe_counter!(MJ_JOBS_CREATED, "Jobs created for ManagedJobs.");
     describe_counter!(MJ_JOBS_SUCCEEDED, "ManagedJob Jobs that succeeded.");
@@ -150,6 +160,16 @@ pub fn event_dropped() {
 /// events).
 pub fn api_write(verb: &'static str, resource: String) {
     counter!(API_WRITES_TOTAL, "verb" => verb, "resource" => resource).increment(1);
+}
+
+/// A Job create was refused (the step waits or fails; see `run.rs`).
+pub fn create_refused(controller: &'static str, code: String) {
+    counter!(CREATE_REFUSALS_TOTAL, "controller" => controller, "code" => code).increment(1);
+}
+
+/// A write was not sent: the fence is closed.
+pub fn write_fenced() {
+    counter!(WRITES_FENCED_TOTAL).increment(1);
 }
 
 /// The ManagedJob metrics of SPEC §2, with the seed's names and labels.

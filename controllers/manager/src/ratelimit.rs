@@ -2,28 +2,44 @@
 //! with reservations, so waiters are served in arrival order and never spin.
 
 use std::{
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
+use crate::leader::Fence;
+
 pub struct WriteLimiter {
     bucket: Option<Mutex<TokenBucket>>,
+    fence: Arc<Fence>,
 }
+
+/// The write was not sent: this manager is not (or no longer surely) the leader, or it is
+/// shutting down (`leader.rs`).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("not sent: this manager may no longer write (not the leader, or shutting down)")]
+pub struct Fenced;
 
 impl WriteLimiter {
     /// `qps <= 0` (or not finite) disables the limit.
-    pub fn new(qps: f64, burst: u32) -> Self {
+    pub fn new(qps: f64, burst: u32, fence: Arc<Fence>) -> Self {
         let bucket = (qps.is_finite() && qps > 0.0)
             .then(|| Mutex::new(TokenBucket::new(qps, burst.max(1), Instant::now())));
-        Self { bucket }
+        Self { bucket, fence }
     }
 
     pub fn unlimited() -> Self {
-        Self { bucket: None }
+        Self {
+            bucket: None,
+            fence: Fence::open(),
+        }
     }
 
-    /// Takes one token if one is there now; never waits. Always `true` when unlimited.
+    /// Takes one token if one is there now and the fence allows a write; never waits. Always
+    /// `true` when unlimited and open.
     pub fn try_acquire(&self) -> bool {
+        if !self.fence.allows() {
+            return false;
+        }
         let Some(bucket) = &self.bucket else {
             return true;
         };
@@ -33,16 +49,22 @@ impl WriteLimiter {
             .try_take(Instant::now())
     }
 
-    /// Waits until one write may go out.
-    pub async fn acquire(&self) {
-        let Some(bucket) = &self.bucket else { return };
-        let wait = bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reserve(Instant::now());
-        if !wait.is_zero() {
-            tracing::debug!(wait_ms = wait.as_millis() as u64, "write rate limited");
-            tokio::time::sleep(wait).await;
+    /// Waits until one write may go out; the fence is asked last, right before the request.
+    pub async fn acquire(&self) -> Result<(), Fenced> {
+        if let Some(bucket) = &self.bucket {
+            let wait = bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .reserve(Instant::now());
+            if !wait.is_zero() {
+                tracing::debug!(wait_ms = wait.as_millis() as u64, "write rate limited");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        if self.fence.allows() {
+            Ok(())
+        } else {
+            Err(Fenced)
         }
     }
 }
@@ -134,21 +156,21 @@ mod tests {
 
     #[tokio::test]
     async fn disabled_limiter_never_waits() {
-        let limiter = WriteLimiter::new(0.0, 0);
+        let limiter = WriteLimiter::new(0.0, 0, Fence::open());
         let start = Instant::now();
         for _ in 0..1000 {
-            limiter.acquire().await;
+            limiter.acquire().await.unwrap();
         }
         assert!(start.elapsed() < Duration::from_millis(500));
-        WriteLimiter::unlimited().acquire().await;
+        WriteLimiter::unlimited().acquire().await.unwrap();
     }
 
     #[tokio::test]
     async fn enabled_limiter_really_waits() {
-        let limiter = WriteLimiter::new(20.0, 1);
+        let limiter = WriteLimiter::new(20.0, 1, Fence::open());
         let start = Instant::now();
         for _ in 0..3 {
-            limiter.acquire().await;
+            limiter.acquire().await.unwrap();
         }
         // 1 free, then 2 at 50 ms each.
         assert!(

@@ -15,13 +15,25 @@
 //!    with the new ones, so a restart does not repeat them; kind hooks (ManagedJob metrics).
 //!
 //! The previous step phases come from a small in-memory record per object ([`RunMemory`]),
-//! seeded from the object's status after a restart; it also remembers which Jobs this process
-//! created but has not seen in the cache yet (the watch lags the create response), so such a
-//! step counts as running without another request.
+//! seeded after a restart from the durable `status.record` (every step, never capped: engine
+//! `record`); it also remembers which Jobs this process created but has not seen in the cache
+//! yet (the watch lags the create response), so such a step counts as running without another
+//! request.
+//!
+//! Exactly once (docs/guarantees.md): a step's Job is created only when neither the cache, the
+//! memory nor the record knows of one. A step whose Job went away after its outcome was
+//! recorded keeps that outcome; one whose Job went away before (deleted while running, or while
+//! the manager was down) is `Lost`: failed, never created again. A Job's own
+//! `ttlSecondsAfterFinished` is held back (engine `compile::defer_ttl`) and applied here, once
+//! the outcome is in the status.
+//!
+//! A refused create is remembered per step ([`Refusal`]): a rejection of the Job itself
+//! (400/422) fails the step until the spec or its template changes; any other refusal (quota,
+//! webhook, RBAC, conflict, server error) leaves it waiting with reason `CreateRefused` and is
+//! retried with a capped backoff, never on every reconcile (a status write that triggers the
+//! next reconcile must not re-send the same request).
 //!
 //! Decisions where SPEC is silent (docs/managedjob.md, docs/jobflow.md):
-//! - A step whose Job disappears after it finished (TTL, manual delete) keeps its result; a Job
-//!   deleted while running is created again.
 //! - A Job that exists for a step that is no longer in the spec is left alone.
 //! - Requeue: on change (the object, its Jobs, its JobTemplates) plus a periodic resync.
 
@@ -30,15 +42,18 @@ use std::{
     fmt::Debug,
     marker::PhantomData,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use jobsmith_api::{JobTemplate, Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase};
+use jobsmith_api::{
+    JobTemplate, Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord,
+};
 use jobsmith_engine::{
     Decision, StepId, StepOutcome,
-    compile::{BuildError, InvalidSpec, Plan, PlannedStep},
-    evaluate, observe,
+    compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
+    evaluate_with, observe,
+    record::{self, Recorded},
     rollup::{self, Blocker, RunInput, StepView},
 };
 use k8s_openapi::{
@@ -61,7 +76,7 @@ use crate::{
     context::Context,
     controller::{ErrorCategory, Reconciler, map_shared},
     events::EventKind,
-    jobs,
+    jobs, metrics,
     status::{self, StatusError, StatusWrite},
 };
 
@@ -231,6 +246,11 @@ impl<K: RunKind> Reconciler for RunController<K> {
         triggers
     }
 
+    fn invalid_object_status(message: &str, generation: Option<i64>, now: &Time) -> Option<Value> {
+        let run = rollup::invalid_spec(None, message, generation, now);
+        serde_json::to_value(run).ok()
+    }
+
     fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
         let namespace = namespace.unwrap_or_default();
         ctx.runs.forget(namespace, name);
@@ -278,10 +298,32 @@ struct StepMemo {
     created: bool,
     /// The cache has held the step's Job at least once.
     seen: bool,
+    /// The step had a Job at some point (created here, seen, or in the durable record): if it
+    /// is gone without a recorded outcome, the step is `Lost`, never created again.
+    started: bool,
     /// Not in the record a restart started from (beyond the status' entry cap): its first
     /// observation is a baseline, not a transition (no Event, no metric).
     baseline: bool,
+    /// The last refused create, while it stands.
+    refused: Option<Refusal>,
 }
+
+/// A create the API server refused, and when it may be tried again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Refusal {
+    /// The object's generation and the template's resourceVersion it was refused for: a change
+    /// of either ends the refusal at once.
+    generation: Option<i64>,
+    template_version: Option<String>,
+    /// What the step shows meanwhile.
+    blocker: Blocker,
+    /// `None`: the Job itself was rejected (400/422); only a change ends it.
+    retry_at: Option<Instant>,
+    attempts: u32,
+}
+
+/// Refused creates are retried after 1 s, doubling up to this.
+const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
 /// What was last seen of one run object.
 #[derive(Clone, Debug, Default)]
@@ -293,6 +335,8 @@ struct RunMemo {
     steps: HashMap<String, StepMemo>,
     /// Rebuilt from a status after a restart: steps without a record start as a baseline.
     restored: bool,
+    /// The durable record of the status a restart started from, applied once the plan is known.
+    pending_record: Option<StepRecord>,
     /// The plan compiled for this generation ([`RunKind::PLAN_FROM_SPEC`] kinds only).
     plan: Option<(Option<i64>, Arc<Plan>)>,
     /// The status this manager last wrote, and the resourceVersion of the object it was written
@@ -309,7 +353,8 @@ struct WrittenStatus {
 }
 
 impl RunMemo {
-    /// The record after a restart: what the status says (steps without an entry are unknown).
+    /// The record after a restart: what the status says (steps without an entry are unknown
+    /// until the durable record is applied to the plan).
     fn from_status(uid: &str, status: Option<&RunStatus>, entries: &[StepEntry]) -> Self {
         let invalid = status.and_then(|s| {
             let message = s.message.as_deref()?;
@@ -327,14 +372,54 @@ impl RunMemo {
                         StepMemo {
                             phase: e.phase,
                             reason: e.reason.clone(),
+                            started: e.phase != ApiStepPhase::Pending
+                                && e.phase != ApiStepPhase::Aborted
+                                && e.phase != ApiStepPhase::Skipped
+                                && e.reason.is_none(),
                             ..StepMemo::default()
                         },
                     )
                 })
                 .collect(),
             restored: status.is_some(),
+            pending_record: status.and_then(|s| s.record.clone()),
             plan: None,
             written: None,
+        }
+    }
+
+    /// Applies the durable record of a restart to the plan: every step it knows gets its
+    /// outcome (or at least the fact that it had a Job) whatever the entry cap left out.
+    fn apply_record(&mut self, plan: &Plan) {
+        let Some(record) = self.pending_record.take() else {
+            return;
+        };
+        let keys: Vec<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+        let Some(states) = record::for_plan(&record, &keys, None) else {
+            tracing::warn!(
+                "the step record was written for other steps (the spec changed while no manager ran); steps without a Job or entry are taken as not started"
+            );
+            return;
+        };
+        for (step, state) in plan.steps.iter().zip(states) {
+            let known = self.steps.entry(step.key.clone()).or_default();
+            let (phase, reason) = match state {
+                Recorded::None => continue,
+                Recorded::Created if known.phase == ApiStepPhase::Pending => {
+                    (ApiStepPhase::Running, None)
+                }
+                Recorded::Created => (known.phase, known.reason.clone()),
+                Recorded::Succeeded => (ApiStepPhase::Succeeded, None),
+                Recorded::Failed => (ApiStepPhase::Failed, None),
+                Recorded::Lost => (
+                    ApiStepPhase::Failed,
+                    Some(jobsmith_api::reasons::LOST.to_owned()),
+                ),
+            };
+            known.started = true;
+            known.phase = phase;
+            known.reason = reason;
+            known.baseline = false;
         }
     }
 }
@@ -374,7 +459,7 @@ struct Note {
     message: String,
 }
 
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     let now = k8s_openapi::jiff::Timestamp::now();
     // Status times have second precision on the wire; keep the value equal to what is read back.
     Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
@@ -465,127 +550,28 @@ async fn reconcile_with<K: RunKind>(
         }
     };
     memo.invalid = None;
+    memo.apply_record(&plan);
 
     let n = plan.steps.len();
-    let mut outcomes = Vec::with_capacity(n);
-    let mut jobs: Vec<Option<Arc<Job>>> = Vec::with_capacity(n);
-    let mut blockers: Vec<Option<Blocker>> = vec![None; n];
-    let restored = memo.restored;
-    for (i, step) in plan.steps.iter().enumerate() {
-        let cached = ctx
-            .jobs
-            .get(&ObjectRef::new(&step.job_name).within(namespace));
-        let known = memo
-            .steps
-            .entry(step.key.clone())
-            .or_insert_with(|| StepMemo {
-                baseline: restored,
-                ..StepMemo::default()
-            });
-        let (mut outcome, job) = match cached {
-            Some(job) if jobs::controller_owner_uid(&job) == Some(uid) => {
-                known.seen = true;
-                (observe::job_outcome(&job), Some(job))
-            }
-            Some(_) => {
-                blockers[i] = Some(Blocker::NameConflict);
-                (StepOutcome::Failed, None)
-            }
-            None => (outcome_without_job(known), None),
-        };
-        let was_lost = known.phase == ApiStepPhase::NodeLost;
-        if blockers[i].is_none()
-            && (was_lost || (outcome != StepOutcome::Succeeded && !finished_before(known)))
-            && let Some(lost) = obj.lost_step(ctx, step, was_lost)
-        {
-            outcome = StepOutcome::Failed;
-            blockers[i] = Some(lost);
-        }
-        outcomes.push(outcome);
-        jobs.push(job);
-    }
-
-    // Create what the scheduler asks for; a step that turns out blocked-and-failed may unblock
-    // failure handlers, so decide again until nothing new is attempted.
-    let mut attempted = vec![false; n];
-    let mut created: Vec<StepId> = Vec::new();
-    let mut decision = evaluate(&plan.dag, &outcomes, &plan.policies);
-    loop {
-        let todo: Vec<StepId> = decision
-            .create
-            .iter()
-            .copied()
-            .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
-            .collect();
-        if todo.is_empty() {
-            break;
-        }
-        let mut builds = Vec::new();
-        for step in todo {
-            attempted[step.index()] = true;
-            match build(ctx, obj.as_ref(), &plan, step, namespace) {
-                Ok(job) => builds.push((step, job)),
-                Err(blocker) => {
-                    if blocker.fails_step() {
-                        outcomes[step.index()] = StepOutcome::Failed;
-                    }
-                    blockers[step.index()] = Some(blocker);
-                }
-            }
-        }
-        let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
-            futures::stream::iter(builds.into_iter().map(|(step, job)| {
-                let ctx = ctx.clone();
-                async move { (step, apply::create_job_if_absent(&ctx, job, uid).await) }
-            }))
-            .buffer_unordered(CREATE_CONCURRENCY)
-            .collect()
-            .await;
-        let mut first_error = None;
-        for (step, write) in writes {
-            let i = step.index();
-            match write {
-                Ok(JobWrite::Created(job)) => {
-                    outcomes[i] = StepOutcome::Running;
-                    // The response stands in for the cache entry the watch has not delivered
-                    // yet, so the first status already carries the step's start time.
-                    jobs[i] = Some(Arc::new(*job));
-                    created.push(step);
-                }
-                Ok(JobWrite::Exists) => outcomes[i] = StepOutcome::Running,
-                Ok(JobWrite::Conflict { .. }) => {
-                    outcomes[i] = StepOutcome::Failed;
-                    blockers[i] = Some(Blocker::NameConflict);
-                }
-                // The API server rejects the Job itself (an embedded pod template it validates
-                // only now): retrying cannot help, the step fails with its message.
-                Err(error) => match rejected(&error) {
-                    Some(message) => {
-                        outcomes[i] = StepOutcome::Failed;
-                        blockers[i] = Some(Blocker::Invalid { message });
-                    }
-                    None => {
-                        first_error.get_or_insert(error);
-                    }
-                },
-            }
-        }
-        // Record creations before failing, so a retry does not repeat their Events.
-        for step in &created {
-            if let Some(planned) = plan.steps.get(step.index()) {
-                let known = memo.steps.entry(planned.key.clone()).or_default();
-                if !known.created {
-                    known.created = true;
-                }
-            }
-        }
-        if let Some(error) = first_error {
-            announce_created(ctx, obj, &plan, &created);
-            return Err(error.into());
-        }
-        decision = evaluate(&plan.dag, &outcomes, &plan.policies);
-    }
+    let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+    let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
     announce_created(ctx, obj, &plan, &created);
+    let Observed {
+        outcomes: _,
+        jobs,
+        blockers,
+        unavailable,
+        decision,
+    } = observed;
+    let retry_in = unavailable
+        .iter()
+        .zip(&plan.steps)
+        .filter(|(u, _)| **u)
+        .filter_map(|(_, step)| {
+            let at = memo.steps.get(&step.key)?.refused.as_ref()?.retry_at?;
+            Some(at.saturating_duration_since(Instant::now()))
+        })
+        .min();
 
     let views: Vec<StepView<'_>> = plan
         .steps
@@ -607,6 +593,7 @@ async fn reconcile_with<K: RunKind>(
     });
     let mut notes = Vec::new();
     let mut active = 0u64;
+    let mut aborted = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let phase = rolled.step_phases[i];
         let reason = blockers[i].as_ref().map(|b| b.reason().to_owned());
@@ -614,9 +601,15 @@ async fn reconcile_with<K: RunKind>(
             active += 1;
         }
         let known = memo.steps.entry(step.key.clone()).or_default();
+        if jobs[i].is_some() {
+            known.started = true;
+        }
         if known.baseline {
             known.baseline = false;
         } else {
+            if phase == ApiStepPhase::Aborted && known.phase != ApiStepPhase::Aborted {
+                aborted.push(step.key.as_str());
+            }
             step_notes(
                 step,
                 known,
@@ -651,6 +644,9 @@ async fn reconcile_with<K: RunKind>(
             _ => {}
         }
     }
+    if let Some(note) = aborted_note(&aborted) {
+        notes.push(note);
+    }
     memo.phase = phase;
     if memo.steps.len() > n {
         // Steps removed from the spec.
@@ -659,8 +655,10 @@ async fn reconcile_with<K: RunKind>(
         memo.steps.retain(|k, _| keys.contains(k.as_str()));
     }
 
+    let mut run = rolled.run;
+    run.record = Some(step_record(&plan, &memo, &jobs, &blockers));
     let mut desired = K::make_status(StatusParts {
-        run: rolled.run,
+        run,
         entries: rolled.entries,
         omitted: rolled.omitted,
         plan: Some(&*plan),
@@ -675,9 +673,114 @@ async fn reconcile_with<K: RunKind>(
         },
     );
     write::<K>(ctx, obj, desired, &mut memo.written).await?;
+    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go.
+    let ttl_due = expire_recorded_jobs(ctx, &jobs).await?;
     K::on_reconciled(ctx, obj, active);
     publish(ctx, obj, notes);
-    Ok((Action::requeue(RESYNC), memo))
+    let next = [Some(RESYNC), retry_in, ttl_due]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(RESYNC);
+    Ok((Action::requeue(next.max(Duration::from_millis(100))), memo))
+}
+
+/// One Warning for every step that became `Aborted` in this reconcile (one Event per step
+/// would drown the run's own Events in the Event budget).
+fn aborted_note(keys: &[&str]) -> Option<Note> {
+    const NAMED: usize = 5;
+    let (first, rest) = keys.split_at(keys.len().min(NAMED));
+    if first.is_empty() {
+        return None;
+    }
+    let mut list = first.join(", ");
+    if !rest.is_empty() {
+        list.push_str(&format!(" and {} more", rest.len()));
+    }
+    let count = keys.len();
+    let noun = if count == 1 { "step" } else { "steps" };
+    Some(Note {
+        kind: EventKind::Failed,
+        reason: "StepAborted",
+        message: format!(
+            "{count} {noun} will not run (a dependency that needed success failed, or the run stopped): {list}"
+        ),
+    })
+}
+
+/// The durable record of every step as this reconcile leaves it.
+fn step_record(
+    plan: &Plan,
+    memo: &RunMemo,
+    jobs: &[Option<Arc<Job>>],
+    blockers: &[Option<Blocker>],
+) -> StepRecord {
+    let states: Vec<Recorded> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            if matches!(
+                blockers.get(i),
+                Some(Some(Blocker::Lost | Blocker::NodeLost { .. }))
+            ) {
+                return Recorded::Lost;
+            }
+            if let Some(Some(job)) = jobs.get(i) {
+                return match observe::job_outcome(job) {
+                    StepOutcome::Succeeded => Recorded::Succeeded,
+                    StepOutcome::Failed => Recorded::Failed,
+                    StepOutcome::Running | StepOutcome::NotCreated => Recorded::Created,
+                };
+            }
+            let Some(known) = memo.steps.get(&step.key) else {
+                return Recorded::None;
+            };
+            match (finished_before(known), known.phase) {
+                (true, ApiStepPhase::Succeeded) => Recorded::Succeeded,
+                (true, _) => Recorded::Failed,
+                (false, _) if known.started => Recorded::Created,
+                _ => Recorded::None,
+            }
+        })
+        .collect();
+    record::encode(
+        &states,
+        record::digest(plan.steps.iter().map(|s| s.key.as_str())),
+    )
+}
+
+/// Deletes the finished Jobs whose deferred TTL (engine `compile::defer_ttl`) has passed; their
+/// outcome is in the status just written. Returns when the next one is due.
+async fn expire_recorded_jobs(
+    ctx: &Context,
+    jobs: &[Option<Arc<Job>>],
+) -> Result<Option<Duration>, RunError> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut next: Option<Duration> = None;
+    for job in jobs.iter().flatten() {
+        let Some(ttl) = compile::deferred_ttl(job) else {
+            continue;
+        };
+        if job.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(finished) = observe::finished_at(job) else {
+            continue;
+        };
+        let due = finished
+            .0
+            .as_second()
+            .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+        let wait = due.saturating_sub(now.as_second());
+        if wait > 0 {
+            let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(u64::MAX));
+            next = Some(next.map_or(wait, |n| n.min(wait)));
+            continue;
+        }
+        apply::delete_finished_job(ctx, job).await?;
+    }
+    Ok(next)
 }
 
 /// Whether the step reached a result of its own Job earlier (not a blocker's).
@@ -685,31 +788,341 @@ fn finished_before(known: &StepMemo) -> bool {
     known.reason.is_none() && matches!(known.phase, ApiStepPhase::Succeeded | ApiStepPhase::Failed)
 }
 
-/// The API server's message when it refused a Job as invalid (422 Invalid, 400 Bad Request).
-fn rejected(error: &ApplyError) -> Option<String> {
+/// The longest message Jobsmith stores from the API server (status, Events).
+const MESSAGE_LIMIT: usize = 1024;
+
+/// `message` cut to [`MESSAGE_LIMIT`] bytes (at a character boundary) with a marker.
+pub fn bounded(message: &str) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message.to_owned();
+    }
+    let mut end = MESSAGE_LIMIT - 20;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &message[..end], message.len() - end)
+}
+
+/// The steps as observed, and the decision taken on them (updated while Jobs are created).
+struct Observed {
+    outcomes: Vec<StepOutcome>,
+    jobs: Vec<Option<Arc<Job>>>,
+    blockers: Vec<Option<Blocker>>,
+    /// Ready steps that cannot be created now (a standing refusal); they hold no slot.
+    unavailable: Vec<bool>,
+    decision: Decision,
+}
+
+/// Reads each step's Job by name from the shared cache; what the memory and the record say
+/// stands in for a Job that is gone.
+fn observe_steps<K: RunKind>(
+    obj: &K,
+    ctx: &Context,
+    plan: &Plan,
+    namespace: &str,
+    uid: &str,
+    memo: &mut RunMemo,
+) -> Observed {
+    let n = plan.steps.len();
+    let generation = obj.meta().generation;
+    let mut observed = Observed {
+        outcomes: Vec::with_capacity(n),
+        jobs: Vec::with_capacity(n),
+        blockers: vec![None; n],
+        unavailable: vec![false; n],
+        decision: Decision {
+            create: Vec::new(),
+            steps: Vec::new(),
+            groups: Vec::new(),
+            phase: Default::default(),
+            progress: Default::default(),
+            message: String::new(),
+        },
+    };
+    let restored = memo.restored;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let cached = ctx
+            .jobs
+            .get(&ObjectRef::new(&step.job_name).within(namespace));
+        let known = memo
+            .steps
+            .entry(step.key.clone())
+            .or_insert_with(|| StepMemo {
+                baseline: restored,
+                ..StepMemo::default()
+            });
+        let (mut outcome, job) = match cached {
+            Some(job) if jobs::controller_owner_uid(&job) == Some(uid) => {
+                known.seen = true;
+                known.started = true;
+                known.refused = None;
+                (observe::job_outcome(&job), Some(job))
+            }
+            Some(_) => {
+                observed.blockers[i] = Some(Blocker::NameConflict);
+                (StepOutcome::Failed, None)
+            }
+            None => {
+                let (outcome, blocker) = outcome_without_job(known);
+                observed.blockers[i] = blocker;
+                (outcome, None)
+            }
+        };
+        if outcome == StepOutcome::NotCreated
+            && let Some(refusal) = standing_refusal(ctx, known, generation, step, namespace)
+        {
+            if refusal.blocker.fails_step() {
+                outcome = StepOutcome::Failed;
+            } else {
+                observed.unavailable[i] = true;
+            }
+            observed.blockers[i] = Some(refusal.blocker.clone());
+        }
+        let was_lost = known.phase == ApiStepPhase::NodeLost;
+        if observed.blockers[i].is_none()
+            && (was_lost || (outcome != StepOutcome::Succeeded && !finished_before(known)))
+            && let Some(lost) = obj.lost_step(ctx, step, was_lost)
+        {
+            outcome = StepOutcome::Failed;
+            observed.blockers[i] = Some(lost);
+        }
+        observed.outcomes.push(outcome);
+        observed.jobs.push(job);
+    }
+    observed.decision = decide(plan, &observed);
+    observed
+}
+
+fn decide(plan: &Plan, observed: &Observed) -> Decision {
+    evaluate_with(&plan.dag, &observed.outcomes, &plan.policies, |s| {
+        observed
+            .unavailable
+            .get(s.index())
+            .copied()
+            .unwrap_or(false)
+    })
+}
+
+/// The outcome of a step whose Job is not in the cache, and why when it is not plain.
+fn outcome_without_job(known: &StepMemo) -> (StepOutcome, Option<Blocker>) {
+    if known.created && !known.seen {
+        // Created by us a moment ago; the watch has not delivered it yet.
+        return (StepOutcome::Running, None);
+    }
+    if finished_before(known) {
+        // Finished and recorded, then the Job went away (its TTL, a manual delete).
+        let outcome = if known.phase == ApiStepPhase::Succeeded {
+            StepOutcome::Succeeded
+        } else {
+            StepOutcome::Failed
+        };
+        return (outcome, None);
+    }
+    if known.started || known.reason.as_deref() == Some(jobsmith_api::reasons::LOST) {
+        // It had a Job whose outcome was never recorded: unknowable, so never run again.
+        return (StepOutcome::Failed, Some(Blocker::Lost));
+    }
+    (StepOutcome::NotCreated, None)
+}
+
+/// The refusal that still holds for a step, if any (a changed spec or template ends it; a
+/// retryable one ends when its backoff has passed).
+fn standing_refusal<'a>(
+    ctx: &Context,
+    known: &'a mut StepMemo,
+    generation: Option<i64>,
+    step: &PlannedStep,
+    namespace: &str,
+) -> Option<&'a Refusal> {
+    let template_version = template_version(ctx, step, namespace);
+    let holds = known.refused.as_ref().is_some_and(|r| {
+        r.generation == generation
+            && r.template_version == template_version
+            && r.retry_at.is_none_or(|at| Instant::now() < at)
+    });
+    if !holds {
+        // Keep the attempt count for the backoff while the inputs are the same.
+        if let Some(r) = &mut known.refused
+            && (r.generation != generation || r.template_version != template_version)
+        {
+            known.refused = None;
+        }
+        return None;
+    }
+    known.refused.as_ref()
+}
+
+fn template_version(ctx: &Context, step: &PlannedStep, namespace: &str) -> Option<String> {
+    let name = step.template_ref.as_deref()?;
+    let template = ctx.templates.get(&ObjectRef::new(name).within(namespace))?;
+    template.meta().resource_version.clone()
+}
+
+/// Creates what the scheduler asks for. A step that turns out blocked-and-failed may unblock
+/// failure handlers, so decide again until nothing new is attempted. Returns the created steps.
+async fn create_ready<K: RunKind>(
+    obj: &Arc<K>,
+    ctx: &Arc<Context>,
+    plan: &Plan,
+    namespace: &str,
+    uid: &str,
+    memo: &mut RunMemo,
+    observed: &mut Observed,
+) -> Vec<StepId> {
+    let n = plan.steps.len();
+    let generation = obj.meta().generation;
+    let mut attempted = vec![false; n];
+    let mut created: Vec<StepId> = Vec::new();
+    loop {
+        let todo: Vec<StepId> = observed
+            .decision
+            .create
+            .iter()
+            .copied()
+            .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
+            .collect();
+        if todo.is_empty() {
+            return created;
+        }
+        let mut builds = Vec::new();
+        for step in todo {
+            attempted[step.index()] = true;
+            match build(ctx, obj.as_ref(), plan, step, namespace) {
+                Ok(job) => builds.push((step, job)),
+                Err(blocker) => {
+                    if blocker.fails_step() {
+                        observed.outcomes[step.index()] = StepOutcome::Failed;
+                    }
+                    observed.blockers[step.index()] = Some(blocker);
+                }
+            }
+        }
+        let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
+            futures::stream::iter(builds.into_iter().map(|(step, job)| {
+                let ctx = ctx.clone();
+                async move { (step, apply::create_job_if_absent(&ctx, job, uid).await) }
+            }))
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect()
+            .await;
+        for (step, write) in writes {
+            let i = step.index();
+            let Some(planned) = plan.steps.get(i) else {
+                continue;
+            };
+            let known = memo.steps.entry(planned.key.clone()).or_default();
+            match write {
+                Ok(JobWrite::Created(job)) => {
+                    observed.outcomes[i] = StepOutcome::Running;
+                    // The response stands in for the cache entry the watch has not delivered
+                    // yet, so the first status already carries the step's start time.
+                    observed.jobs[i] = Some(Arc::new(*job));
+                    known.created = true;
+                    known.started = true;
+                    known.refused = None;
+                    created.push(step);
+                }
+                Ok(JobWrite::Exists) => {
+                    observed.outcomes[i] = StepOutcome::Running;
+                    known.started = true;
+                }
+                Ok(JobWrite::Conflict { .. }) => {
+                    observed.outcomes[i] = StepOutcome::Failed;
+                    observed.blockers[i] = Some(Blocker::NameConflict);
+                    // Looked at again after a backoff, not on every reconcile.
+                    refuse(
+                        known,
+                        generation,
+                        template_version(ctx, planned, namespace),
+                        Blocker::NameConflict,
+                        true,
+                    );
+                }
+                Err(error) => {
+                    let (blocker, retryable) = refusal_of(&error);
+                    tracing::warn!(job = %planned.job_name, step = %planned.key, %error, "creating the Job was refused");
+                    metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
+                    if blocker.fails_step() {
+                        observed.outcomes[i] = StepOutcome::Failed;
+                    } else {
+                        observed.unavailable[i] = true;
+                    }
+                    observed.blockers[i] = Some(blocker.clone());
+                    refuse(
+                        known,
+                        generation,
+                        template_version(ctx, planned, namespace),
+                        blocker,
+                        retryable,
+                    );
+                }
+            }
+        }
+        observed.decision = decide(plan, observed);
+    }
+}
+
+/// Remembers a refused create (see [`Refusal`]).
+fn refuse(
+    known: &mut StepMemo,
+    generation: Option<i64>,
+    template_version: Option<String>,
+    blocker: Blocker,
+    retryable: bool,
+) {
+    let attempts = known.refused.as_ref().map_or(0, |r| r.attempts) + 1;
+    let retry_at = retryable.then(|| {
+        let exp = attempts.saturating_sub(1).min(16);
+        Instant::now() + Duration::from_secs(1u64 << exp).min(REFUSAL_BACKOFF_MAX)
+    });
+    known.refused = Some(Refusal {
+        generation,
+        template_version,
+        blocker,
+        retry_at,
+        attempts,
+    });
+}
+
+/// What a refused create means for the step, and whether trying again later may help.
+fn refusal_of(error: &ApplyError) -> (Blocker, bool) {
+    let message = match error {
+        ApplyError::Create {
+            source: kube::Error::Api(status),
+            ..
+        } => {
+            if status.code == 422 || status.code == 400 {
+                // The API server rejects the Job itself (an embedded pod template it validates
+                // only now): only a change of the spec or the template can help.
+                return (
+                    Blocker::Invalid {
+                        message: bounded(&format!(
+                            "the API server rejected the Job: {}",
+                            status.message
+                        )),
+                    },
+                    false,
+                );
+            }
+            format!("{} ({})", status.message, status.code)
+        }
+        other => other.to_string(),
+    };
+    (
+        Blocker::CreateRefused {
+            message: bounded(&message),
+        },
+        true,
+    )
+}
+
+fn refusal_code(error: &ApplyError) -> String {
     match error {
         ApplyError::Create {
             source: kube::Error::Api(status),
             ..
-        } if status.code == 422 || status.code == 400 => Some(format!(
-            "the API server rejected the Job: {}",
-            status.message
-        )),
-        _ => None,
-    }
-}
-
-/// The outcome of a step whose Job is not in the cache.
-fn outcome_without_job(known: &StepMemo) -> StepOutcome {
-    if known.created && !known.seen {
-        // Created by us a moment ago; the watch has not delivered it yet.
-        return StepOutcome::Running;
-    }
-    match (known.phase, known.reason.is_some()) {
-        // Finished, then the Job went away (TTL, manual delete): the result stands.
-        (ApiStepPhase::Succeeded, false) => StepOutcome::Succeeded,
-        (ApiStepPhase::Failed, false) => StepOutcome::Failed,
-        _ => StepOutcome::NotCreated,
+        } => status.code.to_string(),
+        _ => "none".to_owned(),
     }
 }
 
@@ -745,7 +1158,9 @@ fn build<K: RunKind>(
         }
         None => None,
     };
-    obj.build_job(plan, step, template).map_err(blocker_of)
+    let mut job = obj.build_job(plan, step, template).map_err(blocker_of)?;
+    compile::defer_ttl(&mut job);
+    Ok(job)
 }
 
 fn blocker_of(error: BuildError) -> Blocker {
@@ -804,12 +1219,13 @@ fn step_notes(
                 message: format!("Job {} of step {} failed", step.job_name, step.key),
             });
         }
-        ApiStepPhase::Aborted => notes.push(Note {
-            kind: EventKind::Failed,
-            reason: "StepAborted",
-            message: format!("step {} will not run: a dependency cannot reach its required outcome or the run stopped", step.key),
-        }),
-        ApiStepPhase::Pending | ApiStepPhase::Running | ApiStepPhase::NodeLost => {}
+        // Aborted steps are summarised once per reconcile (`aborted_note`); skipped ones are
+        // neutral and say nothing.
+        ApiStepPhase::Aborted
+        | ApiStepPhase::Skipped
+        | ApiStepPhase::Pending
+        | ApiStepPhase::Running
+        | ApiStepPhase::NodeLost => {}
     }
 }
 
@@ -921,26 +1337,113 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_finished_step_keeps_its_result_when_its_job_goes_away() {
+    fn a_step_whose_job_is_gone_is_never_created_again() {
+        // Finished and recorded: the result stands.
         let mut m = StepMemo {
             phase: ApiStepPhase::Succeeded,
+            started: true,
             ..Default::default()
         };
-        assert_eq!(outcome_without_job(&m), StepOutcome::Succeeded);
+        assert_eq!(outcome_without_job(&m), (StepOutcome::Succeeded, None));
         m.phase = ApiStepPhase::Failed;
-        assert_eq!(outcome_without_job(&m), StepOutcome::Failed);
+        assert_eq!(outcome_without_job(&m), (StepOutcome::Failed, None));
         // A conflict is re-checked: the other Job may be gone now.
-        m.reason = Some("NameConflict".into());
-        assert_eq!(outcome_without_job(&m), StepOutcome::NotCreated);
-        m = StepMemo {
-            phase: ApiStepPhase::Running,
+        let m = StepMemo {
+            phase: ApiStepPhase::Failed,
+            reason: Some("NameConflict".into()),
             ..Default::default()
         };
-        assert_eq!(outcome_without_job(&m), StepOutcome::NotCreated);
+        assert_eq!(outcome_without_job(&m), (StepOutcome::NotCreated, None));
+        // It had a Job that went away before its outcome was recorded: Lost, not re-created.
+        let mut m = StepMemo {
+            phase: ApiStepPhase::Running,
+            started: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            outcome_without_job(&m),
+            (StepOutcome::Failed, Some(Blocker::Lost))
+        );
+        // Created by this process a moment ago and not cached yet: running.
         m.created = true;
-        assert_eq!(outcome_without_job(&m), StepOutcome::Running);
+        assert_eq!(outcome_without_job(&m), (StepOutcome::Running, None));
         m.seen = true;
-        assert_eq!(outcome_without_job(&m), StepOutcome::NotCreated);
+        assert_eq!(
+            outcome_without_job(&m),
+            (StepOutcome::Failed, Some(Blocker::Lost))
+        );
+        // A recorded loss stays a loss.
+        let m = StepMemo {
+            phase: ApiStepPhase::Failed,
+            reason: Some("Lost".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            outcome_without_job(&m),
+            (StepOutcome::Failed, Some(Blocker::Lost))
+        );
+        // Never had a Job: create it.
+        assert_eq!(
+            outcome_without_job(&StepMemo::default()),
+            (StepOutcome::NotCreated, None)
+        );
+    }
+
+    #[test]
+    fn the_record_of_a_restart_covers_steps_beyond_the_entry_cap() {
+        use jobsmith_engine::record::{Recorded, digest, encode};
+        let keys: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        let mut states = vec![Recorded::Succeeded; 600];
+        states[599] = Recorded::Created;
+        let record = encode(&states, digest(keys.iter().map(String::as_str)));
+        let status = RunStatus {
+            phase: Some(Phase::Running),
+            record: Some(record),
+            ..Default::default()
+        };
+        let plan = Plan {
+            dag: jobsmith_engine::Dag::build(
+                &keys
+                    .iter()
+                    .map(|k| jobsmith_engine::StepSpec {
+                        key: k.clone(),
+                        group: None,
+                        deps: vec![],
+                    })
+                    .collect::<Vec<_>>(),
+                &[],
+            )
+            .unwrap(),
+            steps: keys
+                .iter()
+                .map(|k| PlannedStep {
+                    key: k.clone(),
+                    job_name: format!("run-{k}"),
+                    group: None,
+                    template_ref: None,
+                })
+                .collect(),
+            policies: Default::default(),
+        };
+        let mut memo = RunMemo::from_status("u", Some(&status), &[]);
+        memo.apply_record(&plan);
+        assert_eq!(
+            outcome_without_job(&memo.steps["s10"]),
+            (StepOutcome::Succeeded, None)
+        );
+        assert_eq!(
+            outcome_without_job(&memo.steps["s599"]),
+            (StepOutcome::Failed, Some(Blocker::Lost))
+        );
+    }
+
+    #[test]
+    fn stored_messages_are_bounded() {
+        let long = "é".repeat(100_000);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MESSAGE_LIMIT + 40, "{}", cut.len());
+        assert!(cut.ends_with("bytes cut)"));
+        assert_eq!(bounded("short"), "short");
     }
 
     #[test]

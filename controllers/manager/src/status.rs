@@ -14,7 +14,7 @@ use std::fmt::Debug;
 
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -36,6 +36,8 @@ pub enum StatusError {
     MissingIdentity,
     #[error("the desired status is not a JSON object")]
     NotAnObject,
+    #[error(transparent)]
+    Fenced(#[from] crate::ratelimit::Fenced),
     #[error("patching status of {namespace}/{name}: {source}")]
     Patch {
         namespace: String,
@@ -49,6 +51,7 @@ impl StatusError {
         match self {
             StatusError::MissingIdentity | StatusError::NotAnObject => "status_shape",
             StatusError::Patch { .. } => "status_patch",
+            StatusError::Fenced(_) => "fenced",
         }
     }
 }
@@ -144,12 +147,18 @@ where
     let Some(body) = status_patch(current, desired, obj.meta().generation)? else {
         return Ok(StatusWrite::Unchanged);
     };
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Through the schema-less API: an object the kind's type cannot read (a malformed embedded
+    // JobSpec) still gets its status, and the answer is not parsed into the kind's type.
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &namespace,
+        &ApiResource::erase::<K>(&()),
+    );
     let params = PatchParams {
         field_manager: Some(ctx.field_manager.to_owned()),
         ..Default::default()
     };
-    ctx.limiter.acquire().await;
+    ctx.limiter.acquire().await?;
     metrics::api_write("patch", format!("{}/status", K::plural(&())));
     match api.patch_status(&name, &params, &Patch::Merge(&body)).await {
         Ok(_) => Ok(StatusWrite::Patched),

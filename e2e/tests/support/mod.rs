@@ -64,6 +64,16 @@ impl World {
         Ok(())
     }
 
+    /// Starts a new manager on the namespace after the last one died (`kill_9`).
+    pub async fn start_again(&mut self) -> Result<()> {
+        let (manager, metrics_port, health_port) =
+            start_manager(self.ns.name(), "started-again").await?;
+        self.manager = manager;
+        self.metrics_port = metrics_port;
+        self.health_port = health_port;
+        Ok(())
+    }
+
     /// Server-side applies YAML into the namespace.
     pub async fn apply(&self, yaml: &str) -> Result<()> {
         apply_yaml(&self.client, Some(self.name()), yaml).await?;

@@ -9,6 +9,7 @@
 //! - [`jobrun`]: one step from a JobTemplate with overrides.
 
 use jobsmith_api::reasons;
+use k8s_openapi::api::batch::v1::Job;
 use thiserror::Error;
 
 use crate::dag::{Dag, GraphError, StepId};
@@ -219,4 +220,37 @@ pub(crate) fn policies(
 pub(crate) fn planned(plan: &Plan, step: StepId) -> Result<&PlannedStep, BuildError> {
     plan.step(step)
         .ok_or_else(|| BuildError::Invalid(format!("step {} is not in the plan", step.0)))
+}
+
+/// Moves a built Job's `ttlSecondsAfterFinished` into the [`TTL_AFTER_RECORDED`] annotation: a
+/// Job's own TTL could delete it before the manager recorded its outcome (the manager was down,
+/// or between the finish and the next reconcile), and a step whose outcome is unknown would be
+/// lost. The manager deletes the Job itself that long after the outcome is recorded.
+///
+/// [`TTL_AFTER_RECORDED`]: jobsmith_api::labels::TTL_AFTER_RECORDED
+pub fn defer_ttl(job: &mut Job) {
+    let Some(ttl) = job
+        .spec
+        .as_mut()
+        .and_then(|s| s.ttl_seconds_after_finished.take())
+    else {
+        return;
+    };
+    job.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            jobsmith_api::labels::TTL_AFTER_RECORDED.to_owned(),
+            ttl.max(0).to_string(),
+        );
+}
+
+/// The TTL a Job asked for through [`defer_ttl`], in seconds.
+pub fn deferred_ttl(job: &Job) -> Option<u64> {
+    job.metadata
+        .annotations
+        .as_ref()?
+        .get(jobsmith_api::labels::TTL_AFTER_RECORDED)?
+        .parse()
+        .ok()
 }

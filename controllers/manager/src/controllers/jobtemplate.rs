@@ -103,13 +103,7 @@ fn not_ready(status: Option<&JobTemplateStatus>) -> Option<(&str, &str)> {
         .map(|c| (c.reason.as_str(), c.message.as_str()))
 }
 
-fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    // Status times have second precision on the wire; keep the value equal to what is read back.
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now),
-    )
-}
+use crate::run::now;
 
 /// The JobTemplate controller.
 pub struct JobTemplateController;
@@ -119,6 +113,24 @@ impl Reconciler for JobTemplateController {
     type Error = Error;
     const CONTROLLER: ControllerKind = ControllerKind::Jobtemplate;
     const OWNS_JOBS: bool = false;
+
+    fn invalid_object_status(
+        message: &str,
+        generation: Option<i64>,
+        now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    ) -> Option<serde_json::Value> {
+        use ConditionStatus::{False, True};
+        let desired = [
+            DesiredCondition::new(types::READY, False, reasons::INVALID_SPEC, message),
+            DesiredCondition::new(types::RECONCILING, False, reasons::INVALID_SPEC, message),
+            DesiredCondition::new(types::STALLED, True, reasons::INVALID_SPEC, message),
+        ];
+        serde_json::to_value(JobTemplateStatus {
+            conditions: set_conditions(&[], &desired, now, generation),
+            observed_generation: generation,
+        })
+        .ok()
+    }
 
     async fn reconcile(obj: Arc<JobTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
         if obj.meta().deletion_timestamp.is_some() {
