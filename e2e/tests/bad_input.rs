@@ -49,8 +49,8 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a stalled or waiting object is watched afterwards for further writes.
 const QUIET_WINDOW: Duration = Duration::from_secs(6);
 /// Status updates a stalled or waiting object may still get during the quiet window (a capped
-/// backoff retry may rewrite it once; a request loop rewrites it many times a second).
-const QUIET_MAX_UPDATES: u64 = 2;
+/// backoff may retry a few times; a request loop rewrites it dozens of times a second).
+const QUIET_MAX_UPDATES: u64 = 3;
 /// Longest status or condition message accepted (an echo of the input must be cut).
 const MAX_MESSAGE_BYTES: usize = 4096;
 /// Applies in flight at once.
