@@ -253,7 +253,11 @@ pub struct Params {
     pub env: Option<Vec<EnvVar>>,
     /// Pod volumes, merged by name. Each item is a `core/v1` Volume, validated by the API
     /// server when the Job is created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::schema::known_volumes"
+    )]
     #[schemars(schema_with = "crate::schema::named_object_list")]
     pub volumes: Option<Vec<Volume>>,
     /// Volume mounts of every container, merged by name. `volumeMounts` is accepted as an alias.

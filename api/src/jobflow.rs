@@ -47,7 +47,11 @@ pub struct JobFlowSpec {
     )]
     pub flows: Vec<Flow>,
     /// Volumes added to the pods of every flow that declares `shareVolumeMounts`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::schema::known_volumes"
+    )]
     #[schemars(schema_with = "crate::schema::named_object_list")]
     pub share_volumes: Option<Vec<Volume>>,
     /// What a failed flow does to the rest: `FailFast` (default; no new flow starts, running ones

@@ -164,3 +164,88 @@ pub fn volume_mounts_alias(schema: &mut Schema) {
     }
     properties.insert("volumeMounts".into(), alias);
 }
+
+/// The volume sources of `core/v1` Volume (Kubernetes 1.35). A volume must name exactly one.
+const VOLUME_SOURCES: &[&str] = &[
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+];
+
+/// Decodes a list of `core/v1` Volumes, refusing a volume of an unknown type: the typed Volume
+/// would drop the unknown key, and the API server would then default the volume to `emptyDir`
+/// without a word (a typo such as `persistentVolumeClam` would silently lose the data).
+pub(crate) fn known_volumes<'de, D>(
+    deserializer: D,
+) -> Result<Option<Vec<k8s_openapi::api::core::v1::Volume>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let Some(items) = Option::<Vec<serde_json::Value>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let mut volumes = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let name = item
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_owned();
+        if let Some(fields) = item.as_object() {
+            let sources: Vec<&str> = fields
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "name")
+                .collect();
+            if let Some(unknown) = sources.iter().find(|k| !VOLUME_SOURCES.contains(k)) {
+                return Err(D::Error::custom(format!(
+                    "volumes[{index}] (\"{name}\"): unknown volume type \"{unknown}\""
+                )));
+            }
+            if sources.len() > 1 {
+                return Err(D::Error::custom(format!(
+                    "volumes[{index}] (\"{name}\"): more than one volume type ({})",
+                    sources.join(", ")
+                )));
+            }
+        }
+        let volume = serde_path_to_error::deserialize(item).map_err(|e| {
+            D::Error::custom(format!(
+                "volumes[{index}] (\"{name}\").{}: {}",
+                e.path(),
+                e.inner()
+            ))
+        })?;
+        volumes.push(volume);
+    }
+    Ok(Some(volumes))
+}

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use jobsmith_api::{DaemonJob, JobRun, ManagedJob, Phase, RunStatus};
 use jobsmith_e2e::{
     TestNamespace, apply_yaml, client, impersonating_kubeconfig, install_crds, kubectl,

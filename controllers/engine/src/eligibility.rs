@@ -247,6 +247,9 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
 /// `matchFields` requirement `metadata.name In [node]`, ANDed into every existing term (so the
 /// user's own affinity still applies), or a single new term when there is none. Idempotent.
 pub fn pin_to_node(pod_spec: &mut PodSpec, node: &str) {
+    // A `nodeName` in the template would bypass the scheduler and the pin: the per-node pin
+    // wins, so the pod runs on its own node (and never on an excluded one).
+    pod_spec.node_name = None;
     let pin = NodeSelectorRequirement {
         key: NODE_NAME_FIELD.to_owned(),
         operator: "In".to_owned(),
@@ -520,6 +523,16 @@ mod tests {
             ..PodSpec::default()
         };
         assert!(node_eligibility(&n, &pod, &none).is_ok());
+    }
+
+    #[test]
+    fn pin_to_node_wins_over_a_template_node_name() {
+        let mut pod = PodSpec {
+            node_name: Some("elsewhere".into()),
+            ..Default::default()
+        };
+        pin_to_node(&mut pod, "n1");
+        assert_eq!(pod.node_name, None);
     }
 
     #[test]

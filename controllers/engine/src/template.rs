@@ -27,34 +27,45 @@ use crate::params::strip_gitops;
 pub fn template_job_spec(template: &JobTemplate) -> Result<JobSpec, BuildError> {
     let name = template.metadata.name.clone().unwrap_or_default();
     let spec = template.spec.effective_job_spec().clone();
-    check_usable(&spec).map_err(|message| BuildError::TemplateInvalid { name, message })?;
+    // Name the field the user wrote: the job-deploy-operator shape or the inline one.
+    let written_at = if template.spec.job_template.is_some() {
+        "spec.jobTemplate"
+    } else {
+        "spec"
+    };
+    check_usable(&spec, written_at)
+        .map_err(|message| BuildError::TemplateInvalid { name, message })?;
     Ok(spec)
 }
 
 /// Why a JobSpec cannot make a Job, if it cannot: no containers, or a container without a
 /// name or an image, or two containers with one name (the API server would reject the Job).
-pub fn check_usable(spec: &JobSpec) -> Result<(), String> {
+/// `written_at` is where the user wrote the JobSpec (`spec`, `spec.jobTemplate`,
+/// `flows[build].jobTemplate`), so the message names their field.
+pub fn check_usable(spec: &JobSpec, written_at: &str) -> Result<(), String> {
     let containers = spec
         .template
         .spec
         .as_ref()
         .map_or(&[][..], |s| s.containers.as_slice());
     if containers.is_empty() {
-        return Err("spec.template.spec.containers is empty".to_owned());
+        return Err(format!("{written_at}.template.spec.containers is empty"));
     }
     for (i, container) in containers.iter().enumerate() {
         if container.name.is_empty() {
-            return Err(format!("spec.template.spec.containers[{i}] has no name"));
+            return Err(format!(
+                "{written_at}.template.spec.containers[{i}] has no name"
+            ));
         }
         if container.image.as_deref().unwrap_or_default().is_empty() {
             return Err(format!(
-                "spec.template.spec.containers[{i}] (\"{}\") has no image",
+                "{written_at}.template.spec.containers[{i}] (\"{}\") has no image",
                 container.name
             ));
         }
         if containers[..i].iter().any(|c| c.name == container.name) {
             return Err(format!(
-                "spec.template.spec.containers: duplicate name \"{}\"",
+                "{written_at}.template.spec.containers: duplicate name \"{}\"",
                 container.name
             ));
         }
@@ -67,7 +78,7 @@ pub fn check_usable(spec: &JobSpec) -> Result<(), String> {
 pub fn resolve(
     template_ref: Option<&str>,
     template: Option<&JobTemplate>,
-    inline: Option<&JobSpec>,
+    inline: Option<(&JobSpec, &str)>,
 ) -> Result<JobSpec, BuildError> {
     match template_ref {
         Some(wanted) => {
@@ -83,11 +94,10 @@ pub fn resolve(
             template_job_spec(template)
         }
         None => {
-            let spec = inline
-                .cloned()
+            let (spec, written_at) = inline
                 .ok_or_else(|| BuildError::Invalid("no JobSpec and no templateRef".to_owned()))?;
-            check_usable(&spec).map_err(BuildError::Invalid)?;
-            Ok(spec)
+            check_usable(spec, written_at).map_err(BuildError::Invalid)?;
+            Ok(spec.clone())
         }
     }
 }

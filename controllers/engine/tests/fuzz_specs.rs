@@ -2,15 +2,15 @@
 //! (real field names, values of the right shape or of any shape, names from a small pool so
 //! that dependencies sometimes resolve and sometimes collide, Unicode, control characters,
 //! huge numbers), goes through what the manager does with an object: decoding into the API
-//! type, compiling (`plan`), the scheduler (`evaluate` and the incremental `Scheduler` fed
-//! random outcomes), building every step's Job (with and without a JobTemplate), and the status
+//! type, compiling (`plan`), the scheduler (`evaluate`, then `evaluate_with` after random
+//! outcome events), building every step's Job (with and without a JobTemplate), and the status
 //! roll-up. Any `Result` is fine; a panic fails. Raw bytes go through decoding too.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use jobsmith_api::{DaemonJob, JobFlow, JobRun, JobTemplate, ManagedJob, RunStatus};
 use jobsmith_engine::compile::{Plan, daemonjob, jobflow, jobrun, managedjob};
 use jobsmith_engine::rollup::{self, Blocker, RunInput, StepView};
-use jobsmith_engine::{BuildError, Scheduler, StepId, StepOutcome, evaluate, job_outcome};
+use jobsmith_engine::{BuildError, StepId, StepOutcome, evaluate, evaluate_with, job_outcome};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -508,12 +508,14 @@ fn drive(plan: &Plan, run: &Run, build: impl Fn(StepId) -> Result<Job, BuildErro
     let decision = evaluate(&plan.dag, &outcomes, &plan.policies);
     assert_eq!(decision.steps.len(), n);
 
-    let (mut scheduler, _) = Scheduler::new(plan.dag.clone(), &outcomes, plan.policies);
+    let mut evolved = outcomes.clone();
     for (i, outcome) in &run.events {
-        // Out-of-range ids are part of the input too.
-        let _ = scheduler.observe(StepId(u32::try_from(*i).unwrap_or(u32::MAX)), *outcome);
+        // Out-of-range ids are part of the input too (ignored, as the manager never makes them).
+        if let Some(slot) = evolved.get_mut(*i) {
+            *slot = *outcome;
+        }
+        let _ = evaluate_with(&plan.dag, &evolved, &plan.policies, |s| s.index() == *i);
     }
-    let _ = scheduler.decision();
 
     let mut jobs: Vec<Option<Job>> = Vec::with_capacity(n);
     for i in 0..n {
@@ -574,7 +576,7 @@ fn invalid(message: &str) {
 fn template(value: &Value) -> Option<JobTemplate> {
     let mut t: JobTemplate = serde_json::from_value(value.clone()).ok()?;
     let _ = jobsmith_engine::template::template_job_spec(&t);
-    let _ = jobsmith_engine::template::check_usable(t.spec.effective_job_spec());
+    let _ = jobsmith_engine::template::check_usable(t.spec.effective_job_spec(), "spec");
     // Make it the one every step refers to half of the time.
     t.metadata.name = Some("t".to_owned());
     Some(t)

@@ -81,7 +81,7 @@ fn simulate(
     assert!(end.steps.iter().all(|p| p.is_terminal()));
     assert_eq!(end.progress.done, end.progress.total);
     // Only steps that ran decide the result.
-    let any_failed = end.steps.iter().any(|p| *p == StepPhase::Failed);
+    let any_failed = end.steps.contains(&StepPhase::Failed);
     assert_eq!(end.phase == RunPhase::Failed, any_failed);
     Run {
         steps: end.steps,

@@ -104,6 +104,20 @@ where
     /// the last task that polled it (one oneshot receiver shared by every clone), so a second
     /// waiter could sleep until something else woke it.
     ready: watch::Receiver<bool>,
+    /// False while a watch is failing (API server unreachable), true again at its next event.
+    watching: watch::Receiver<bool>,
+}
+
+/// How watches come back after an error: 0.5 s doubling to 4 s (kube's default climbs to 30 s,
+/// which kept watches down for up to half a minute after the API server returned).
+pub fn watch_backoff() -> kube::runtime::watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(4))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 impl<K> Clone for SharedCache<K>
@@ -115,6 +129,7 @@ where
             stores: self.stores.clone(),
             tx: self.tx.clone(),
             ready: self.ready.clone(),
+            watching: self.watching.clone(),
         }
     }
 }
@@ -156,6 +171,8 @@ where
         let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
         let (ready_tx, ready) = watch::channel(false);
         let ready_tx = Arc::new(ready_tx);
+        let (watching_tx, watching) = watch::channel(true);
+        let watching_tx = Arc::new(watching_tx);
         let listed: Arc<Vec<AtomicBool>> =
             Arc::new(apis.iter().map(|_| AtomicBool::new(false)).collect());
         let mut stores = Vec::new();
@@ -165,11 +182,16 @@ where
             stores.push((namespace.clone(), reader.clone()));
             let tx = tx.clone();
             let (ready_tx, listed) = (ready_tx.clone(), listed.clone());
+            let watching_tx = watching_tx.clone();
             let stream = watcher(api, config.clone())
-                .default_backoff()
+                .backoff(watch_backoff())
                 .modify(prune)
                 .reflect(writer)
                 .map(move |event| {
+                    watching_tx.send_if_modified(|up| {
+                        let now = event.is_ok();
+                        std::mem::replace(up, now) != now
+                    });
                     match event {
                         Ok(watcher::Event::Apply(obj)) => {
                             let obj = reader.get(&ObjectRef::from_obj(&obj)).unwrap_or_else(|| Arc::new(obj));
@@ -214,7 +236,13 @@ where
             stores: Arc::new(stores),
             tx,
             ready,
+            watching,
         }
+    }
+
+    /// Changes whenever the watches go down (`false`) or come back (`true`).
+    pub fn watching(&self) -> watch::Receiver<bool> {
+        self.watching.clone()
     }
 
     fn store_for(&self, namespace: Option<&str>) -> Option<&Store<K>> {
@@ -368,11 +396,13 @@ mod tests {
             (Some("b".to_string()), reader_b),
         ];
         let (ready_tx, ready) = watch::channel(false);
+        let (_, watching) = watch::channel(true);
         (
             SharedCache {
                 stores: Arc::new(stores),
                 tx: tx.clone(),
                 ready,
+                watching,
             },
             tx,
             ready_tx,

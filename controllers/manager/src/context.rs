@@ -98,13 +98,25 @@ pub struct InvalidObjects {
 }
 
 impl InvalidObjects {
-    /// Whether `message` is new for this object at its generation (and records it).
-    pub fn first_report(&self, meta: &kube::api::ObjectMeta, message: &str) -> bool {
-        let key = format!(
+    fn key(meta: &kube::api::ObjectMeta) -> String {
+        format!(
             "{}/{}",
             meta.namespace.as_deref().unwrap_or_default(),
             meta.name.as_deref().unwrap_or_default()
-        );
+        )
+    }
+
+    /// Forgets what was reported for the object (its report could not be written).
+    pub fn forget(&self, meta: &kube::api::ObjectMeta) {
+        self.reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&Self::key(meta));
+    }
+
+    /// Whether `message` is new for this object at its generation (and records it).
+    pub fn first_report(&self, meta: &kube::api::ObjectMeta, message: &str) -> bool {
+        let key = Self::key(meta);
         let now = (meta.generation, message.to_owned());
         let mut reported = self
             .reported

@@ -178,15 +178,28 @@ async fn reconcile_guarded<R: Reconciler>(
         Err(invalid) => {
             // The object cannot be read: say so in its status (once per generation and
             // message) and in one Event, then wait until it changes.
-            let message = crate::run::bounded(&format!("invalid spec: {}", invalid.error));
             let generation = guard.meta().generation;
-            if ctx.invalid_objects.first_report(guard.meta(), &message)
-                && let Some(status) =
-                    R::invalid_object_status(&message, generation, &crate::run::now())
+            if ctx
+                .invalid_objects
+                .first_report(guard.meta(), &invalid.error)
             {
-                crate::status::write_status(ctx.as_ref(), guard.as_ref(), &Value::Null, status)
+                let detail =
+                    decode_error_with_path::<R::Kind>(&ctx.client, guard.meta(), &invalid.error)
+                        .await;
+                let message = crate::run::bounded(&format!("invalid spec: {detail}"));
+                if let Some(status) =
+                    R::invalid_object_status(&message, generation, &crate::run::now())
+                    && let Err(error) = crate::status::write_status(
+                        ctx.as_ref(),
+                        guard.as_ref(),
+                        &Value::Null,
+                        status,
+                    )
                     .await
-                    .map_err(|e| DriverError::InvalidStatus(Box::new(e)))?;
+                {
+                    ctx.invalid_objects.forget(guard.meta());
+                    return Err(DriverError::InvalidStatus(Box::new(error)));
+                }
                 ctx.events
                     .publish(guard.as_ref(), EventKind::Invalid, "InvalidSpec", message)
                     .await;
@@ -219,6 +232,52 @@ fn error_policy<R: Reconciler>(
         "reconcile failed"
     );
     Action::requeue(delay)
+}
+
+/// The decode error of an object with the path of the field that failed
+/// (`spec.flows[0].jobTemplate.template.spec.containers[0].command: invalid type: ...`): the
+/// object is read once more, schema-less, and decoded with a path tracker. Falls back to the
+/// watch's own message (no path) when the object cannot be read.
+async fn decode_error_with_path<K>(
+    client: &kube::Client,
+    meta: &kube::api::ObjectMeta,
+    fallback: &str,
+) -> String
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return fallback.to_owned();
+    };
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<K>(&()),
+    );
+    let Ok(Some(object)) = api.get_opt(name).await else {
+        return fallback.to_owned();
+    };
+    let Ok(value) = serde_json::to_value(object) else {
+        return fallback.to_owned();
+    };
+    match serde_path_to_error::deserialize::<_, K>(value.clone()) {
+        // DaemonJob and JobTemplate flatten a JobSpec into `spec`, where the path tracker cannot
+        // follow: decode that JobSpec on its own for the rest of the path.
+        Err(error) if error.path().to_string() == "spec" => {
+            match value.get("spec").map(|spec| {
+                serde_path_to_error::deserialize::<_, k8s_openapi::api::batch::v1::JobSpec>(
+                    spec.clone(),
+                )
+            }) {
+                Some(Err(inner)) => format!("spec.{}: {}", inner.path(), inner.inner()),
+                _ => format!("{}: {}", error.path(), error.inner()),
+            }
+        }
+        Err(error) if error.path().to_string() != "." => {
+            format!("{}: {}", error.path(), error.inner())
+        }
+        _ => fallback.to_owned(),
+    }
 }
 
 /// Waits until the kind's CRD is Established (STYLE 12). `false` on shutdown.
@@ -299,7 +358,8 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
             None => Api::all(shared.client.clone()),
         };
         let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
-            .with_config(controller::Config::default().concurrency(shared.concurrency));
+            .with_config(controller::Config::default().concurrency(shared.concurrency))
+            .trigger_backoff(crate::cache::watch_backoff());
         let own = controller.store();
 
         if R::OWNS_JOBS {

@@ -41,10 +41,16 @@ pub struct ReadyHandle {
 
 impl ReadyHandle {
     pub fn set_synced(&self) {
+        self.set(true);
+    }
+
+    /// Ready again (`true`), or not ready while a required watch is down (`false`). Readiness
+    /// only: liveness is the heartbeat, so a pod whose API server is away is not restarted.
+    pub fn set(&self, ready: bool) {
         self.readiness
             .state()
             .entries
-            .insert(self.name.clone(), true);
+            .insert(self.name.clone(), ready);
     }
 }
 

@@ -127,8 +127,22 @@ fn report_ready<K>(
     let ready = readiness.register(format!("cache/{name}"));
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        if cache::wait_ready_or_shutdown(name, &cache, &stop).await {
-            ready.set_synced();
+        if !cache::wait_ready_or_shutdown(name, &cache, &stop).await {
+            return;
+        }
+        ready.set_synced();
+        // Not ready while the watch is down; ready again at its next event.
+        let mut watching = cache.watching();
+        loop {
+            tokio::select! {
+                changed = watching.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    ready.set(*watching.borrow_and_update());
+                }
+                () = stop.wait() => return,
+            }
         }
     });
 }

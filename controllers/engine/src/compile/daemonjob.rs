@@ -134,7 +134,7 @@ pub fn build_job(
     let planned = planned(plan, step)?;
     let node = planned.key.as_str();
     let template_ref = uses_template(obj).map_err(|e| BuildError::Invalid(e.to_string()))?;
-    let mut spec = template::resolve(template_ref, template, Some(&obj.spec.job))?;
+    let mut spec = template::resolve(template_ref, template, Some((&obj.spec.job, "spec")))?;
     spec.suspend = None;
     template::default_restart_policy(&mut spec.template, "Never");
     let global = obj.spec.global_params.as_ref();

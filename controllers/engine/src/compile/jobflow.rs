@@ -109,7 +109,12 @@ pub fn build_job(
         .is_none()
         .then_some(flow.job_template_ref.as_deref())
         .flatten();
-    let mut spec = template::resolve(template_ref, template, flow.job_template.as_ref())?;
+    let written_at = format!("flows[{}].jobTemplate", flow.name);
+    let mut spec = template::resolve(
+        template_ref,
+        template,
+        flow.job_template.as_ref().map(|s| (s, written_at.as_str())),
+    )?;
 
     template::force_restart_policy(&mut spec.template, "Never");
     spec.backoff_limit = Some(spec.backoff_limit.unwrap_or(0));

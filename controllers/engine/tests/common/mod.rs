@@ -52,7 +52,7 @@ pub fn requirement_holds(
     };
     // Only outcomes of steps that ran count; a skipped step is neutral.
     let all_terminal = members.iter().all(|p| p.is_terminal());
-    let any_failed = members.iter().any(|p| *p == StepPhase::Failed);
+    let any_failed = members.contains(&StepPhase::Failed);
     let all_aborted = !members.is_empty() && members.iter().all(|p| *p == StepPhase::Aborted);
     match required {
         Required::Succeeded => members
