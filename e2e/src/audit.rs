@@ -87,7 +87,11 @@ pub fn audit_log_path() -> PathBuf {
 
 /// Every event of the audit log (the current file and its one rotated backup) in `namespace`.
 pub fn audit_events(namespace: &str) -> Result<Vec<AuditEvent>> {
-    let path = audit_log_path();
+    audit_events_at(&audit_log_path(), namespace)
+}
+
+/// [`audit_events`] of the audit log at `path` (a private plane's).
+pub fn audit_events_at(path: &std::path::Path, namespace: &str) -> Result<Vec<AuditEvent>> {
     let dir = path.parent().context("audit log path")?.to_owned();
     let stem = path
         .file_stem()
@@ -129,8 +133,13 @@ pub fn audit_events(namespace: &str) -> Result<Vec<AuditEvent>> {
 
 /// How many times each Job of `namespace` was created (successful creates only).
 pub fn job_creates(namespace: &str) -> Result<std::collections::BTreeMap<String, usize>> {
+    job_creates_in(&audit_events(namespace)?)
+}
+
+/// [`job_creates`] over events already read.
+pub fn job_creates_in(events: &[AuditEvent]) -> Result<std::collections::BTreeMap<String, usize>> {
     let mut creates = std::collections::BTreeMap::new();
-    for event in audit_events(namespace)? {
+    for event in events {
         if event.verb == "create" && event.resource() == Some("jobs") && event.succeeded() {
             *creates
                 .entry(event.name().unwrap_or_default().to_owned())

@@ -22,7 +22,9 @@ pub use apply::{
     ApiRejection, api_error_message, apply_file, apply_object, apply_yaml, apply_yaml_with,
     create_yaml, create_yaml_with, dynamic_api, parse_yaml,
 };
-pub use audit::{AuditEvent, audit_events, audit_log_path, job_creates};
+pub use audit::{
+    AuditEvent, audit_events, audit_events_at, audit_log_path, job_creates, job_creates_in,
+};
 pub use cluster::{FIELD_MANAGER, HINT, client, workspace_root};
 pub use crds::{crd_files, install_crds};
 pub use kubectl::{CommandOutput, kubectl, kubectl_ok};

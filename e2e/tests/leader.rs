@@ -146,48 +146,129 @@ fn chain(name: &str, steps: usize, ms: u32) -> String {
     yaml
 }
 
+/// Two managers on one Lease in their own namespace, each impersonating a user of its own (so
+/// the audit log tells their writes apart); the first is the leader with its caches synced.
+struct Pair {
+    client: kube::Client,
+    ns: TestNamespace,
+    users: [String; 2],
+    a: support::StartedManager,
+    b: support::StartedManager,
+}
+
+impl Pair {
+    async fn start(prefix: &str) -> Result<Self> {
+        let client = client().await?;
+        install_crds(&client).await?;
+        let ns = TestNamespace::new(&client, prefix).await?;
+        let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
+        let users = [format!("{}-a", ns.name()), format!("{}-b", ns.name())];
+        let configs: Vec<String> = users
+            .iter()
+            .map(|u| {
+                impersonating_kubeconfig(&dir, u, &["system:masters"])
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+            .collect::<Result<_>>()?;
+        let args = [
+            "--leader-elect",
+            "--namespace",
+            ns.name(),
+            "--leader-election-namespace",
+            ns.name(),
+        ];
+        let mut a = support::start_manager_process(
+            &format!("{prefix}-a"),
+            &args,
+            &[("KUBECONFIG", &configs[0])],
+        )?;
+        a.manager
+            .wait_for_log("became the leader", Duration::from_secs(60))
+            .await?;
+        let mut b = support::start_manager_process(
+            &format!("{prefix}-b"),
+            &args,
+            &[("KUBECONFIG", &configs[1])],
+        )?;
+        b.manager
+            .wait_for_log("waiting to become the leader", Duration::from_secs(60))
+            .await?;
+        a.manager
+            .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+            .await?;
+        Ok(Self {
+            client,
+            ns,
+            users,
+            a,
+            b,
+        })
+    }
+
+    /// Waits for the run to succeed and the old leader (`a`) to exit, then checks the audit log:
+    /// no write of `a` after `b`'s first, and each of `steps` Jobs created once.
+    async fn finish_and_audit(&mut self, run: &str, steps: usize) -> Result<()> {
+        let flows: Api<jobsmith_api::JobFlow> =
+            Api::namespaced(self.client.clone(), self.ns.name());
+        wait_run(
+            &flows,
+            run,
+            "the run finished under the new leader",
+            |s| s.phase == Some(Phase::Succeeded),
+            |f| f.status.as_ref().map(|s| &s.run),
+        )
+        .await?;
+        let exited = std::time::Instant::now();
+        while self.a.manager.is_running() {
+            ensure!(
+                exited.elapsed() < Duration::from_secs(30),
+                "the old leader did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let events = jobsmith_e2e::audit_events(self.ns.name())?;
+        let writes_by = |user: &str| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e.succeeded() && e.resource() != Some("leases"))
+                .filter(|e| audit_user(e) == Some(user))
+                .filter_map(|e| e.request_received_timestamp.clone())
+                .collect()
+        };
+        let first_of_b = writes_by(&self.users[1])
+            .into_iter()
+            .min()
+            .context("the new leader wrote nothing")?;
+        let late_a: Vec<String> = writes_by(&self.users[0])
+            .into_iter()
+            .filter(|t| *t >= first_of_b)
+            .collect();
+        ensure!(
+            late_a.is_empty(),
+            "the old leader wrote after its successor's first write ({first_of_b}): {late_a:?}"
+        );
+        let creates = jobsmith_e2e::job_creates(self.ns.name())?;
+        ensure!(
+            creates.len() == steps && creates.values().all(|n| *n == 1),
+            "{creates:?}"
+        );
+        Ok(())
+    }
+}
+
 /// A leader paused (SIGSTOP) past its Lease: the standby takes over within the Lease duration
 /// plus a retry period, and the resumed former leader writes nothing at all — no Job, no status,
 /// no Event — before it exits. The audit log, which names each manager's user, is the witness.
 #[tokio::test]
 async fn a_paused_leader_writes_nothing_after_its_successor_took_over() -> Result<()> {
-    let client = client().await?;
-    install_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "fence").await?;
-    let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
-    let users = [format!("{}-a", ns.name()), format!("{}-b", ns.name())];
-    let configs: Vec<String> = users
-        .iter()
-        .map(|u| {
-            impersonating_kubeconfig(&dir, u, &["system:masters"])
-                .map(|p| p.to_string_lossy().into_owned())
-        })
-        .collect::<Result<_>>()?;
-    let args = [
-        "--leader-elect",
-        "--namespace",
-        ns.name(),
-        "--leader-election-namespace",
-        ns.name(),
-    ];
-    let mut a = support::start_manager_process("fence-a", &args, &[("KUBECONFIG", &configs[0])])?;
-    a.manager
-        .wait_for_log("became the leader", Duration::from_secs(60))
-        .await?;
-    let mut b = support::start_manager_process("fence-b", &args, &[("KUBECONFIG", &configs[1])])?;
-    b.manager
-        .wait_for_log("waiting to become the leader", Duration::from_secs(60))
-        .await?;
-    a.manager
-        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
-        .await?;
-
+    let mut pair = Pair::start("fence").await?;
     // Steps of 2 s, so the leader has work in flight when it is paused.
-    apply_yaml(&client, Some(ns.name()), &chain("long", 12, 2000)).await?;
+    apply_yaml(&pair.client, Some(pair.ns.name()), &chain("long", 12, 2000)).await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    a.manager.signal("STOP")?;
+    pair.a.manager.signal("STOP")?;
     let paused = std::time::Instant::now();
-    b.manager
+    pair.b
+        .manager
         .wait_for_log("became the leader", Duration::from_secs(40))
         .await?;
     let takeover = paused.elapsed();
@@ -198,52 +279,41 @@ async fn a_paused_leader_writes_nothing_after_its_successor_took_over() -> Resul
     );
     // Let the new leader write, then resume the old one: it must exit without a write.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    a.manager.signal("CONT")?;
-    let flows: Api<jobsmith_api::JobFlow> = Api::namespaced(client.clone(), ns.name());
-    wait_run(
-        &flows,
-        "long",
-        "the run finished under the new leader",
-        |s| s.phase == Some(Phase::Succeeded),
-        |f| f.status.as_ref().map(|s| &s.run),
+    pair.a.manager.signal("CONT")?;
+    pair.finish_and_audit("long", 12).await
+}
+
+/// Someone edits the Lease to name another holder: the old leader sees it at its next renewal,
+/// stops writing and exits; the standby takes over once the edited record expires; never two
+/// writers.
+#[tokio::test]
+async fn a_lease_taken_over_by_an_edit_moves_every_write_to_the_new_holder() -> Result<()> {
+    let mut pair = Pair::start("lease-edit").await?;
+    apply_yaml(
+        &pair.client,
+        Some(pair.ns.name()),
+        &chain("edited", 8, 1500),
     )
     .await?;
-    let exited = std::time::Instant::now();
-    while a.manager.is_running() {
-        ensure!(
-            exited.elapsed() < Duration::from_secs(30),
-            "the old leader did not exit after it resumed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leases: Api<Lease> = Api::namespaced(pair.client.clone(), pair.ns.name());
+    let mut lease = leases.get("jobsmith").await?;
+    if let Some(spec) = lease.spec.as_mut() {
+        // Someone else's: the leader must step down at its next renewal; the standby takes the
+        // Lease once this record has not changed for the Lease duration.
+        spec.holder_identity = Some("someone-else".into());
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
     }
-
-    let events = jobsmith_e2e::audit_events(ns.name())?;
-    let writes_by = |user: &str| -> Vec<String> {
-        events
-            .iter()
-            .filter(|e| e.succeeded() && e.resource() != Some("leases"))
-            .filter(|e| audit_user(e) == Some(user))
-            .filter_map(|e| e.request_received_timestamp.clone())
-            .collect()
-    };
-    let first_of_b = writes_by(&users[1])
-        .into_iter()
-        .min()
-        .context("the new leader wrote nothing")?;
-    let late_a: Vec<String> = writes_by(&users[0])
-        .into_iter()
-        .filter(|t| *t >= first_of_b)
-        .collect();
-    ensure!(
-        late_a.is_empty(),
-        "the old leader wrote after its successor's first write ({first_of_b}): {late_a:?}"
-    );
-    let creates = jobsmith_e2e::job_creates(ns.name())?;
-    ensure!(
-        creates.len() == 12 && creates.values().all(|n| *n == 1),
-        "{creates:?}"
-    );
-    Ok(())
+    leases
+        .replace("jobsmith", &Default::default(), &lease)
+        .await?;
+    pair.b
+        .manager
+        .wait_for_log("became the leader", Duration::from_secs(40))
+        .await?;
+    pair.finish_and_audit("edited", 8).await
 }
 
 fn audit_user(event: &jobsmith_e2e::AuditEvent) -> Option<&str> {

@@ -142,6 +142,8 @@ pub struct StepView<'a> {
     pub job: Option<&'a Job>,
     /// Why the step is blocked, if it is.
     pub blocker: Option<&'a Blocker>,
+    /// The step's entry in the previous status: its times stand when its Job is gone.
+    pub previous: Option<&'a StepEntry>,
 }
 
 /// Everything the roll-up reads.
@@ -317,8 +319,17 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
         key: step.key.to_owned(),
         job_name: Some(step.job_name.to_owned()),
         phase,
-        start_time: step.job.and_then(observe::created_at).cloned(),
-        completion_time: step.job.and_then(observe::finished_at).cloned(),
+        // A finished Job deleted afterwards (its TTL, a manual delete) keeps its times.
+        start_time: step
+            .job
+            .and_then(observe::created_at)
+            .or_else(|| step.previous.and_then(|e| e.start_time.as_ref()))
+            .cloned(),
+        completion_time: step
+            .job
+            .and_then(observe::finished_at)
+            .or_else(|| step.previous.and_then(|e| e.completion_time.as_ref()))
+            .cloned(),
         reason: step.blocker.map(|b| b.reason().to_owned()),
     }
 }
@@ -494,6 +505,7 @@ mod tests {
                 job_name: k,
                 job: jobs.get(i).and_then(Option::as_ref),
                 blocker: blockers.get(i).and_then(Option::as_ref),
+                previous: None,
             })
             .collect()
     }
@@ -736,6 +748,7 @@ mod tests {
                 job_name: k,
                 job: jobs[i].as_ref(),
                 blocker: None,
+                previous: None,
             })
             .collect();
         let r = rollup(&RunInput {

@@ -550,6 +550,7 @@ fn drive(plan: &Plan, run: &Run, build: impl Fn(StepId) -> Result<Job, BuildErro
             job_name: &step.job_name,
             job: jobs[i].as_ref(),
             blocker: blockers[i].as_ref(),
+            previous: None,
         })
         .collect();
     let previous: Option<RunStatus> = run

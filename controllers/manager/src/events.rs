@@ -11,9 +11,10 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     Client, Resource,
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::events::{Event, EventType, Reporter},
 };
 
 use crate::{metrics, ratelimit::WriteLimiter};
@@ -160,9 +161,8 @@ impl EventPublisher {
                 .forget(&uid, event_type, reason, &message);
             return;
         }
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         metrics::api_write("publish", "events".into());
-        if let Err(error) = recorder.publish(&event, &reference).await {
+        if let Err(error) = self.create(&event, reference).await {
             tracing::warn!(%error, reason, "could not publish event");
             self.dedupe
                 .lock()
@@ -170,6 +170,76 @@ impl EventPublisher {
                 .forget(&uid, event_type, reason, &message);
         }
     }
+
+    /// Creates the `events.k8s.io/v1` Event. Not kube's `Recorder`: it names an Event
+    /// `<object name>.<hex time>`, which is longer than the 253 characters a name may have for
+    /// object names of 237 characters and more, so every Event of such an object failed. Each
+    /// distinct Event is published once (the dedupe above), so no series is needed.
+    async fn create(&self, event: &Event, reference: ObjectReference) -> Result<(), kube::Error> {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = event_name(
+            reference
+                .name
+                .as_deref()
+                .unwrap_or(&self.reporter.controller),
+            now.as_nanosecond(),
+        );
+        let body = k8s_openapi::api::events::v1::Event {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
+            note: event.note.clone(),
+            event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                now,
+            )),
+            regarding: Some(reference),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            type_: Some(
+                match event.type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let api: kube::Api<k8s_openapi::api::events::v1::Event> =
+            kube::Api::namespaced(self.client.clone(), &namespace);
+        api.create(&Default::default(), &body).await.map(|_| ())
+    }
+}
+
+/// `<object name>.<hex time>`, the object name cut (at a character boundary, with a hash of the
+/// whole name) so the result stays a valid name of at most 253 characters.
+fn event_name(object: &str, nanos: i128) -> String {
+    const MAX: usize = 253;
+    let suffix = format!(".{nanos:x}");
+    if object.len() + suffix.len() <= MAX {
+        return format!("{object}{suffix}");
+    }
+    let mut hasher = DefaultHasher::new();
+    object.hash(&mut hasher);
+    let hash = format!("-{:08x}", hasher.finish() as u32);
+    let mut end = MAX - suffix.len() - hash.len();
+    while !object.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = object[..end].trim_end_matches(['.', '-']);
+    format!("{head}{hash}{suffix}")
 }
 
 /// Events notes are limited to 1 kB.
@@ -187,6 +257,16 @@ fn truncate(message: &str, max: usize) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 mod tests {
+    #[test]
+    fn event_names_stay_valid_for_any_object_name() {
+        let long = "a".repeat(253);
+        let name = event_name(&long, 0x18ec_8c41_6dbd_9d83);
+        assert!(name.len() <= 253, "{}", name.len());
+        assert!(name.ends_with(".18ec8c416dbd9d83"));
+        assert_ne!(event_name(&"b".repeat(253), 1), event_name(&long, 1));
+        assert_eq!(event_name("wf", 255), "wf.ff");
+    }
+
     use super::*;
 
     #[test]

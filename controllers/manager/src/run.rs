@@ -573,6 +573,11 @@ async fn reconcile_with<K: RunKind>(
         })
         .min();
 
+    let previous_entries: HashMap<&str, &StepEntry> = obj
+        .step_entries()
+        .iter()
+        .map(|e| (e.key.as_str(), e))
+        .collect();
     let views: Vec<StepView<'_>> = plan
         .steps
         .iter()
@@ -582,6 +587,7 @@ async fn reconcile_with<K: RunKind>(
             job_name: &step.job_name,
             job: jobs[i].as_deref(),
             blocker: blockers[i].as_ref(),
+            previous: previous_entries.get(step.key.as_str()).copied(),
         })
         .collect();
     let rolled = rollup::rollup(&RunInput {
@@ -992,6 +998,9 @@ async fn create_ready<K: RunKind>(
                 Err(blocker) => {
                     if blocker.fails_step() {
                         observed.outcomes[step.index()] = StepOutcome::Failed;
+                    } else {
+                        // Waiting for its template: it holds no maxParallel slot meanwhile.
+                        observed.unavailable[step.index()] = true;
                     }
                     observed.blockers[step.index()] = Some(blocker);
                 }
@@ -1283,7 +1292,20 @@ async fn write<K: RunKind>(
         .map(|w| w.status);
     let cache_is_stale = ours.is_some();
     let current = ours.unwrap_or_else(|| obj.status_value());
-    match status::write_status(ctx, obj, &current, desired.clone()).await? {
+    let outcome = match status::write_status(ctx, obj, &current, desired.clone()).await {
+        Err(StatusError::Patch {
+            source: kube::Error::Api(refused),
+            ..
+        }) if matches!(refused.code, 413 | 422 | 500) => {
+            // The status itself was refused (too large for etcd, or a value the server will
+            // not store): fall back to the summary, so the object never stays without one.
+            tracing::warn!(code = refused.code, message = %bounded(&refused.message), "status refused; writing the summary only");
+            desired = minimal_status(&desired);
+            status::write_status(ctx, obj, &current, desired.clone()).await?
+        }
+        other => other?,
+    };
+    match outcome {
         StatusWrite::Patched => {
             // What the status is now: `desired` with the observedGeneration the patch carried.
             if let (Value::Object(fields), Some(generation)) = (&mut desired, obj.meta().generation)
@@ -1305,6 +1327,30 @@ async fn write<K: RunKind>(
         StatusWrite::Unchanged | StatusWrite::Gone => {}
     }
     Ok(())
+}
+
+/// The fields of a run status that are always written (the per-step detail is dropped).
+fn minimal_status(status: &Value) -> Value {
+    const KEPT: &[&str] = &[
+        "phase",
+        "conditions",
+        "observedGeneration",
+        "progress",
+        "startTime",
+        "completionTime",
+        "message",
+        "record",
+    ];
+    match status {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(k, _)| KEPT.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// The trigger that reconciles the objects of `K` referencing a JobTemplate when it changes
