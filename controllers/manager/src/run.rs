@@ -554,6 +554,9 @@ async fn reconcile_with<K: RunKind>(
 
     let n = plan.steps.len();
     let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+    if previous.is_none() && memo.written.is_none() && !observed.decision.create.is_empty() {
+        write_first_status(obj.as_ref(), ctx, &plan, &observed, &mut memo, &now).await?;
+    }
     let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
     announce_created(ctx, obj, &plan, &created);
     let Observed {
@@ -689,6 +692,56 @@ async fn reconcile_with<K: RunKind>(
         .min()
         .unwrap_or(RESYNC);
     Ok((Action::requeue(next.max(Duration::from_millis(100))), memo))
+}
+
+/// Writes the status of a new object before its first Job is created: an object without status
+/// reads as ready to kstatus (so a Flux `wait` would pass before anything ran). Costs one write
+/// per run.
+async fn write_first_status<K: RunKind>(
+    obj: &K,
+    ctx: &Context,
+    plan: &Plan,
+    observed: &Observed,
+    memo: &mut RunMemo,
+    now: &Time,
+) -> Result<(), RunError> {
+    let views: Vec<StepView<'_>> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| StepView {
+            key: &step.key,
+            job_name: &step.job_name,
+            job: observed.jobs[i].as_deref(),
+            blocker: observed.blockers[i].as_ref(),
+            previous: None,
+        })
+        .collect();
+    let rolled = rollup::rollup(&RunInput {
+        decision: &observed.decision,
+        steps: &views,
+        previous: None,
+        generation: obj.meta().generation,
+        now,
+    });
+    let mut run = rolled.run;
+    run.record = Some(step_record(plan, memo, &observed.jobs, &observed.blockers));
+    let mut desired = K::make_status(StatusParts {
+        run,
+        entries: rolled.entries,
+        omitted: rolled.omitted,
+        plan: Some(plan),
+        decision: Some(&observed.decision),
+    });
+    obj.refine_status(
+        &mut desired,
+        &StatusView {
+            plan: Some(plan),
+            jobs: &observed.jobs,
+            step_phases: &rolled.step_phases,
+        },
+    );
+    write::<K>(ctx, obj, desired, &mut memo.written).await
 }
 
 /// One Warning for every step that became `Aborted` in this reconcile (one Event per step
