@@ -11,6 +11,8 @@
 mod apply;
 mod cluster;
 mod crds;
+pub mod gitops;
+pub mod history;
 mod kubectl;
 mod list;
 mod manager;

@@ -2,6 +2,15 @@
 // kustomize-controller and helm-controller use to wait for custom resources) of Kubernetes
 // objects read from stdin, so that the end-to-end tests can check live Jobsmith objects.
 //
+// With --flux-exprs FILE it instead evaluates Flux's `healthCheckExprs` of FILE (a YAML map
+// with a `healthCheckExprs` list, as in a Kustomization's spec) the way Flux's StatusEvaluator
+// (fluxcd/pkg runtime/cel, RFC 0009) does: InProgress when status.observedGeneration differs
+// from metadata.generation; else the first of inProgress, failed, current that is true; else
+// InProgress. The expressions are parsed (not type-checked) in a cel-go environment with the
+// options Flux sets, and evaluated with the object's top-level fields as variables. Objects of
+// a kind without expressions get kstatus, as in Flux. An evaluation error is reported as
+// status Unknown with the error as message (Flux keeps waiting then).
+//
 // Input: one object, or a JSON/YAML list of objects, or a `kind: List` with `items`.
 // Output (stdout, one line of JSON): {"status":"InProgress","message":"..."} for one object, an
 // array of those for a list, in input order. status is one of InProgress, Failed, Current,
@@ -9,10 +18,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/ext"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -32,9 +46,43 @@ func main() {
 	}
 }
 
+// One entry of healthCheckExprs.
+type healthCheckExprs struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Current    string `json:"current"`
+	InProgress string `json:"inProgress"`
+	Failed     string `json:"failed"`
+}
+
+// The expressions by "apiVersion/kind" when --flux-exprs is given.
+var fluxExprs map[string]healthCheckExprs
+
 func run() error {
-	if len(os.Args) > 1 {
-		return fmt.Errorf("usage: kstatus-check < objects (no arguments; got %q)", os.Args[1:])
+	switch {
+	case len(os.Args) == 3 && os.Args[1] == "--flux-exprs":
+		raw, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			return err
+		}
+		var file struct {
+			HealthCheckExprs []healthCheckExprs `json:"healthCheckExprs"`
+		}
+		if err := yaml.UnmarshalStrict(raw, &file); err != nil {
+			return fmt.Errorf("parsing %s: %w", os.Args[2], err)
+		}
+		if len(file.HealthCheckExprs) == 0 {
+			return fmt.Errorf("%s has no healthCheckExprs", os.Args[2])
+		}
+		fluxExprs = map[string]healthCheckExprs{}
+		for _, e := range file.HealthCheckExprs {
+			if e.Current == "" {
+				return fmt.Errorf("%s/%s: current is required", e.APIVersion, e.Kind)
+			}
+			fluxExprs[e.APIVersion+"/"+e.Kind] = e
+		}
+	case len(os.Args) > 1:
+		return fmt.Errorf("usage: kstatus-check [--flux-exprs FILE] < objects (got %q)", os.Args[1:])
 	}
 	raw, err := io.ReadAll(os.Stdin)
 	if err != nil {
@@ -100,6 +148,9 @@ func computeAll(items []any) ([]result, error) {
 }
 
 func compute(obj map[string]any) (result, error) {
+	if exprs, ok := fluxExprs[fmt.Sprint(obj["apiVersion"], "/", obj["kind"])]; ok {
+		return evaluateFlux(exprs, obj), nil
+	}
 	res, err := status.Compute(&unstructured.Unstructured{Object: obj})
 	if err != nil {
 		return result{}, fmt.Errorf("computing the status of %v/%v: %w", obj["kind"], name(obj), err)
@@ -112,4 +163,68 @@ func name(obj map[string]any) any {
 		return meta["name"]
 	}
 	return nil
+}
+
+// evaluateFlux is Flux's StatusEvaluator.Evaluate for one object.
+func evaluateFlux(exprs healthCheckExprs, obj map[string]any) result {
+	u := &unstructured.Unstructured{Object: obj}
+	observed, found, err := unstructured.NestedInt64(obj, "status", "observedGeneration")
+	if err != nil {
+		return result{Status: "Unknown", Message: err.Error()}
+	}
+	if found && observed != u.GetGeneration() {
+		return result{Status: "InProgress", Message: "observedGeneration differs from generation"}
+	}
+	for _, e := range []struct{ expr, status string }{
+		{exprs.InProgress, "InProgress"},
+		{exprs.Failed, "Failed"},
+		{exprs.Current, "Current"},
+	} {
+		if e.expr == "" {
+			continue
+		}
+		ok, err := evaluateBool(e.expr, obj)
+		if err != nil {
+			return result{Status: "Unknown", Message: err.Error()}
+		}
+		if ok {
+			return result{Status: e.status, Message: e.expr}
+		}
+	}
+	return result{Status: "InProgress", Message: "no expression is true"}
+}
+
+// evaluateBool parses and evaluates one expression in the environment Flux builds
+// (fluxcd/pkg runtime/cel NewExpression without WithCompile).
+func evaluateBool(expr string, obj map[string]any) (bool, error) {
+	env, err := cel.NewEnv(
+		cel.HomogeneousAggregateLiterals(),
+		cel.EagerlyValidateDeclarations(true),
+		cel.DefaultUTCTimeZone(true),
+		cel.CrossTypeNumericComparisons(true),
+		cel.OptionalTypes(),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Encoders(),
+	)
+	if err != nil {
+		return false, err
+	}
+	ast, issues := env.Parse(expr)
+	if issues != nil && issues.Err() != nil {
+		return false, fmt.Errorf("parsing %q: %s", expr, issues.String())
+	}
+	prog, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(100))
+	if err != nil {
+		return false, err
+	}
+	val, _, err := prog.ContextEval(context.Background(), obj)
+	if err != nil {
+		return false, fmt.Errorf("evaluating %q: %w", expr, err)
+	}
+	b, ok := val.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%q is not a boolean", expr)
+	}
+	return bool(b), nil
 }
