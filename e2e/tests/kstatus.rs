@@ -194,3 +194,31 @@ async fn jobrun_kstatus_through_every_phase() -> Result<()> {
 async fn jobtemplate_kstatus_on_valid_and_invalid_templates() -> Result<()> {
     check_kind(scenarios::jobtemplate()).await
 }
+
+/// docs/gitops.md shows the expressions of `deploy/flux/health-check-exprs.yaml` unchanged (under
+/// a Kustomization's `spec:`).
+#[test]
+fn the_docs_show_the_tested_flux_expressions() -> Result<()> {
+    let exprs =
+        std::fs::read_to_string(workspace_root().join("deploy/flux/health-check-exprs.yaml"))?;
+    let docs = std::fs::read_to_string(workspace_root().join("docs/gitops.md"))?;
+    let start = exprs
+        .find("healthCheckExprs:")
+        .ok_or_else(|| anyhow::anyhow!("no healthCheckExprs in the file"))?;
+    let block: Vec<String> = exprs[start..]
+        .trim_end()
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
+        .collect();
+    assert!(
+        docs.contains(&block.join("\n")),
+        "docs/gitops.md does not show deploy/flux/health-check-exprs.yaml as it is; copy it under the example's spec:"
+    );
+    Ok(())
+}
