@@ -324,6 +324,8 @@ async fn samples_cause_no_drift(tool: &Tool, prefix: &str) -> Result<()> {
         tool.field_manager,
         tracked.join("\n")
     );
+    // Removed on success; kept for a look when the test fails.
+    std::fs::remove_file(&file)?;
     println!(
         "{}: {} objects, {} Jobs, no drift, no tracking metadata on children",
         tool.field_manager,
