@@ -9,7 +9,7 @@ RUSTC_VERSION := $(shell rustc --version 2>/dev/null | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/jobsmith/cargo-target-$(RUSTC_VERSION)
 export JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/jobsmith
 
-.PHONY: help setup generate lint unit tools cluster-up cluster-down e2e test bench-engine bench-e2e demo build
+.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e demo build
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,12 +17,14 @@ help: ## list targets
 setup: ## install what the project needs (apt packages, rust components, go check)
 	bash e2e/scripts/setup.sh
 
-generate: ## re-render crds/ and docs/reference/ from the Rust types
+generate: ## re-render crds/, docs/reference/ and deploy/argocd/argocd-cm.yaml from their sources
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-api --test generated
+	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-e2e --test argocd_health -- the_argocd_cm_patch_is_generated_from_the_scripts
 
-lint: ## rustfmt check, clippy with -D warnings, shellcheck of the scripts
+lint: ## rustfmt check, clippy with -D warnings, shellcheck of the scripts, gofmt of the checkers
 	cargo fmt --all -- --check
 	shellcheck -x e2e/scripts/*.sh .ci/run
+	test -z "$$(gofmt -l e2e/toolchain)" || { gofmt -l e2e/toolchain; echo "run gofmt -w e2e/toolchain"; exit 1; }
 	cargo clippy --workspace --all-targets -- -D warnings
 
 unit: ## unit, property and generated-file tests (no cluster)
@@ -34,6 +36,15 @@ build: ## build the jobsmith binary
 tools: ## build the local control plane's binaries into the cache (slow once, then cached)
 	bash e2e/scripts/build-tools.sh
 
+gitops-tools: ## build the Argo CD health-script harness and the kstatus checker into the tools cache
+	bash e2e/scripts/build-tools.sh argocd-lua kstatus
+
+argocd-health: gitops-tools ## run deploy/argocd/*/health_test.yaml in Argo CD's Lua sandbox (no cluster)
+	source e2e/scripts/versions.sh && "$$ARGOCD_LUA_BIN/argocd-lua-health" test deploy/argocd
+
+argocd-capture: build gitops-tools ## regenerate deploy/argocd/*/testdata from live objects on the local plane
+	JOBSMITH_CAPTURE_ARGOCD=1 bash e2e/scripts/with-cluster.sh cargo test -p jobsmith-e2e --test argocd_health
+
 cluster-up: tools ## start the local control plane; prints the KUBECONFIG to export
 	bash e2e/scripts/cluster-up.sh
 
@@ -41,10 +52,10 @@ cluster-down: ## stop the local control plane
 	bash e2e/scripts/cluster-down.sh
 
 # with-cluster.sh builds the tools (cached) only when it starts the local plane.
-e2e: build ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
+e2e: build gitops-tools ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
 	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
-test: setup lint unit e2e bench-e2e ## everything CI runs (the bench prints figures, never fails on time)
+test: setup lint unit argocd-health e2e bench-e2e ## everything CI runs (the bench prints figures, never fails on time)
 
 bench-engine: ## engine benchmarks (prints name: value unit)
 	cargo bench -p jobsmith-engine --bench engine

@@ -147,9 +147,38 @@ build_helm() {
   write_stamp "$out" helm "$HELM_VERSION"
 }
 
+# Our own small checkers: main.go and the pinned go.mod/go.sum live in e2e/toolchain/<tool>/.
+build_own() { # tool binary library-module library-version
+  local tool="$1" bin="$2" lib="$3" version="$4"
+  local key; key="$(own_tool_key "$tool" "$version")"
+  local out; out="$(tool_dir "$tool" "$key")"
+  stamp_ok "$out" && { log "$tool $key cached"; return; }
+  log "building $bin ($lib v$version)"
+  local src; src="$(prepare_module "$tool" "$key")"
+  cp "$repo/e2e/toolchain/$tool/main.go" "$src/main.go"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init "jobsmith.invalid/$tool"
+    go mod edit -go=1.26.0
+    go get "$lib@v$version"
+    go mod tidy
+  fi
+  go mod download
+  mkdir -p "$out/bin"
+  go build -ldflags "-s -w" -o "$out/bin/$bin" .
+  save_lock "$tool" "$src"
+  write_stamp "$out" "$tool" "$key"
+}
+
+# Argo CD health scripts run as Argo CD runs argocd-cm scripts (docs/gitops.md).
+build_argocd_lua() { build_own argocd-lua argocd-lua-health github.com/yuin/gopher-lua "$GOPHER_LUA_VERSION"; }
+# kstatus of live objects, as Flux computes it (docs/gitops.md).
+build_kstatus() { build_own kstatus kstatus-check sigs.k8s.io/cli-utils "$CLI_UTILS_VERSION"; }
+
+# Default: the local control plane. Opt in to the others by name.
 want="${*:-k8s etcd kwok}"
 for t in $want; do
-  declare -F "build_$t" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm)"; exit 2; }
+  declare -F "build_${t//-/_}" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm argocd-lua kstatus)"; exit 2; }
 done
 mkdir -p "$E2E_CACHE"
 for t in $want; do
@@ -162,7 +191,7 @@ for t in $want; do
   fi
   (
     cd "$repo"
-    "build_$t"
+    "build_${t//-/_}"
   )
   exec {lock}>&-
   log "$t done in $(( $(date +%s) - start ))s"

@@ -12,6 +12,8 @@ mod apply;
 mod audit;
 mod cluster;
 mod crds;
+pub mod gitops;
+pub mod history;
 mod kubectl;
 mod list;
 mod manager;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod scenarios;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
