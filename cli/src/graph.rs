@@ -191,7 +191,10 @@ pub fn dot(run: &Run, plan: Option<&Plan>) -> Result<String, CliError> {
         out,
         "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=11];"
     );
-    let _ = writeln!(out, "  edge [color=\"#616161\"];");
+    let _ = writeln!(
+        out,
+        "  edge [color=\"#616161\", fontname=\"Helvetica\", fontsize=10];"
+    );
     let node_line = |out: &mut String, n: &Node, indent: &str| {
         let (fill, border) = status_colours(&n.status);
         let _ = writeln!(
@@ -315,8 +318,7 @@ pub fn mermaid(run: &Run, plan: Option<&Plan>) -> Result<String, CliError> {
             class_name(status)
         );
     }
-    for (gi, g) in d.groups.iter().enumerate() {
-        let _ = gi;
+    for g in &d.groups {
         let _ = writeln!(out, "  class {} {}", g.id, class_name(&g.status));
     }
     Ok(out)
