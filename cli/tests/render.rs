@@ -26,7 +26,10 @@ fn testdata(name: &str) -> PathBuf {
 fn load(name: &str) -> Run {
     let text = std::fs::read_to_string(testdata(name)).unwrap();
     let value: serde_json::Value = serde_yaml::from_str(&text).unwrap();
-    let kind = value["kind"].as_str().and_then(RunKind::from_alias).unwrap();
+    let kind = value["kind"]
+        .as_str()
+        .and_then(RunKind::from_alias)
+        .unwrap();
     Run::from_value(kind, value)
 }
 
@@ -80,8 +83,14 @@ fn jobflow_tree_shows_unknown_phases_in_cyan() {
     let run = load("jobflow-running.yaml");
     check("jobflow.tree", &tree_of(&run, false));
     let coloured = tree_of(&run, true);
-    assert!(coloured.contains("job3 \x1b[36m[queued]\x1b[0m"), "{coloured}");
-    assert!(coloured.contains("job2 \x1b[33m[running]\x1b[0m"), "{coloured}");
+    assert!(
+        coloured.contains("job3 \x1b[36m[queued]\x1b[0m"),
+        "{coloured}"
+    );
+    assert!(
+        coloured.contains("job2 \x1b[33m[running]\x1b[0m"),
+        "{coloured}"
+    );
 }
 
 #[test]
@@ -152,7 +161,10 @@ fn one_job_with_its_compiled_params() {
 fn list_tables() {
     let now = Utc.with_ymd_and_hms(2026, 11, 29, 10, 5, 0).unwrap();
     let plain = TableOptions::default();
-    let runs = vec![load("parallel-demo-succeeded.yaml"), load("dependency-status-failed.yaml")];
+    let runs = vec![
+        load("parallel-demo-succeeded.yaml"),
+        load("dependency-status-failed.yaml"),
+    ];
     let mut runs_sorted = runs.clone();
     runs_sorted.sort_by(|a, b| a.name().cmp(b.name()));
     check(
@@ -170,15 +182,30 @@ fn list_tables() {
     );
     check(
         "jobflows.list",
-        &table::render(RunKind::JobFlow, &[load("jobflow-running.yaml")], plain, now),
+        &table::render(
+            RunKind::JobFlow,
+            &[load("jobflow-running.yaml")],
+            plain,
+            now,
+        ),
     );
     check(
         "daemonjobs.list",
-        &table::render(RunKind::DaemonJob, &[load("daemonjob-running.yaml")], plain, now),
+        &table::render(
+            RunKind::DaemonJob,
+            &[load("daemonjob-running.yaml")],
+            plain,
+            now,
+        ),
     );
     check(
         "jobruns.list",
-        &table::render(RunKind::JobRun, &[load("jobrun-succeeded.yaml")], plain, now),
+        &table::render(
+            RunKind::JobRun,
+            &[load("jobrun-succeeded.yaml")],
+            plain,
+            now,
+        ),
     );
     assert_eq!(
         table::empty_message(&[RunKind::ManagedJob], Some("ns")),
@@ -201,17 +228,22 @@ fn graphs() {
     ] {
         let run = load(input);
         let plan = run.plan().unwrap();
-        check(&format!("{stem}.dot"), &graph::dot(&run, plan.as_ref()).unwrap());
-        check(&format!("{stem}.mmd"), &graph::mermaid(&run, plan.as_ref()).unwrap());
+        check(
+            &format!("{stem}.dot"),
+            &graph::dot(&run, plan.as_ref()).unwrap(),
+        );
+        check(
+            &format!("{stem}.mmd"),
+            &graph::mermaid(&run, plan.as_ref()).unwrap(),
+        );
     }
 }
 
 #[test]
 fn an_unreadable_status_keeps_its_phase() {
-    let mut value: serde_json::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(testdata("jobflow-running.yaml")).unwrap(),
-    )
-    .unwrap();
+    let mut value: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(testdata("jobflow-running.yaml")).unwrap())
+            .unwrap();
     // A future manager changing a field's type must not break the plugin.
     value["status"]["flows"] = serde_json::json!("not a list");
     let run = Run::from_value(RunKind::JobFlow, value);
