@@ -251,7 +251,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `2s`, `500ms`, `1m30s`: a duration as `--interval` takes it (for the watch banner).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut secs = d.as_secs();

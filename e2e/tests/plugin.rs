@@ -479,6 +479,17 @@ spec: {{templateRef: echo, args: ["hello"]}}
         ),
         "{list}"
     );
+    // logs: a JobRun's one step needs no STEP; a DaemonJob's step is its node.
+    let (_, expected_log) = fake_container_log()?;
+    assert_eq!(
+        plugin(&["logs", "hello", "-n", ns]).await?.ok()?,
+        expected_log
+    );
+    let first = names.first().context("no node")?;
+    assert_eq!(
+        plugin(&["logs", "sweep", first, "-n", ns]).await?.ok()?,
+        expected_log
+    );
     let refused = plugin(&["suspend", "hello", "-n", ns]).await?;
     assert_eq!(refused.code, Some(1));
     assert!(
@@ -729,21 +740,7 @@ async fn logs_of_a_step_and_following_them() -> Result<()> {
         Some(0)
     );
 
-    let run_dir = std::env::var("E2E_RUN_DIR").unwrap_or_else(|_| "/tmp/jobsmith-e2e".to_owned());
-    let log_file = PathBuf::from(run_dir).join("fake-container.log");
-    let cri = std::fs::read_to_string(&log_file).with_context(|| {
-        format!(
-            "reading {} (the local plane's fake container log)",
-            log_file.display()
-        )
-    })?;
-    // CRI log lines: `<time> <stream> <tag> <text>`.
-    let expected: String = cri
-        .lines()
-        .filter_map(|l| l.splitn(4, ' ').nth(3))
-        .map(|t| format!("{t}\n"))
-        .collect();
-    ensure!(!expected.is_empty(), "{} is empty", log_file.display());
+    let (log_file, expected) = fake_container_log()?;
 
     let one = plugin(&["logs", "logged", "g/a", "-n", ns]).await?.ok()?;
     assert_eq!(one, expected);
@@ -813,6 +810,27 @@ async fn logs_of_a_step_and_following_them() -> Result<()> {
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
     assert_eq!(status.code(), Some(0), "logs -f on SIGINT");
     Ok(())
+}
+
+/// The local plane's fake container log (e2e/kwok/logs-fake-container.yaml) and the text every
+/// container's log has now.
+fn fake_container_log() -> Result<(PathBuf, String)> {
+    let run_dir = std::env::var("E2E_RUN_DIR").unwrap_or_else(|_| "/tmp/jobsmith-e2e".to_owned());
+    let log_file = PathBuf::from(run_dir).join("fake-container.log");
+    let cri = std::fs::read_to_string(&log_file).with_context(|| {
+        format!(
+            "reading {} (the local plane's fake container log)",
+            log_file.display()
+        )
+    })?;
+    // CRI log lines: `<time> <stream> <tag> <text>`.
+    let expected: String = cri
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .map(|t| format!("{t}\n"))
+        .collect();
+    ensure!(!expected.is_empty(), "{} is empty", log_file.display());
+    Ok((log_file, expected))
 }
 
 /// An RFC 3339 UTC time for a CRI log line (from `date`, to need no date crate here).
