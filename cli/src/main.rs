@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use jobsmith_cli::args::Cli;
 use jobsmith_cli::complete::{self, Offer};
+use jobsmith_cli::kinds::RunKind;
 use jobsmith_cli::{Personality, client, commands};
 
 #[tokio::main(flavor = "current_thread")]
@@ -17,7 +18,11 @@ async fn main() -> ExitCode {
         personality = Personality::Complete;
     }
     if personality == Personality::Complete {
-        print!("{}", completions(&args[1..]).await);
+        let seed = program.ends_with("kubectl_complete-managedjob");
+        print!(
+            "{}",
+            completions(args.get(1..).unwrap_or_default(), seed).await
+        );
         return ExitCode::SUCCESS;
     }
     let (name, bin_name) = match personality {
@@ -42,10 +47,22 @@ async fn main() -> ExitCode {
 }
 
 /// The answer to kubectl's completion request; run names are listed only when the cluster
-/// answers (a completion never prints an error).
-async fn completions(words: &[String]) -> String {
+/// answers (a completion never prints an error). `seed`: `kubectl managedjob`, whose commands
+/// are visualize, list and status, of ManagedJobs.
+async fn completions(words: &[String], seed: bool) -> String {
+    let seed_commands = ["visualize", "tree", "list", "ls", "status"];
     let candidates = match complete::plan(words) {
-        Offer::Words(words) => words,
+        Offer::Words(mut found) => {
+            let commands: Vec<String> = Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            // The top level offers command names: keep the seed's three.
+            if seed && !found.is_empty() && found.iter().all(|w| commands.contains(w)) {
+                found.retain(|w| seed_commands.contains(&w.as_str()));
+            }
+            found
+        }
         Offer::RunNames { namespace, prefix } => {
             let global = jobsmith_cli::args::GlobalArgs {
                 namespace,
@@ -53,7 +70,12 @@ async fn completions(words: &[String]) -> String {
             };
             let mut names = Vec::new();
             if let Ok(session) = client::connect(&global).await {
-                for kind in jobsmith_cli::kinds::RunKind::ALL {
+                let kinds: &[RunKind] = if seed {
+                    &[RunKind::ManagedJob]
+                } else {
+                    &RunKind::ALL
+                };
+                for &kind in kinds {
                     if let Ok(runs) = session.list(kind).await {
                         names.extend(runs.iter().map(|r| r.name().to_owned()));
                     }
