@@ -8,8 +8,11 @@ RUSTC_VERSION := $(shell rustc --version 2>/dev/null | awk '{print $$2}')
 # machine (CI) builds incrementally. Override with CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/jobsmith/cargo-target-$(RUSTC_VERSION)
 export JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/jobsmith
+export KUBECTL_JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/kubectl-jobsmith
+# Where `make install-plugin` puts kubectl-jobsmith and kubectl-managedjob (put it on PATH).
+BINDIR ?= $(HOME)/.local/bin
 
-.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e demo build
+.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e demo build install-plugin
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,21 +20,26 @@ help: ## list targets
 setup: ## install what the project needs (apt packages, rust components, go check)
 	bash e2e/scripts/setup.sh
 
-generate: ## re-render crds/, docs/reference/ and deploy/argocd/argocd-cm.yaml from their sources
+generate: ## re-render crds/, docs/reference/, deploy/argocd/argocd-cm.yaml and the plugin's expected outputs and docs pictures
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-api --test generated
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-e2e --test argocd_health -- the_argocd_cm_patch_is_generated_from_the_scripts
+	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-cli --test render --test svg
 
 lint: ## rustfmt check, clippy with -D warnings, shellcheck of the scripts, gofmt of the checkers
 	cargo fmt --all -- --check
-	shellcheck -x e2e/scripts/*.sh .ci/run
+	shellcheck -x e2e/scripts/*.sh cli/install-plugin.sh .ci/run
 	test -z "$$(gofmt -l e2e/toolchain)" || { gofmt -l e2e/toolchain; echo "run gofmt -w e2e/toolchain"; exit 1; }
 	cargo clippy --workspace --all-targets -- -D warnings
 
 unit: ## unit, property and generated-file tests (no cluster)
 	cargo test --workspace --exclude jobsmith-e2e
 
-build: ## build the jobsmith binary
-	cargo build -p jobsmith-manager --bin jobsmith
+build: ## build the jobsmith binary and the kubectl-jobsmith plugin
+	cargo build -p jobsmith-manager --bin jobsmith -p jobsmith-cli --bin kubectl-jobsmith
+
+install-plugin: ## build the kubectl plugin (release) and install kubectl-jobsmith + kubectl-managedjob into BINDIR
+	cargo build --release -p jobsmith-cli --bin kubectl-jobsmith
+	bash cli/install-plugin.sh $(CARGO_TARGET_DIR)/release/kubectl-jobsmith $(BINDIR)
 
 tools: ## build the local control plane's binaries into the cache (slow once, then cached)
 	bash e2e/scripts/build-tools.sh

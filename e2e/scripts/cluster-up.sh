@@ -93,6 +93,11 @@ done
 t0=$(date +%s%N)
 mkdir -p "$P" "$LOGS" "$PIDS" "$W/etcd" "$W/home"
 
+# kubectl caches discovery per server address (~/.kube/cache/discovery/127.0.0.1_<port>). A new
+# plane at the same address has other CRDs; the previous plane's cache would resolve a name
+# (`jf`, `jobflow`) to a resource that is gone here and kubectl would answer NotFound.
+rm -rf -- "${KUBECACHEDIR:-$HOME/.kube/cache}/discovery/127.0.0.1_$APISERVER_PORT"
+
 # A start failure stops what was started (the logs stay in $W for inspection).
 started=()
 fail() { # component message
@@ -201,6 +206,7 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
   --service-cluster-ip-range=10.96.0.0/16 \
+  --kubelet-preferred-address-types=InternalIP \
   --allow-privileged=true --profiling=false --v=1 \
   --audit-policy-file="$W/audit-policy.yaml" --audit-log-path="$W/logs/audit.log" \
   --audit-log-format=json --audit-log-maxsize=200 --audit-log-maxbackup=1 "${apiserver_extra[@]}"
@@ -225,18 +231,26 @@ wait_ready kube-scheduler 60 ok -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
 # ---- kwok (§8.12): our stages from e2e/kwok/, templated for this plane ----
 {
   first=1
-  for f in "$repo/e2e/kwok/kwok.yaml" "$repo"/e2e/kwok/node-*.yaml "$repo"/e2e/kwok/pod-*.yaml; do
+  for f in "$repo/e2e/kwok/kwok.yaml" "$repo"/e2e/kwok/node-*.yaml "$repo"/e2e/kwok/pod-*.yaml "$repo"/e2e/kwok/logs-*.yaml; do
     [ "$first" = 1 ] || echo "---"
     first=0
     sed -e "s/__E2E_POD_DURATION_MS__/$POD_DURATION_MS/g" -e "s/__E2E_NODE_CPU__/$NODE_CPU/g" \
-      -e "s/__E2E_NODE_MEMORY__/$NODE_MEMORY/g" -e "s/__E2E_NODE_PODS__/$NODE_PODS/g" "$f"
+      -e "s/__E2E_NODE_MEMORY__/$NODE_MEMORY/g" -e "s/__E2E_NODE_PODS__/$NODE_PODS/g" \
+      -e "s|__E2E_RUN_DIR__|$W|g" "$f"
   done
 } >"$W/kwok.yaml"
+# The container log kwok serves for every fake container (e2e/kwok/logs-fake-container.yaml), in
+# the CRI log format (`<RFC 3339 time> <stream> F <line>`).
+now="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
+printf '%s stdout F %s\n' "$now" "jobsmith-e2e fake container: started" "$now" "jobsmith-e2e fake container: done" \
+  >"$W/fake-container.log"
 if grep -qE '__E2E_[A-Z_]+__' "$W/kwok.yaml"; then fail kwok "unsubstituted placeholder in $W/kwok.yaml"; fi
 # HOME=$W/home: kwok reads ~/.kwok/kwok.yaml first if it exists; keep it out of the picture.
+# --node-ip/--node-port: the fake nodes publish kwok's server as their kubelet endpoint, so the API
+# server's pod log requests reach kwok (which serves TLS and plain HTTP on the one port).
 start kwok env HOME="$W/home" "$KWOK_BIN/kwok" --kubeconfig="$KCFG" --config="$W/kwok.yaml" \
   --manage-all-nodes=true --node-lease-duration-seconds=40 --cidr=10.244.0.0/16 \
-  --server-address="127.0.0.1:$KWOK_PORT"
+  --server-address="127.0.0.1:$KWOK_PORT" --node-ip=127.0.0.1 --node-port="$KWOK_PORT"
 wait_ready kwok 60 ok "http://127.0.0.1:$KWOK_PORT/healthz"
 
 # ---- nodes (§8.13) ----

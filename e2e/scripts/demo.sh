@@ -7,6 +7,7 @@
 # Environment (defaults in brackets):
 #   KUBECONFIG [~/.kube/config]             the cluster to try first
 #   JOBSMITH_BIN [$CARGO_TARGET_DIR/debug/jobsmith]  the manager binary (make demo builds it)
+#   KUBECTL_JOBSMITH_BIN [$CARGO_TARGET_DIR/debug/kubectl-jobsmith]  the kubectl plugin that draws the tree
 #   JOBSMITH_DEMO_SAMPLE [samples/managedjob/readme-workflow.yaml]
 #   JOBSMITH_DEMO_NAMESPACE [jobsmith-demo]  used when the sample names no namespace
 #   JOBSMITH_DEMO_TIMEOUT [300]              seconds to wait for Succeeded/Failed
@@ -170,6 +171,14 @@ echo
 k -n "$ns" get managedjob "$mj"
 echo
 k -n "$ns" get jobs -l "jobsmith.dev/owner-kind=ManagedJob,jobsmith.dev/owner-name=$mj"
+# ---- 7. its tree, drawn by the kubectl plugin (make build builds it; make install-plugin installs it) ----
+plugin="${KUBECTL_JOBSMITH_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/kubectl-jobsmith}"
+if [ -x "$plugin" ]; then
+  echo
+  "$plugin" tree "$mj" -n "$ns" || true
+fi
+echo
+say "draw its tree: kubectl jobsmith tree $mj -n $ns     (add -w to follow a run; make install-plugin puts kubectl-jobsmith on your PATH, or run $plugin tree $mj -n $ns)"
 if [ "$phase" = Succeeded ]; then
   say "managedjob/$mj Succeeded in $(($(date +%s) - start))s"
 else

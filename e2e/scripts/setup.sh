@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine of this kind and checks the rest. Idempotent
 # and quick (well under a second) when everything is present.
-#   * Debian packages: openssl, curl, jq, make, shellcheck, diffutils (`kubectl diff` runs `diff`)
-#     (apt-get, only when one is missing);
+#   * Debian packages: openssl, curl, jq, make, shellcheck, diffutils (`kubectl diff` runs `diff`),
+#     tmux, graphviz, librsvg2-bin (apt-get, only when one is missing);
 #   * Rust: rustfmt and clippy for the pinned toolchain (rustup, only when missing);
 #   * Go >= 1.26 (builds the local control plane; kwok v0.8.0 needs 1.26), checked, not installed;
 #   * kubectl, checked (the machine image ships it).
@@ -11,7 +11,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 need_apt=()
-for pair in openssl:openssl curl:curl jq:jq make:make shellcheck:shellcheck diff:diffutils; do
+# command:package. tmux drives the plugin's watch-mode test; Graphviz `dot` draws its SVG graphs and
+# rsvg-convert (librsvg) checks that they render.
+for pair in openssl:openssl curl:curl jq:jq make:make shellcheck:shellcheck diff:diffutils tmux:tmux \
+  dot:graphviz rsvg-convert:librsvg2-bin; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

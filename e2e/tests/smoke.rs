@@ -318,16 +318,26 @@ async fn the_crds_install_with_a_plain_kubectl_apply() -> Result<()> {
     for file in crd_files()? {
         let text = std::fs::read_to_string(&file)?;
         let mut crd: serde_yaml::Value = serde_yaml::from_str(&text)?;
-        let plural = crd["spec"]["names"]["plural"]
+        let kind = crd["spec"]["names"]["kind"]
             .as_str()
-            .context("spec.names.plural")?
+            .context("spec.names.kind")?
             .to_owned();
+        // Kinds of their own (`JobFlowPlainCopy`, plural `jobflowplaincopies`): a copy that
+        // registered `JobFlow` in another group made kubectl's discovery cache resolve `jobflow`
+        // to it, and `kubectl get jf` answered NotFound on the next plane at the same address.
+        let copy_kind = format!("{kind}PlainCopy");
+        let singular = copy_kind.to_ascii_lowercase();
+        let plural = format!("{}ies", singular.trim_end_matches('y'));
         crd["spec"]["group"] = group.clone().into();
         // Without the category and short names: a copy in `kubectl get jobsmith` (or behind
         // `mj`) would disturb the tests running beside this one while it comes and goes.
         if let Some(names) = crd["spec"]["names"].as_mapping_mut() {
             names.remove("categories");
             names.remove("shortNames");
+            names.insert("kind".into(), copy_kind.clone().into());
+            names.insert("listKind".into(), format!("{copy_kind}List").into());
+            names.insert("singular".into(), singular.into());
+            names.insert("plural".into(), plural.clone().into());
         }
         crd["metadata"]["name"] = format!("{plural}.{group}").into();
         names.push(format!("{plural}.{group}"));
@@ -338,6 +348,12 @@ async fn the_crds_install_with_a_plain_kubectl_apply() -> Result<()> {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = kubectl(&args).await?;
+    // Beside the copies, `jobflow` still means jobsmith.dev's JobFlow to kubectl.
+    let get = kubectl(&["get", "jobflow", "-n", ns.name(), "-v=6"]).await?;
+    let real_group = format!(
+        "/apis/jobsmith.dev/v1alpha1/namespaces/{}/jobflows",
+        ns.name()
+    );
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     let mut annotation_sizes = Vec::new();
     for name in &names {
@@ -361,6 +377,11 @@ async fn the_crds_install_with_a_plain_kubectl_apply() -> Result<()> {
     ensure!(
         annotation_sizes.len() == 5 && annotation_sizes.iter().all(|(_, size)| *size > 0),
         "every CRD carries its last-applied annotation: {annotation_sizes:?}"
+    );
+    ensure!(
+        get.success && get.stderr.contains(&real_group),
+        "kubectl get jobflow beside the copies must read {real_group}: {}",
+        get.stderr
     );
     Ok(())
 }
