@@ -35,10 +35,13 @@ struct Plane {
 }
 
 impl Plane {
-    fn start() -> Result<Self> {
+    /// `name` keeps the run dirs of the tests of one process apart (they run in parallel).
+    fn start(name: &str) -> Result<Self> {
         let scripts = workspace_root().join("e2e/scripts");
-        let run_dir =
-            std::env::temp_dir().join(format!("jobsmith-e2e-fresh-{}", std::process::id()));
+        let run_dir = std::env::temp_dir().join(format!(
+            "jobsmith-e2e-{name}-{}",
+            std::process::id()
+        ));
         let mut env = vec![
             (
                 "E2E_RUN_DIR".to_owned(),
@@ -117,7 +120,7 @@ async fn readyz(port: u16) -> (u16, String) {
 
 #[tokio::test]
 async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> Result<()> {
-    let plane = Plane::start()?;
+    let plane = Plane::start("fresh")?;
     let client = plane.client().await?;
     let kubeconfig = plane.kubeconfig.to_string_lossy().into_owned();
     let StartedManager {
@@ -205,7 +208,7 @@ fn chain(name: &str, steps: usize, ms: u32) -> String {
 
 #[tokio::test]
 async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds() -> Result<()> {
-    let plane = Plane::start()?;
+    let plane = Plane::start("api-restart")?;
     let client = plane.client().await?;
     install_crds(&client).await?;
     let kubeconfig = plane.kubeconfig.to_string_lossy().into_owned();
