@@ -8,17 +8,25 @@ RUSTC_VERSION := $(shell rustc --version 2>/dev/null | awk '{print $$2}')
 # machine (CI) builds incrementally. Override with CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/jobsmith/cargo-target-$(RUSTC_VERSION)
 export JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/jobsmith
+# The workspace version: the image tag and the chart's version/appVersion.
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' Cargo.toml)
+export JOBSMITH_IMAGE ?= localhost/jobsmith:$(VERSION)
+# helm and helm-unittest, built into the tools cache by e2e/scripts/build-tools.sh.
+TOOL_BINS := $(shell bash -c 'source e2e/scripts/versions.sh && echo "$$HELM_BIN $$HELM_UNITTEST_BIN"')
+export HELM ?= $(word 1,$(TOOL_BINS))/helm
+HELM_UNITTEST ?= $(word 2,$(TOOL_BINS))/helm-unittest
 
-.PHONY: help setup generate lint unit tools cluster-up cluster-down e2e test bench-engine bench-e2e demo build
+.PHONY: help setup generate lint unit tools cluster-up cluster-down e2e test bench-engine bench-e2e demo build image chart
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: ## install what the project needs (apt packages, rust components, go check)
 	bash e2e/scripts/setup.sh
 
-generate: ## re-render crds/ and docs/reference/ from the Rust types
+generate: ## re-render crds/, docs/reference/, and the chart/kustomize files derived from them
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-api --test generated
+	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-manager --test deploy_generated
 
 lint: ## rustfmt check, clippy with -D warnings, shellcheck of the scripts
 	cargo fmt --all -- --check
@@ -34,14 +42,24 @@ build: ## build the jobsmith binary
 tools: ## build the local control plane's binaries into the cache (slow once, then cached)
 	bash e2e/scripts/build-tools.sh
 
+image: ## static release binary (checked static) and the image $(JOBSMITH_IMAGE) (buildah, no base image)
+	IMAGE=$(JOBSMITH_IMAGE) bash e2e/scripts/build-image.sh
+
+chart: ## helm lint and helm-unittest of charts/jobsmith (builds helm and helm-unittest, cached)
+	bash e2e/scripts/build-tools.sh helm helm-unittest
+	$(HELM) lint --strict charts/jobsmith
+	$(HELM) lint --strict charts/jobsmith -f charts/jobsmith/ci/every-flag-values.yaml
+	$(HELM_UNITTEST) charts/jobsmith
+
 cluster-up: tools ## start the local control plane; prints the KUBECONFIG to export
 	bash e2e/scripts/cluster-up.sh
 
 cluster-down: ## stop the local control plane
 	bash e2e/scripts/cluster-down.sh
 
-# with-cluster.sh builds the tools (cached) only when it starts the local plane.
-e2e: build ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
+# with-cluster.sh builds the tools (cached) only when it starts the local plane. The image and
+# chart tests (e2e/tests/{image,chart,kustomize}.rs) need the image and helm: `image` and `chart`.
+e2e: build image chart ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
 	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
 test: setup lint unit e2e bench-e2e ## everything CI runs (the bench prints figures, never fails on time)

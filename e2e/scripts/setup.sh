@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine of this kind and checks the rest. Idempotent
 # and quick (well under a second) when everything is present.
-#   * Debian packages: openssl, curl, jq, make, shellcheck (apt-get, only when one is missing);
+#   * Debian packages (apt-get, only when one is missing): openssl, curl, jq, make, shellcheck;
+#     for the image (make image and its tests): buildah (builds and runs it), skopeo (inspects it),
+#     docker-registry (a local registry for the tests) and file (checks the binary is static);
 #   * Rust: rustfmt and clippy for the pinned toolchain (rustup, only when missing);
 #   * Go >= 1.26 (builds the local control plane; kwok v0.8.0 needs 1.26), checked, not installed;
 #   * kubectl, checked (the machine image ships it).
@@ -10,7 +12,11 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 need_apt=()
-for bin in openssl curl jq make shellcheck; do command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin"); done
+# command:package
+for pair in openssl:openssl curl:curl jq:jq make:make shellcheck:shellcheck buildah:buildah \
+  skopeo:skopeo docker-registry:docker-registry file:file; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
+done
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   sudo=""

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{DaemonJob, JobRun, ManagedJob, Phase, RunStatus};
 use jobsmith_e2e::{
-    TestNamespace, apply_yaml, client, install_crds, kubectl, list_events, workspace_root,
+    TestNamespace, apply_yaml, client, impersonating_kubeconfig, install_crds, kubectl,
+    list_events, workspace_root,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
@@ -18,28 +19,6 @@ use support::{
 };
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:jobsmith-system:jobsmith";
-
-/// A copy of the current kubeconfig whose users act as the ServiceAccount.
-fn impersonating_kubeconfig(dir: &std::path::Path) -> Result<std::path::PathBuf> {
-    let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
-    let text = std::fs::read_to_string(&source).with_context(|| format!("reading {source}"))?;
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text)?;
-    let users = config
-        .get_mut("users")
-        .and_then(serde_yaml::Value::as_sequence_mut)
-        .context("the kubeconfig has no users")?;
-    for user in users {
-        if let Some(auth) = user
-            .get_mut("user")
-            .and_then(serde_yaml::Value::as_mapping_mut)
-        {
-            auth.insert("as".into(), SERVICE_ACCOUNT.into());
-        }
-    }
-    let path = dir.join("kubeconfig-as-jobsmith");
-    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-    Ok(path)
-}
 
 async fn can_i(verb: &str, resource: &str, namespace: &str) -> Result<bool> {
     let out = kubectl(&[
@@ -80,7 +59,9 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
 
     let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
     std::fs::create_dir_all(&dir)?;
-    let kubeconfig = impersonating_kubeconfig(&dir)?;
+    let kubeconfig = dir.join("kubeconfig-as-jobsmith");
+    let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
+    impersonating_kubeconfig(std::path::Path::new(&source), SERVICE_ACCOUNT, &kubeconfig)?;
     // The manager's client library honours the kubeconfig's `as:` (checked with the same
     // library: as the ServiceAccount, listing Secrets is refused).
     let options = kube::config::KubeConfigOptions::default();
