@@ -194,7 +194,6 @@ fn chart_yaml() -> String {
          type: application\n\
          version: {VERSION}\n\
          appVersion: \"{VERSION}\"\n\
-         kubeVersion: \">=1.30.0-0\"\n\
          keywords:\n- batch\n- jobs\n- workflow\n- operator\n"
     )
 }
