@@ -39,13 +39,15 @@ log "static: $described"
 context="$target_dir/image-context"
 rm -rf "$context"
 mkdir -p "$context"
-cp "$bin" "$context/jobsmith"
+# Without symbols (the image needs none; 39 MB -> about half). `strip` is binutils, which the
+# Rust toolchain's linker (cc) brings along.
+strip -o "$context/jobsmith" "$bin"
 start=$(date +%s)
 buildah bud --isolation chroot --layers=false \
   --build-arg BINARY_FROM=host --build-arg "VERSION=$version" \
   -f "$repo/Containerfile" -t "$image" "$context" >&2
-# The `host` stage leaves an untagged image behind on each build; drop those of earlier builds.
-mapfile -t dangling < <(buildah images --quiet --filter dangling=true --filter 'label=org.opencontainers.image.title=jobsmith binary' 2>/dev/null || true)
+# The image of the previous build lost its tag to this one: drop such untagged jobsmith images.
+mapfile -t dangling < <(buildah images --quiet --filter dangling=true --filter 'label=org.opencontainers.image.title=jobsmith' 2>/dev/null || true)
 if [ "${#dangling[@]}" -gt 0 ]; then buildah rmi "${dangling[@]}" >/dev/null 2>&1 || true; fi
 log "built $image in $(( $(date +%s) - start ))s ($(buildah images --format '{{.Size}}' "$image"))"
 echo "$image"
