@@ -22,7 +22,7 @@ impl PrivatePlane {
     pub fn start(name: &str, nodes: u32) -> Result<Self> {
         let scripts = workspace_root().join("e2e/scripts");
         let run_dir =
-            std::env::temp_dir().join(format!("jobsmith-e2e-{name}-{}", std::process::id()));
+            std::env::temp_dir().join(format!("jobsmith-e2e-plane-{name}-{}", std::process::id()));
         let mut env = vec![
             (
                 "E2E_RUN_DIR".to_owned(),

@@ -4,8 +4,8 @@
 //!   binary accepts the rendered arguments (no cluster needed).
 //! * On a private plane (the test installs CRDs, cluster RBAC and Helm releases, which would
 //!   disturb the tests sharing the usual plane): `helm install` into a namespace that enforces
-//!   (and warns about) Pod Security `restricted` is admitted without a warning (a privileged
-//!   variant does warn, so the check can fail); `helm upgrade` from a previous chart whose JobRun
+//!   (and warns about) Pod Security `restricted` is admitted without a warning (helm does print
+//!   the warning for a privileged variant, so the check can fail); `helm upgrade` from a previous chart whose JobRun
 //!   CRD differs lands the change; the manager, run as a host process that impersonates the
 //!   chart's ServiceAccount with the Deployment's own arguments, runs a workflow of each kind to
 //!   completion; `helm uninstall` keeps the CRDs and the users' objects; a second release limited
@@ -414,36 +414,46 @@ async fn helm_and_kustomize_install_on_a_restricted_plane() -> Result<()> {
     let plane = PrivatePlane::start("chart", 1)?;
     let kc = plane.kubeconfig().to_path_buf();
     let client = plane.client().await?;
-    let dir = std::env::temp_dir().join(format!("jobsmith-e2e-chart-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("jobsmith-e2e-chart-files-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     restricted_namespace(&kc, RELEASE_NS).await?;
     k(&kc, &["create", "namespace", USER_NS]).await?;
 
-    // The warning check can fail: a Deployment allowing privilege escalation is warned about.
-    let docs = render(
-        &chart_dir(),
-        &["--set", "securityContext.allowPrivilegeEscalation=true"],
+    // The warning check can fail: helm prints the API server's Pod Security warning for a
+    // release whose container allows privilege escalation.
+    restricted_namespace(&kc, "jobsmith-psa-check").await?;
+    let (_, stderr) = helm_ok(
+        &kc,
+        &[
+            "install",
+            "privileged",
+            &chart_dir().to_string_lossy(),
+            "--namespace",
+            "jobsmith-psa-check",
+            "--set",
+            "crds.install=false,rbac.create=false,metrics.enabled=false",
+            "--set",
+            "serviceAccount.create=false,serviceAccount.name=default",
+            "--set",
+            "securityContext.allowPrivilegeEscalation=true",
+        ],
     )
     .await?;
-    let privileged = dir.join("privileged-deployment.json");
-    std::fs::write(
-        &privileged,
-        serde_json::to_string(find(&docs, "Deployment")?)?,
-    )?;
-    let dry_run = kubectl(&[
-        &format!("--kubeconfig={}", kc.display()),
-        "create",
-        "--dry-run=server",
-        "-f",
-        &privileged.to_string_lossy(),
-    ])
-    .await?;
     ensure!(
-        dry_run.stderr.contains("would violate PodSecurity"),
-        "no Pod Security warning for a privileged variant: {dry_run:?}"
+        stderr.contains("would violate PodSecurity") && no_warning("", &stderr).is_err(),
+        "helm printed no Pod Security warning for a privileged variant: {stderr}"
     );
-    ensure!(no_warning("dry run", &dry_run.stderr).is_err());
+    helm_ok(
+        &kc,
+        &[
+            "uninstall",
+            "privileged",
+            "--namespace",
+            "jobsmith-psa-check",
+        ],
+    )
+    .await?;
 
     // Install the previous chart, then upgrade to this one.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

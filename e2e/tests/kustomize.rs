@@ -154,7 +154,8 @@ async fn the_example_overlay_moves_the_base_to_its_namespace_and_registry() -> R
     );
     let args: Vec<String> = serde_json::from_value(container["args"].clone())?;
     ensure!(
-        args.iter().any(|a| a == "--leader-elect") && args.last().map(String::as_str) == Some("--log-level=debug"),
+        args.iter().any(|a| a == "--leader-elect")
+            && args.last().map(String::as_str) == Some("--log-level=debug"),
         "args {args:?}"
     );
     ensure!(
