@@ -762,3 +762,63 @@ async fn helm_and_kustomize_install_on_a_restricted_plane() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// The kustomize base's Deployment is written by hand as the chart renders it: the parts that
+/// matter for admission and health must stay the same (arguments may differ: the base leaves the
+/// defaults to the binary).
+#[tokio::test]
+async fn the_kustomize_base_deployment_matches_the_chart_defaults() -> Result<()> {
+    let docs = render(&chart_dir(), &[]).await?;
+    let chart = &find(&docs, "Deployment")?["spec"]["template"]["spec"];
+    let base = jobsmith_e2e::kubectl_ok(&[
+        "kustomize",
+        &workspace_root()
+            .join("deploy/kustomize/base")
+            .to_string_lossy(),
+    ])
+    .await?;
+    let base: Vec<Value> = parse_yaml(&base)?
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    let kustomize = &find(&base, "Deployment")?["spec"]["template"]["spec"];
+    ensure!(
+        chart["securityContext"] == kustomize["securityContext"],
+        "pod securityContext: chart {} kustomize {}",
+        chart["securityContext"],
+        kustomize["securityContext"]
+    );
+    for field in [
+        "securityContext",
+        "env",
+        "ports",
+        "resources",
+        "imagePullPolicy",
+    ] {
+        let (a, b) = (
+            &chart["containers"][0][field],
+            &kustomize["containers"][0][field],
+        );
+        ensure!(a == b, "container {field}: chart {a} kustomize {b}");
+    }
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let (a, b) = (
+            &chart["containers"][0][probe]["httpGet"],
+            &kustomize["containers"][0][probe]["httpGet"],
+        );
+        ensure!(a == b, "{probe}: chart {a} kustomize {b}");
+    }
+    let args = container_args(find(&base, "Deployment")?)?;
+    for flag in [
+        "run",
+        "--leader-elect",
+        "--metrics-bind-address=:8080",
+        "--health-probe-bind-address=:8081",
+    ] {
+        ensure!(
+            args.iter().any(|a| a == flag),
+            "kustomize args {args:?} lack {flag}"
+        );
+    }
+    Ok(())
+}
