@@ -11,17 +11,27 @@ export JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/jobsmith
 export KUBECTL_JOBSMITH_BIN ?= $(CARGO_TARGET_DIR)/debug/kubectl-jobsmith
 # Where `make install-plugin` puts kubectl-jobsmith and kubectl-managedjob (put it on PATH).
 BINDIR ?= $(HOME)/.local/bin
+# The workspace version: the image tag and the chart's version/appVersion.
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' Cargo.toml)
+export JOBSMITH_IMAGE ?= localhost/jobsmith:$(VERSION)
+# The static release binary of the image (e2e/scripts/build-image.sh).
+STATIC_BIN := $(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu/release/jobsmith
+# helm and helm-unittest, built into the tools cache by e2e/scripts/build-tools.sh.
+TOOL_BINS := $(shell bash -c 'source e2e/scripts/versions.sh && echo "$$HELM_BIN $$HELM_UNITTEST_BIN"')
+export HELM ?= $(word 1,$(TOOL_BINS))/helm
+HELM_UNITTEST ?= $(word 2,$(TOOL_BINS))/helm-unittest
 
-.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e demo build install-plugin
+.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e demo build install-plugin image chart
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: ## install what the project needs (apt packages, rust components, go check)
 	bash e2e/scripts/setup.sh
 
-generate: ## re-render crds/, docs/reference/, deploy/argocd/argocd-cm.yaml and the plugin's expected outputs and docs pictures
+generate: ## re-render crds/, docs/reference/, the chart/kustomize files, deploy/argocd/argocd-cm.yaml and the plugin's expected outputs
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-api --test generated
+	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-manager --test deploy_generated
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-e2e --test argocd_health -- the_argocd_cm_patch_is_generated_from_the_scripts
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-cli --test render --test svg
 
@@ -53,14 +63,24 @@ argocd-health: gitops-tools ## run deploy/argocd/*/health_test.yaml in Argo CD's
 argocd-capture: build gitops-tools ## regenerate deploy/argocd/*/testdata from live objects on the local plane
 	JOBSMITH_CAPTURE_ARGOCD=1 bash e2e/scripts/with-cluster.sh cargo test -p jobsmith-e2e --test argocd_health
 
+image: ## static release binary (checked static) and the image $(JOBSMITH_IMAGE) (buildah, no base image)
+	IMAGE=$(JOBSMITH_IMAGE) bash e2e/scripts/build-image.sh
+
+chart: ## helm lint and helm-unittest of charts/jobsmith (builds helm and helm-unittest, cached)
+	bash e2e/scripts/build-tools.sh helm helm-unittest
+	$(HELM) lint --strict charts/jobsmith
+	$(HELM) lint --strict charts/jobsmith -f charts/jobsmith/ci/every-flag-values.yaml
+	$(HELM_UNITTEST) charts/jobsmith
+
 cluster-up: tools ## start the local control plane; prints the KUBECONFIG to export
 	bash e2e/scripts/cluster-up.sh
 
 cluster-down: ## stop the local control plane
 	bash e2e/scripts/cluster-down.sh
 
-# with-cluster.sh builds the tools (cached) only when it starts the local plane.
-e2e: build gitops-tools ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
+# with-cluster.sh builds the tools (cached) only when it starts the local plane. The image and
+# chart tests (e2e/tests/{image,chart,kustomize}.rs) need the image and helm: `image` and `chart`.
+e2e: build gitops-tools image chart ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
 	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
 test: setup lint unit argocd-health e2e bench-e2e ## everything CI runs (the bench prints figures, never fails on time)
@@ -68,9 +88,10 @@ test: setup lint unit argocd-health e2e bench-e2e ## everything CI runs (the ben
 bench-engine: ## engine benchmarks (prints name: value unit)
 	cargo bench -p jobsmith-engine --bench engine
 
-bench-e2e: ## end-to-end benchmark on the local plane (prints name: value unit)
-	cargo build --release -p jobsmith-manager --bin jobsmith
-	JOBSMITH_BIN=$(CARGO_TARGET_DIR)/release/jobsmith E2E_DISABLE_QPS_LIMITS=1 bash e2e/scripts/with-cluster.sh \
+# The bench measures the release binary that ships in the image (the static one `make image`
+# builds), which also spares a second release build of the manager.
+bench-e2e: image ## end-to-end benchmark on the local plane (prints name: value unit)
+	JOBSMITH_BIN=$(STATIC_BIN) E2E_DISABLE_QPS_LIMITS=1 bash e2e/scripts/with-cluster.sh \
 	  cargo test --release -p jobsmith-e2e --test bench -- --ignored --nocapture --test-threads=1
 
 # demo.sh builds the tools (cached) only when your kubeconfig names no reachable cluster.

@@ -54,6 +54,7 @@ prepare_module() { # tool version -> prints the module dir
 
 save_lock() { # tool src
   if [ "$UPDATE_LOCK" = 1 ] || [ ! -f "$repo/e2e/toolchain/$1/go.sum" ]; then
+    mkdir -p "$repo/e2e/toolchain/$1"
     cp "$2/go.mod" "$2/go.sum" "$repo/e2e/toolchain/$1/"
   fi
 }
@@ -175,10 +176,33 @@ build_argocd_lua() { build_own argocd-lua argocd-lua-health github.com/yuin/goph
 # kstatus of live objects, as Flux computes it (docs/gitops.md).
 build_kstatus() { build_own kstatus kstatus-check sigs.k8s.io/cli-utils "$CLI_UTILS_VERSION"; }
 
+# helm-unittest, the chart's unit tests; the binary runs on its own (`helm-unittest CHART`, what
+# the `helm unittest` plugin runs).
+# v1.1.2 needs github.com/vmware-labs/yaml-jsonpath replaced by its fork, as its own go.mod does
+# (a replace in a dependency's go.mod does not apply to the module that builds it).
+build_helm_unittest() {
+  local out; out="$(tool_dir helm-unittest "$HELM_UNITTEST_VERSION")"
+  stamp_ok "$out" && { log "helm-unittest v$HELM_UNITTEST_VERSION cached"; return; }
+  log "building helm-unittest v$HELM_UNITTEST_VERSION"
+  local src; src="$(prepare_module helm-unittest "$HELM_UNITTEST_VERSION")"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init jobsmith.invalid/helmunittestbin
+    go mod edit -go=1.26.0 \
+      -replace=github.com/vmware-labs/yaml-jsonpath=github.com/helm-unittest/yaml-jsonpath@v0.4.0
+    go get -tool "github.com/helm-unittest/helm-unittest/cmd/helm-unittest@v$HELM_UNITTEST_VERSION"
+  fi
+  go mod download
+  mkdir -p "$out/bin"
+  go build -ldflags "-s -w" -o "$out/bin/helm-unittest" github.com/helm-unittest/helm-unittest/cmd/helm-unittest
+  save_lock helm-unittest "$src"
+  write_stamp "$out" helm-unittest "$HELM_UNITTEST_VERSION"
+}
+
 # Default: the local control plane. Opt in to the others by name.
 want="${*:-k8s etcd kwok}"
 for t in $want; do
-  declare -F "build_${t//-/_}" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm argocd-lua kstatus)"; exit 2; }
+  declare -F "build_${t//-/_}" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm helm-unittest argocd-lua kstatus)"; exit 2; }
 done
 mkdir -p "$E2E_CACHE"
 for t in $want; do

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine of this kind and checks the rest. Idempotent
 # and quick (well under a second) when everything is present.
-#   * Debian packages: openssl, curl, jq, make, shellcheck, diffutils (`kubectl diff` runs `diff`),
-#     tmux, graphviz, librsvg2-bin (apt-get, only when one is missing);
+#   * Debian packages (apt-get, only when one is missing): openssl, curl, jq, make, shellcheck,
+#     diffutils (`kubectl diff` runs `diff`), tmux, graphviz, librsvg2-bin (the plugin's tests);
+#     for the image (make image and its tests): buildah (builds and runs it), skopeo (inspects it),
+#     docker-registry (a local registry for the tests) and file (checks the binary is static);
 #   * Rust: rustfmt and clippy for the pinned toolchain (rustup, only when missing);
 #   * Go >= 1.26 (builds the local control plane; kwok v0.8.0 needs 1.26), checked, not installed;
 #   * kubectl, checked (the machine image ships it).
@@ -14,7 +16,8 @@ need_apt=()
 # command:package. tmux drives the plugin's watch-mode test; Graphviz `dot` draws its SVG graphs and
 # rsvg-convert (librsvg) checks that they render.
 for pair in openssl:openssl curl:curl jq:jq make:make shellcheck:shellcheck diff:diffutils tmux:tmux \
-  dot:graphviz rsvg-convert:librsvg2-bin; do
+  dot:graphviz rsvg-convert:librsvg2-bin buildah:buildah skopeo:skopeo docker-registry:docker-registry \
+  file:file; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

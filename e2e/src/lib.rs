@@ -18,6 +18,8 @@ mod kubectl;
 mod list;
 mod manager;
 mod namespace;
+mod plane;
+mod tools;
 mod wait;
 
 pub use apply::{
@@ -31,8 +33,10 @@ pub use cluster::{FIELD_MANAGER, HINT, client, workspace_root};
 pub use crds::{crd_files, install_crds};
 pub use kubectl::{CommandOutput, kubectl, kubectl_ok};
 pub use list::{list_events, list_jobs, list_pods, list_pods_selected};
-pub use manager::{ManagerProcess, free_local_port, http_get, impersonating_kubeconfig};
+pub use manager::{ManagerProcess, free_local_port, http_get};
 pub use namespace::TestNamespace;
+pub use plane::PrivatePlane;
+pub use tools::{helm, helm_binary, helm_ok, impersonating_kubeconfig, run_tool, run_tool_ok};
 pub use wait::{
     eventually, job_condition, job_finished, pod_phase, status_condition, status_phase,
     wait_deleted, wait_for,

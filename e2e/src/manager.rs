@@ -254,39 +254,6 @@ impl Drop for ManagerProcess {
     }
 }
 
-/// A copy of `KUBECONFIG` whose users act as `user` (kubeconfig `as:`, with `groups` as
-/// `as-groups:`), written into `dir`. The API server's audit log then names that user for every
-/// request made with it, which tells two managers apart.
-pub fn impersonating_kubeconfig(
-    dir: &std::path::Path,
-    user: &str,
-    groups: &[&str],
-) -> Result<std::path::PathBuf> {
-    let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
-    let text = std::fs::read_to_string(&source).with_context(|| format!("reading {source}"))?;
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text)?;
-    let users = config
-        .get_mut("users")
-        .and_then(serde_yaml::Value::as_sequence_mut)
-        .context("the kubeconfig has no users")?;
-    for entry in users {
-        if let Some(auth) = entry
-            .get_mut("user")
-            .and_then(serde_yaml::Value::as_mapping_mut)
-        {
-            auth.insert("as".into(), user.into());
-            if !groups.is_empty() {
-                let groups: Vec<serde_yaml::Value> = groups.iter().map(|g| (*g).into()).collect();
-                auth.insert("as-groups".into(), groups.into());
-            }
-        }
-    }
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("kubeconfig-as-{}", user.replace([':', '/'], "-")));
-    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;

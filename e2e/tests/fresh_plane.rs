@@ -13,104 +13,18 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use jobsmith_api::{ManagedJob, Phase};
-use jobsmith_e2e::{apply_yaml, free_local_port, http_get, install_crds, workspace_root};
+use jobsmith_e2e::{PrivatePlane, apply_yaml, http_get, install_crds};
 use kube::api::Api;
 use support::{StartedManager, start_manager_process, two_job_workflow, wait_run};
 
 /// How long `/readyz` may take after the CRDs are Established. Before the readiness fix it was
 /// 26 s (a lost wakeup, woken only by a 30 s log timer); now it is well under a second.
 const READY_AFTER_CRDS: Duration = Duration::from_secs(15);
-
-/// A private plane, stopped when dropped.
-struct Plane {
-    run_dir: PathBuf,
-    env: Vec<(String, String)>,
-    kubeconfig: PathBuf,
-}
-
-impl Plane {
-    /// `name` keeps the run dirs of the tests of one process apart (they run in parallel).
-    fn start(name: &str) -> Result<Self> {
-        let scripts = workspace_root().join("e2e/scripts");
-        let run_dir = std::env::temp_dir().join(format!(
-            "jobsmith-e2e-{name}-{}",
-            std::process::id()
-        ));
-        let mut env = vec![
-            (
-                "E2E_RUN_DIR".to_owned(),
-                run_dir.to_string_lossy().into_owned(),
-            ),
-            ("E2E_NODES".to_owned(), "1".to_owned()),
-        ];
-        for var in [
-            "E2E_ETCD_PORT",
-            "E2E_ETCD_PEER_PORT",
-            "E2E_APISERVER_PORT",
-            "E2E_KCM_PORT",
-            "E2E_SCHEDULER_PORT",
-            "E2E_KWOK_PORT",
-        ] {
-            env.push((var.to_owned(), free_local_port()?.to_string()));
-        }
-        run(
-            &scripts.join("build-tools.sh"),
-            &["k8s", "etcd", "kwok"],
-            &env,
-        )?;
-        let plane = Self {
-            kubeconfig: run_dir.join("kubeconfig"),
-            run_dir,
-            env,
-        };
-        let out = run(&scripts.join("cluster-up.sh"), &[], &plane.env)?;
-        ensure!(
-            out.lines()
-                .last()
-                .is_some_and(|l| l.starts_with("export KUBECONFIG=")),
-            "cluster-up.sh printed no kubeconfig: {out}"
-        );
-        Ok(plane)
-    }
-
-    async fn client(&self) -> Result<kube::Client> {
-        let config = kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&self.kubeconfig)?,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await?;
-        Ok(kube::Client::try_from(config)?)
-    }
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        let down = workspace_root().join("e2e/scripts/cluster-down.sh");
-        let _ = run(&down, &[], &self.env);
-        let _ = std::fs::remove_dir_all(&self.run_dir);
-    }
-}
-
-/// Runs a script, returning its stdout; its stderr is passed through.
-fn run(script: &Path, args: &[&str], env: &[(String, String)]) -> Result<String> {
-    let out = Command::new("bash")
-        .arg(script)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed: {}", script.display(), out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 async fn readyz(port: u16) -> (u16, String) {
     http_get(&format!("127.0.0.1:{port}"), "/readyz")
@@ -120,9 +34,9 @@ async fn readyz(port: u16) -> (u16, String) {
 
 #[tokio::test]
 async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> Result<()> {
-    let plane = Plane::start("fresh")?;
+    let plane = PrivatePlane::start("fresh", 1)?;
     let client = plane.client().await?;
-    let kubeconfig = plane.kubeconfig.to_string_lossy().into_owned();
+    let kubeconfig = plane.kubeconfig().to_string_lossy().into_owned();
     let StartedManager {
         mut manager,
         health_port,
@@ -171,8 +85,8 @@ async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> R
 }
 
 /// The PID a plane component was started with.
-fn component_pid(plane: &Plane, name: &str) -> Result<u32> {
-    let path = plane.run_dir.join("pids").join(format!("{name}.pid"));
+fn component_pid(plane: &PrivatePlane, name: &str) -> Result<u32> {
+    let path = plane.run_dir().join("pids").join(format!("{name}.pid"));
     Ok(std::fs::read_to_string(&path)
         .with_context(|| format!("reading {}", path.display()))?
         .trim()
@@ -208,10 +122,10 @@ fn chain(name: &str, steps: usize, ms: u32) -> String {
 
 #[tokio::test]
 async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds() -> Result<()> {
-    let plane = Plane::start("api-restart")?;
+    let plane = PrivatePlane::start("api-restart", 1)?;
     let client = plane.client().await?;
     install_crds(&client).await?;
-    let kubeconfig = plane.kubeconfig.to_string_lossy().into_owned();
+    let kubeconfig = plane.kubeconfig().to_string_lossy().into_owned();
     let StartedManager {
         mut manager,
         health_port,
@@ -253,7 +167,7 @@ async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds
     ensure!(code == 503, "/readyz during the outage: {code}");
     tokio::time::sleep(Duration::from_secs(7)).await;
     signal(etcd, "CONT")?;
-    let log = std::fs::File::create(plane.run_dir.join("logs/kube-apiserver-restarted.log"))?;
+    let log = std::fs::File::create(plane.run_dir().join("logs/kube-apiserver-restarted.log"))?;
     let mut restarted = Command::new(&argv[0])
         .args(&argv[1..])
         .stdout(log.try_clone()?)
@@ -304,7 +218,7 @@ async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds
         readyz(health_port).await.0 == 200,
         "/readyz after the outage"
     );
-    let events = jobsmith_e2e::audit_events_at(&plane.run_dir.join("logs/audit.log"), namespace)?;
+    let events = jobsmith_e2e::audit_events_at(&plane.run_dir().join("logs/audit.log"), namespace)?;
     let creates = jobsmith_e2e::job_creates_in(&events)?;
     ensure!(
         creates.len() == 9 && creates.values().all(|n| *n == 1),

@@ -166,8 +166,16 @@ impl Pair {
         let configs: Vec<String> = users
             .iter()
             .map(|u| {
-                impersonating_kubeconfig(&dir, u, &["system:masters"])
-                    .map(|p| p.to_string_lossy().into_owned())
+                std::fs::create_dir_all(&dir)?;
+                let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
+                let path = dir.join(format!("kubeconfig-as-{u}"));
+                impersonating_kubeconfig(
+                    std::path::Path::new(&source),
+                    u,
+                    &["system:masters"],
+                    &path,
+                )?;
+                Ok(path.to_string_lossy().into_owned())
             })
             .collect::<Result<_>>()?;
         let args = [

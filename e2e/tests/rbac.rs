@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{DaemonJob, JobRun, ManagedJob, Phase, RunStatus};
 use jobsmith_e2e::{
     TestNamespace, apply_yaml, client, impersonating_kubeconfig, install_crds, kubectl,
@@ -20,7 +20,6 @@ use support::{
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:jobsmith-system:jobsmith";
 
-/// A copy of the current kubeconfig whose users act as the ServiceAccount.
 async fn can_i(verb: &str, resource: &str, namespace: &str) -> Result<bool> {
     let out = kubectl(&[
         "auth",
@@ -65,7 +64,14 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
 
     let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
     std::fs::create_dir_all(&dir)?;
-    let kubeconfig = impersonating_kubeconfig(&dir, SERVICE_ACCOUNT, &[])?;
+    let kubeconfig = dir.join("kubeconfig-as-jobsmith");
+    let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
+    impersonating_kubeconfig(
+        std::path::Path::new(&source),
+        SERVICE_ACCOUNT,
+        &[],
+        &kubeconfig,
+    )?;
     // The manager's client library honours the kubeconfig's `as:` (checked with the same
     // library: as the ServiceAccount, listing Secrets is refused).
     let options = kube::config::KubeConfigOptions::default();
