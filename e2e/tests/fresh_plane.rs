@@ -101,25 +101,6 @@ fn signal(pid: u32, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A JobFlow chain of `steps` flows whose pods run `ms` milliseconds.
-fn chain(name: &str, steps: usize, ms: u32) -> String {
-    let mut yaml = format!(
-        "apiVersion: jobsmith.dev/v1alpha1\nkind: JobFlow\nmetadata: {{name: {name}}}\nspec:\n  flows:\n"
-    );
-    for i in 0..steps {
-        let deps = if i == 0 {
-            String::new()
-        } else {
-            format!("\n    dependencies: [s{}]", i - 1)
-        };
-        yaml.push_str(&format!(
-            "  - name: s{i}{deps}\n    jobTemplate:\n      template:\n        metadata: {{annotations: {{jobsmith.dev/e2e-duration: \"{ms}\"}}}}\n        spec: {{containers: [{{name: main, image: {}}}]}}\n",
-            jobsmith_e2e::fake_pod::IMAGE
-        ));
-    }
-    yaml
-}
-
 #[tokio::test]
 async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds() -> Result<()> {
     let plane = PrivatePlane::start("api-restart", 1)?;
@@ -135,7 +116,7 @@ async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds
         .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
         .await?;
     let namespace = "default";
-    apply_yaml(&client, Some(namespace), &chain("during", 8, 1000)).await?;
+    apply_yaml(&client, Some(namespace), &support::chain("during", 8, 1000)).await?;
     let flows: Api<jobsmith_api::JobFlow> = Api::namespaced(client.clone(), namespace);
     wait_run(
         &flows,
@@ -188,7 +169,7 @@ async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds
             }
         })
         .await?;
-    apply_yaml(&client, Some(namespace), &chain("after", 1, 0)).await?;
+    apply_yaml(&client, Some(namespace), &support::chain("after", 1, 0)).await?;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), namespace);
     jobsmith_e2e::eventually(
         "the first Job after the outage",

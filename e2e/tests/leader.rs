@@ -127,25 +127,6 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
     Ok(())
 }
 
-/// A JobFlow chain of `steps` flows whose pods run `ms` milliseconds each.
-fn chain(name: &str, steps: usize, ms: u32) -> String {
-    let mut yaml = format!(
-        "apiVersion: jobsmith.dev/v1alpha1\nkind: JobFlow\nmetadata: {{name: {name}}}\nspec:\n  flows:\n"
-    );
-    for i in 0..steps {
-        let deps = if i == 0 {
-            String::new()
-        } else {
-            format!("\n    dependencies: [s{}]", i - 1)
-        };
-        yaml.push_str(&format!(
-            "  - name: s{i}{deps}\n    jobTemplate:\n      template:\n        metadata: {{annotations: {{jobsmith.dev/e2e-duration: \"{ms}\"}}}}\n        spec: {{containers: [{{name: main, image: {}}}]}}\n",
-            jobsmith_e2e::fake_pod::IMAGE
-        ));
-    }
-    yaml
-}
-
 /// Two managers on one Lease in their own namespace, each impersonating a user of its own (so
 /// the audit log tells their writes apart); the first is the leader with its caches synced.
 struct Pair {
@@ -271,7 +252,12 @@ impl Pair {
 async fn a_paused_leader_writes_nothing_after_its_successor_took_over() -> Result<()> {
     let mut pair = Pair::start("fence").await?;
     // Steps of 2 s, so the leader has work in flight when it is paused.
-    apply_yaml(&pair.client, Some(pair.ns.name()), &chain("long", 12, 2000)).await?;
+    apply_yaml(
+        &pair.client,
+        Some(pair.ns.name()),
+        &support::chain("long", 12, 2000),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     pair.a.manager.signal("STOP")?;
     let paused = std::time::Instant::now();
@@ -300,7 +286,7 @@ async fn a_lease_taken_over_by_an_edit_moves_every_write_to_the_new_holder() -> 
     apply_yaml(
         &pair.client,
         Some(pair.ns.name()),
-        &chain("edited", 8, 1500),
+        &support::chain("edited", 8, 1500),
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;

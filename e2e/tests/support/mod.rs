@@ -388,3 +388,23 @@ pub fn finished_at(job: &Job) -> Result<k8s_openapi::jiff::Timestamp> {
         .min()
         .ok_or_else(|| anyhow!("Job {} has not finished", job.name_any()))
 }
+
+/// A JobFlow `name`: a chain of `steps` flows (`s0` -> `s1` -> ...) whose pods run `ms`
+/// milliseconds each.
+pub fn chain(name: &str, steps: usize, ms: u32) -> String {
+    let mut yaml = format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: JobFlow\nmetadata: {{name: {name}}}\nspec:\n  flows:\n"
+    );
+    for i in 0..steps {
+        let deps = if i == 0 {
+            String::new()
+        } else {
+            format!("\n    dependencies: [s{}]", i - 1)
+        };
+        yaml.push_str(&format!(
+            "  - name: s{i}{deps}\n    jobTemplate:\n      template:\n        metadata: {{annotations: {{jobsmith.dev/e2e-duration: \"{ms}\"}}}}\n        spec: {{containers: [{{name: main, image: {}}}]}}\n",
+            jobsmith_e2e::fake_pod::IMAGE
+        ));
+    }
+    yaml
+}
