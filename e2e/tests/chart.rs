@@ -541,7 +541,9 @@ async fn helm_and_kustomize_install_on_a_restricted_plane() -> Result<()> {
 
     // The chart's ServiceAccount and RBAC are enough for every kind.
     let sa = format!("system:serviceaccount:{RELEASE_NS}:jobsmith");
-    ensure!(!can_i(&kc, &sa, "delete", "jobs.batch", &["-n", USER_NS]).await?);
+    // Jobs may be created and (finished, recorded ones) deleted, never updated.
+    ensure!(!can_i(&kc, &sa, "update", "jobs.batch", &["-n", USER_NS]).await?);
+    ensure!(!can_i(&kc, &sa, "delete", "pods", &["-n", USER_NS]).await?);
     ensure!(!can_i(&kc, &sa, "get", "secrets", &["-n", USER_NS]).await?);
     run_as_release(&plane, &dir, RELEASE_NS, "jobsmith", "jobsmith", "cluster").await?;
 
