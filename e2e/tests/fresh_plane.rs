@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use jobsmith_api::{ManagedJob, Phase};
-use jobsmith_e2e::{PrivatePlane, apply_yaml, http_get, install_crds};
+use jobsmith_e2e::{PrivatePlane, apply_yaml, http_get, install_crds_on};
 use kube::api::Api;
 use support::{StartedManager, start_manager_process, two_job_workflow, wait_run};
 
@@ -51,7 +51,7 @@ async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> R
     ensure!(code == 503, "/readyz without CRDs: {code} {body}");
     ensure!(manager.is_running(), "the manager exited without its CRDs");
 
-    install_crds(&client).await?;
+    install_crds_on(&client).await?;
     let established = Instant::now();
     let ready = jobsmith_e2e::eventually("/readyz answers 200", READY_AFTER_CRDS, || async {
         Ok((readyz(health_port).await.0 == 200).then_some(()))
@@ -105,7 +105,7 @@ fn signal(pid: u32, name: &str) -> Result<()> {
 async fn an_api_server_restart_mid_run_loses_nothing_and_recovers_within_seconds() -> Result<()> {
     let plane = PrivatePlane::start("api-restart", 1)?;
     let client = plane.client().await?;
-    install_crds(&client).await?;
+    install_crds_on(&client).await?;
     let kubeconfig = plane.kubeconfig().to_string_lossy().into_owned();
     let StartedManager {
         mut manager,
