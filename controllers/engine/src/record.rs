@@ -32,13 +32,6 @@ pub enum Recorded {
     Lost,
 }
 
-impl Recorded {
-    /// Whether the step had a Job at some point.
-    pub fn started(self) -> bool {
-        self != Self::None
-    }
-}
-
 /// The digest of a plan's step keys, in order (16 hex characters).
 pub fn digest<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
     let mut hasher = Sha256::new();
