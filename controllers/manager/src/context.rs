@@ -12,9 +12,9 @@ use crate::{
     cli::ControllerKind,
     events::EventPublisher,
     health::Readiness,
+    memory::RunMemory,
     metrics::Metrics,
     ratelimit::WriteLimiter,
-    run::RunMemory,
 };
 
 /// Built once by `main` and shared by all controllers.

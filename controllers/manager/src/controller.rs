@@ -186,7 +186,7 @@ async fn reconcile_guarded<R: Reconciler>(
                 let detail =
                     decode_error_with_path::<R::Kind>(&ctx.client, guard.meta(), &invalid.error)
                         .await;
-                let message = crate::run::bounded(&format!("invalid spec: {detail}"));
+                let message = crate::status::bounded(&format!("invalid spec: {detail}"));
                 if let Some(status) =
                     R::invalid_object_status(&message, generation, &crate::run::now())
                     && let Err(error) = crate::status::write_status(

@@ -146,7 +146,7 @@ impl EventPublisher {
         let event = Event {
             type_: event_type,
             reason: reason.to_owned(),
-            note: Some(truncate(&message, 1024)),
+            note: Some(crate::status::bounded(&message)),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -242,18 +242,6 @@ fn event_name(object: &str, nanos: i128) -> String {
     format!("{head}{hash}{suffix}")
 }
 
-/// Events notes are limited to 1 kB.
-fn truncate(message: &str, max: usize) -> String {
-    if message.len() <= max {
-        return message.to_owned();
-    }
-    let mut end = max.saturating_sub(3);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &message[..end])
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 mod tests {
@@ -335,13 +323,5 @@ mod tests {
         for kind in [EventKind::Failed, EventKind::Invalid, EventKind::Conflict] {
             assert_eq!(kind.event_type(), EventType::Warning);
         }
-    }
-
-    #[test]
-    fn long_notes_are_truncated_on_a_char_boundary() {
-        let long = "é".repeat(1000);
-        let t = truncate(&long, 1024);
-        assert!(t.len() <= 1024 && t.ends_with("..."));
-        assert_eq!(truncate("short", 1024), "short");
     }
 }

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod health;
 pub mod jobs;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod nodes;
 pub mod ratelimit;

@@ -1,0 +1,196 @@
+//! What a run controller remembers of each run object between reconciles (pure data, no client):
+//! the last seen phase of every step, the refused creates, the compiled plan and the status last
+//! written. Rebuilt from the durable `status.record` after a restart.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+    time::Instant,
+};
+
+use jobsmith_api::{Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
+use jobsmith_engine::{
+    compile::Plan,
+    record::{self, Recorded},
+    rollup::{self, Blocker},
+};
+use serde_json::Value;
+
+/// What was last seen of one step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StepMemo {
+    pub(crate) phase: ApiStepPhase,
+    pub(crate) reason: Option<String>,
+    /// This process created the step's Job.
+    pub(crate) created: bool,
+    /// The cache has held the step's Job at least once.
+    pub(crate) seen: bool,
+    /// The step had a Job at some point (created here, seen, or in the durable record): if it
+    /// is gone without a recorded outcome, the step is `Lost`, never created again.
+    pub(crate) started: bool,
+    /// Not in the record a restart started from (beyond the status' entry cap): its first
+    /// observation is a baseline, not a transition (no Event, no metric).
+    pub(crate) baseline: bool,
+    /// The last refused create, while it stands.
+    pub(crate) refused: Option<Refusal>,
+}
+
+/// A create the API server refused, and when it may be tried again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// The object's generation and the template's resourceVersion it was refused for: a change
+    /// of either ends the refusal at once.
+    pub(crate) generation: Option<i64>,
+    pub(crate) template_version: Option<String>,
+    /// What the step shows meanwhile.
+    pub(crate) blocker: Blocker,
+    /// `None`: the Job itself was rejected (400/422); only a change ends it.
+    pub(crate) retry_at: Option<Instant>,
+    pub(crate) attempts: u32,
+}
+
+/// What was last seen of one run object.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunMemo {
+    pub(crate) uid: String,
+    pub(crate) phase: Option<Phase>,
+    /// The message of the invalid-spec status last reported.
+    pub(crate) invalid: Option<String>,
+    pub(crate) steps: HashMap<String, StepMemo>,
+    /// Rebuilt from a status after a restart: steps without a record start as a baseline.
+    pub(crate) restored: bool,
+    /// The durable record of the status a restart started from, applied once the plan is known.
+    pub(crate) pending_record: Option<StepRecord>,
+    /// The plan compiled for this generation ([`RunKind::PLAN_FROM_SPEC`] kinds only).
+    pub(crate) plan: Option<(Option<i64>, Arc<Plan>)>,
+    /// The status this manager last wrote, and the resourceVersion of the object it was written
+    /// over. While the cache still shows that version (our own write not yet delivered by the
+    /// watch, typically when a Job event arrives first) the status is compared with what we
+    /// wrote, not with the stale copy: otherwise the same patch would be sent again.
+    pub(crate) written: Option<WrittenStatus>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct WrittenStatus {
+    pub(crate) over_resource_version: Option<String>,
+    pub(crate) status: Value,
+}
+
+impl RunMemo {
+    /// The record after a restart: what the status says (steps without an entry are unknown
+    /// until the durable record is applied to the plan).
+    pub(crate) fn from_status(
+        uid: &str,
+        status: Option<&RunStatus>,
+        entries: &[StepEntry],
+    ) -> Self {
+        let invalid = status.and_then(|s| {
+            let message = s.message.as_deref()?;
+            rollup::is_invalid_spec(s, message).then(|| message.to_owned())
+        });
+        Self {
+            uid: uid.to_owned(),
+            phase: status.and_then(|s| s.phase),
+            invalid,
+            steps: entries
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.clone(),
+                        StepMemo {
+                            phase: e.phase,
+                            reason: e.reason.clone(),
+                            started: e.phase != ApiStepPhase::Pending
+                                && e.phase != ApiStepPhase::Aborted
+                                && e.phase != ApiStepPhase::Skipped
+                                && e.reason.is_none(),
+                            ..StepMemo::default()
+                        },
+                    )
+                })
+                .collect(),
+            restored: status.is_some(),
+            pending_record: status.and_then(|s| s.record.clone()),
+            plan: None,
+            written: None,
+        }
+    }
+
+    /// Applies the durable record of a restart to the plan: every step it knows gets its
+    /// outcome (or at least the fact that it had a Job) whatever the entry cap left out.
+    pub(crate) fn apply_record(&mut self, plan: &Plan) {
+        let Some(record) = self.pending_record.take() else {
+            return;
+        };
+        let keys: Vec<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+        let Some(states) = record::for_plan(&record, &keys, None) else {
+            tracing::warn!(
+                "the step record was written for other steps (the spec changed while no manager ran); steps without a Job or entry are taken as not started"
+            );
+            return;
+        };
+        for (step, state) in plan.steps.iter().zip(states) {
+            let known = self.steps.entry(step.key.clone()).or_default();
+            let (phase, reason) = match state {
+                Recorded::None => continue,
+                Recorded::Created if known.phase == ApiStepPhase::Pending => {
+                    (ApiStepPhase::Running, None)
+                }
+                Recorded::Created => (known.phase, known.reason.clone()),
+                Recorded::Succeeded => (ApiStepPhase::Succeeded, None),
+                Recorded::Failed => (ApiStepPhase::Failed, None),
+                Recorded::Lost => (
+                    ApiStepPhase::Failed,
+                    Some(jobsmith_api::reasons::LOST.to_owned()),
+                ),
+            };
+            known.started = true;
+            known.phase = phase;
+            known.reason = reason;
+            known.baseline = false;
+        }
+    }
+}
+
+/// Per-object records of one controller; a reconcile of one object is never concurrent with
+/// another of the same object, so a record is taken out for the reconcile and put back after.
+#[derive(Default)]
+pub struct RunMemory {
+    runs: Mutex<HashMap<(String, String), RunMemo>>,
+}
+
+impl RunMemory {
+    pub(crate) fn take(&self, namespace: &str, name: &str) -> Option<RunMemo> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    pub(crate) fn put(&self, namespace: &str, name: &str, memo: RunMemo) {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((namespace.to_owned(), name.to_owned()), memo);
+    }
+
+    /// Forgets an object (it was deleted).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.take(namespace, name);
+    }
+}
+
+/// Whether the step reached a result of its own Job earlier (not a blocker's).
+pub(crate) fn finished_before(known: &StepMemo) -> bool {
+    known.reason.is_none() && matches!(known.phase, ApiStepPhase::Succeeded | ApiStepPhase::Failed)
+}
+
+impl RunMemo {
+    /// Drops the steps that are no longer in the plan (removed from the spec).
+    pub(crate) fn forget_removed_steps(&mut self, plan: &Plan) {
+        if self.steps.len() > plan.steps.len() {
+            let keys: HashSet<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+            self.steps.retain(|k, _| keys.contains(k.as_str()));
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Create: the Jobs the scheduler asks for, built from the plan and the JobTemplate cache; a
+//! refused create is remembered on the step and retried with a capped backoff.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use jobsmith_engine::{
+    StepId, StepOutcome,
+    compile::{self, BuildError, Plan},
+    rollup::Blocker,
+};
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::reflector::ObjectRef;
+
+use super::{
+    RunKind,
+    observe::{Observed, decide, template_version},
+};
+use crate::{
+    apply::{self, ApplyError, JobWrite},
+    context::Context,
+    memory::{Refusal, RunMemo, StepMemo},
+    metrics,
+    status::bounded,
+};
+
+/// Jobs created at once in one reconcile (the write limiter still applies to each).
+const CREATE_CONCURRENCY: usize = 8;
+
+/// Refused creates are retried after 1 s, doubling up to this.
+const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
+
+/// Creates what the scheduler asks for. A step that turns out blocked-and-failed may unblock
+/// failure handlers, so decide again until nothing new is attempted. Returns the created steps.
+pub(super) async fn create_ready<K: RunKind>(
+    obj: &Arc<K>,
+    ctx: &Arc<Context>,
+    plan: &Plan,
+    namespace: &str,
+    uid: &str,
+    memo: &mut RunMemo,
+    observed: &mut Observed,
+) -> Vec<StepId> {
+    let n = plan.steps.len();
+    let generation = obj.meta().generation;
+    let mut attempted = vec![false; n];
+    let mut created: Vec<StepId> = Vec::new();
+    loop {
+        let todo: Vec<StepId> = observed
+            .decision
+            .create
+            .iter()
+            .copied()
+            .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
+            .collect();
+        if todo.is_empty() {
+            return created;
+        }
+        let mut builds = Vec::new();
+        for step in todo {
+            attempted[step.index()] = true;
+            match build(ctx, obj.as_ref(), plan, step, namespace) {
+                Ok(job) => builds.push((step, job)),
+                Err(blocker) => {
+                    if blocker.fails_step() {
+                        observed.outcomes[step.index()] = StepOutcome::Failed;
+                    } else {
+                        // Waiting for its template: it holds no maxParallel slot meanwhile.
+                        observed.unavailable[step.index()] = true;
+                    }
+                    observed.blockers[step.index()] = Some(blocker);
+                }
+            }
+        }
+        let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
+            futures::stream::iter(builds.into_iter().map(|(step, job)| {
+                let ctx = ctx.clone();
+                async move { (step, apply::create_job_if_absent(&ctx, job, uid).await) }
+            }))
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect()
+            .await;
+        for (step, write) in writes {
+            let i = step.index();
+            let Some(planned) = plan.steps.get(i) else {
+                continue;
+            };
+            let known = memo.steps.entry(planned.key.clone()).or_default();
+            match write {
+                Ok(JobWrite::Created(job)) => {
+                    observed.outcomes[i] = StepOutcome::Running;
+                    // The response stands in for the cache entry the watch has not delivered
+                    // yet, so the first status already carries the step's start time.
+                    observed.jobs[i] = Some(Arc::new(*job));
+                    known.created = true;
+                    known.started = true;
+                    known.refused = None;
+                    created.push(step);
+                }
+                Ok(JobWrite::Exists) => {
+                    observed.outcomes[i] = StepOutcome::Running;
+                    known.started = true;
+                }
+                Ok(JobWrite::Conflict { .. }) => {
+                    observed.outcomes[i] = StepOutcome::Failed;
+                    observed.blockers[i] = Some(Blocker::NameConflict);
+                    // Looked at again after a backoff, not on every reconcile.
+                    refuse(
+                        known,
+                        generation,
+                        template_version(ctx, planned, namespace),
+                        Blocker::NameConflict,
+                        true,
+                    );
+                }
+                Err(error) => {
+                    let (blocker, retryable) = refusal_of(&error);
+                    tracing::warn!(job = %planned.job_name, step = %planned.key, %error, "creating the Job was refused");
+                    metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
+                    if blocker.fails_step() {
+                        observed.outcomes[i] = StepOutcome::Failed;
+                    } else {
+                        observed.unavailable[i] = true;
+                    }
+                    observed.blockers[i] = Some(blocker.clone());
+                    refuse(
+                        known,
+                        generation,
+                        template_version(ctx, planned, namespace),
+                        blocker,
+                        retryable,
+                    );
+                }
+            }
+        }
+        observed.decision = decide(plan, observed);
+    }
+}
+
+/// Remembers a refused create (see [`Refusal`]).
+pub(super) fn refuse(
+    known: &mut StepMemo,
+    generation: Option<i64>,
+    template_version: Option<String>,
+    blocker: Blocker,
+    retryable: bool,
+) {
+    let attempts = known.refused.as_ref().map_or(0, |r| r.attempts) + 1;
+    let retry_at = retryable.then(|| {
+        let exp = attempts.saturating_sub(1).min(16);
+        Instant::now() + Duration::from_secs(1u64 << exp).min(REFUSAL_BACKOFF_MAX)
+    });
+    known.refused = Some(Refusal {
+        generation,
+        template_version,
+        blocker,
+        retry_at,
+        attempts,
+    });
+}
+
+/// What a refused create means for the step, and whether trying again later may help.
+pub(super) fn refusal_of(error: &ApplyError) -> (Blocker, bool) {
+    let message = match error {
+        ApplyError::Create {
+            source: kube::Error::Api(status),
+            ..
+        } => {
+            if status.code == 422 || status.code == 400 {
+                // The API server rejects the Job itself (an embedded pod template it validates
+                // only now): only a change of the spec or the template can help.
+                return (
+                    Blocker::Invalid {
+                        message: bounded(&format!(
+                            "the API server rejected the Job: {}",
+                            status.message
+                        )),
+                    },
+                    false,
+                );
+            }
+            format!("{} ({})", status.message, status.code)
+        }
+        other => other.to_string(),
+    };
+    (
+        Blocker::CreateRefused {
+            message: bounded(&message),
+        },
+        true,
+    )
+}
+
+fn refusal_code(error: &ApplyError) -> String {
+    match error {
+        ApplyError::Create {
+            source: kube::Error::Api(status),
+            ..
+        } => status.code.to_string(),
+        _ => "none".to_owned(),
+    }
+}
+
+/// Builds one step's Job, resolving its JobTemplate from the shared cache.
+pub(super) fn build<K: RunKind>(
+    ctx: &Context,
+    obj: &K,
+    plan: &Plan,
+    step: StepId,
+    namespace: &str,
+) -> Result<Job, Blocker> {
+    let planned = plan.steps.get(step.index());
+    let guard = planned.and_then(|p| p.template_ref.as_deref()).map(|name| {
+        (
+            name,
+            ctx.templates.get(&ObjectRef::new(name).within(namespace)),
+        )
+    });
+    let template = match &guard {
+        Some((name, Some(guard))) => match &guard.0 {
+            Ok(template) => Some(template),
+            Err(invalid) => {
+                return Err(Blocker::TemplateInvalid {
+                    template: (*name).to_owned(),
+                    message: invalid.error.clone(),
+                });
+            }
+        },
+        Some((name, None)) => {
+            return Err(Blocker::TemplateNotFound {
+                template: (*name).to_owned(),
+            });
+        }
+        None => None,
+    };
+    let mut job = obj.build_job(plan, step, template).map_err(blocker_of)?;
+    compile::defer_ttl(&mut job);
+    Ok(job)
+}
+
+fn blocker_of(error: BuildError) -> Blocker {
+    match error {
+        BuildError::TemplateNotFound { name } => Blocker::TemplateNotFound { template: name },
+        BuildError::TemplateInvalid { name, message } => Blocker::TemplateInvalid {
+            template: name,
+            message,
+        },
+        BuildError::OverrideNotAllowed { field } => Blocker::OverrideNotAllowed { field },
+        BuildError::Invalid(message) => Blocker::Invalid { message },
+    }
+}

@@ -1,0 +1,308 @@
+//! The one run mechanism of the run kinds (ManagedJob, JobFlow, and next DaemonJob and JobRun):
+//! a kind supplies its compile functions and its status type ([`RunKind`]); everything else is
+//! here, written once (STYLE 1, 2):
+//!
+//! 1. **Read**: compile the spec into a [`Plan`] (an invalid spec stops here: phase `Failed`,
+//!    `Stalled=True` reason `InvalidSpec`, one Warning Event, no Job); look up each step's Job
+//!    *by name* in the shared Job cache (no list). A Job with the step's name and another (or
+//!    no) controller owner is never adopted: the step fails with `NameConflict`.
+//! 2. **Decide**: the engine's scheduler ([`evaluate`]) on the observed outcomes.
+//! 3. **Write Jobs**: build the Jobs to create (resolving `templateRef` from the shared
+//!    JobTemplate cache; a missing template leaves the step waiting with `TemplateNotFound`),
+//!    create them if absent (idempotent: `AlreadyExists` with our owner is fine).
+//! 4. **Write status**: the engine's roll-up, sent only when it changed (`status.rs`).
+//! 5. **Tell**: Events per docs/architecture.md, derived by comparing the previous step phases
+//!    with the new ones, so a restart does not repeat them; kind hooks (ManagedJob metrics).
+//!
+//! The previous step phases come from a small in-memory record per object ([`RunMemory`]),
+//! seeded after a restart from the durable `status.record` (every step, never capped: engine
+//! `record`); it also remembers which Jobs this process created but has not seen in the cache
+//! yet (the watch lags the create response), so such a step counts as running without another
+//! request.
+//!
+//! Exactly once (docs/guarantees.md): a step's Job is created only when neither the cache, the
+//! memory nor the record knows of one. A step whose Job went away after its outcome was
+//! recorded keeps that outcome; one whose Job went away before (deleted while running, or while
+//! the manager was down) is `Lost`: failed, never created again. A Job's own
+//! `ttlSecondsAfterFinished` is held back (engine `compile::defer_ttl`) and applied here, once
+//! the outcome is in the status.
+//!
+//! A refused create is remembered per step ([`Refusal`]): a rejection of the Job itself
+//! (400/422) fails the step until the spec or its template changes; any other refusal (quota,
+//! webhook, RBAC, conflict, server error) leaves it waiting with reason `CreateRefused` and is
+//! retried with a capped backoff, never on every reconcile (a status write that triggers the
+//! next reconcile must not re-send the same request).
+//!
+//! Decisions where SPEC is silent (docs/managedjob.md, docs/jobflow.md):
+//! - A Job that exists for a step that is no longer in the spec is left alone.
+//! - Requeue: on change (the object, its Jobs, its JobTemplates) plus a periodic resync.
+
+mod create;
+mod kind;
+mod notes;
+mod observe;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::{marker::PhantomData, sync::Arc, time::Duration};
+
+use futures::stream::BoxStream;
+use jobsmith_api::{JobTemplate, Phase};
+use jobsmith_engine::{
+    compile::{InvalidSpec, Plan},
+    rollup,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        controller::Action,
+        reflector::{ObjectRef, Store},
+    },
+};
+use serde_json::Value;
+
+pub use kind::{KindStatus, RunKind, StatusParts, StatusView};
+
+use crate::{
+    apply::ApplyError,
+    cli::ControllerKind,
+    context::Context,
+    controller::{ErrorCategory, Reconciler, map_shared},
+    events::EventKind,
+    memory::RunMemo,
+    status::StatusError,
+};
+use create::create_ready;
+use observe::observe_steps;
+
+/// Resync of every run object even when nothing changed (a missed watch event cannot wedge it).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// The controller of every run kind: reconcile with [`reconcile`], trigger on the kind's Jobs,
+/// on the JobTemplates it references and on [`RunKind::extra_triggers`].
+pub struct RunController<K>(PhantomData<fn() -> K>);
+
+impl<K: RunKind> Reconciler for RunController<K> {
+    type Kind = K;
+    type Error = RunError;
+    const CONTROLLER: ControllerKind = K::CONTROLLER;
+    const USES_TEMPLATES: bool = true;
+    const USES_NODES: bool = K::USES_NODES;
+
+    async fn reconcile(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+        let _guard = obj.reconcile_guard();
+        reconcile(obj, ctx).await
+    }
+
+    fn triggers(
+        ctx: &Arc<Context>,
+        own: &Store<DeserializeGuard<K>>,
+    ) -> Vec<BoxStream<'static, ObjectRef<K>>> {
+        let mut triggers = vec![template_trigger(ctx, own)];
+        triggers.extend(K::extra_triggers(ctx, own));
+        triggers
+    }
+
+    fn invalid_object_status(message: &str, generation: Option<i64>, now: &Time) -> Option<Value> {
+        let run = rollup::invalid_spec(None, message, generation, now);
+        serde_json::to_value(run).ok()
+    }
+
+    fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
+        let namespace = namespace.unwrap_or_default();
+        ctx.runs.forget(namespace, name);
+        K::on_forget(ctx, namespace, name);
+    }
+}
+
+/// Errors of one run reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the object has no uid or namespace")]
+    MissingIdentity,
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+impl ErrorCategory for RunError {
+    fn category(&self) -> &'static str {
+        match self {
+            RunError::MissingIdentity => "identity",
+            RunError::Apply(e) => e.category(),
+            RunError::Status(e) => e.category(),
+        }
+    }
+}
+
+pub(crate) fn now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // Status times have second precision on the wire; keep the value equal to what is read back.
+    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Reconciles one run object. See the module doc.
+pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+    let (Some(namespace), Some(uid)) = (obj.namespace(), obj.meta().uid.clone()) else {
+        return Err(RunError::MissingIdentity);
+    };
+    let name = obj.name_any();
+    if obj.meta().deletion_timestamp.is_some() {
+        // Being deleted: the garbage collector removes the Jobs; nothing new starts.
+        return Ok(Action::await_change());
+    }
+    let memo = ctx
+        .runs
+        .take(&namespace, &name)
+        .filter(|m| m.uid == uid)
+        .unwrap_or_else(|| RunMemo::from_status(&uid, obj.run_status(), &obj.recorded_steps()));
+    let (action, memo) = reconcile_with(&obj, &ctx, &namespace, &uid, memo).await?;
+    ctx.runs.put(&namespace, &name, memo);
+    Ok(action)
+}
+
+async fn reconcile_with<K: RunKind>(
+    obj: &Arc<K>,
+    ctx: &Arc<Context>,
+    namespace: &str,
+    uid: &str,
+    mut memo: RunMemo,
+) -> Result<(Action, RunMemo), RunError> {
+    let previous = obj.run_status();
+    let now = now();
+    let plan = match plan_for(obj.as_ref(), ctx, &mut memo) {
+        Ok(plan) => plan,
+        Err(invalid) => {
+            report_invalid(obj, ctx, &mut memo, &invalid.to_string(), &now).await?;
+            return Ok((Action::await_change(), memo));
+        }
+    };
+    memo.invalid = None;
+    memo.apply_record(&plan);
+
+    let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+    if previous.is_none() && memo.written.is_none() && !observed.decision.create.is_empty() {
+        // An object without status reads as ready to kstatus (a Flux `wait` would pass before
+        // anything ran): the first status goes out before the first Job (one write per run).
+        let rolled = report::roll_up(obj.as_ref(), &plan, &observed, None, &now);
+        let first = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
+        report::write::<K>(ctx, obj.as_ref(), first, &mut memo.written).await?;
+    }
+    let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
+    notes::announce_created(ctx, obj, &plan, &created);
+    let retry_in = observed.next_retry(&plan, &memo);
+
+    let rolled = report::roll_up(obj.as_ref(), &plan, &observed, previous, &now);
+    let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
+    let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
+    report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
+    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go.
+    let ttl_due = report::expire_recorded_jobs(ctx, &observed.jobs).await?;
+    K::on_reconciled(ctx, obj, told.active);
+    notes::publish(ctx, obj, told.notes);
+    let next = [Some(RESYNC), retry_in, ttl_due]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(RESYNC);
+    Ok((Action::requeue(next.max(Duration::from_millis(100))), memo))
+}
+
+/// The plan of the object's spec: compiled once per generation for [`RunKind::PLAN_FROM_SPEC`]
+/// kinds, every time for the others.
+fn plan_for<K: RunKind>(
+    obj: &K,
+    ctx: &Context,
+    memo: &mut RunMemo,
+) -> Result<Arc<Plan>, InvalidSpec> {
+    let generation = obj.meta().generation;
+    let cached = memo
+        .plan
+        .as_ref()
+        .filter(|(g, _)| K::PLAN_FROM_SPEC && *g == generation)
+        .map(|(_, plan)| plan.clone());
+    if let Some(plan) = cached {
+        return Ok(plan);
+    }
+    match obj.plan_in(ctx).map(Arc::new) {
+        Ok(plan) => {
+            memo.plan = K::PLAN_FROM_SPEC.then(|| (generation, plan.clone()));
+            Ok(plan)
+        }
+        Err(invalid) => {
+            memo.plan = None;
+            Err(invalid)
+        }
+    }
+}
+
+/// An invalid spec: phase `Failed`, `Stalled=True` reason `InvalidSpec`, one Warning Event per
+/// new message, no Job.
+async fn report_invalid<K: RunKind>(
+    obj: &Arc<K>,
+    ctx: &Arc<Context>,
+    memo: &mut RunMemo,
+    message: &str,
+    now: &Time,
+) -> Result<(), RunError> {
+    tracing::info!(%message, "invalid spec; no Job is created");
+    let run = rollup::invalid_spec(obj.run_status(), message, obj.meta().generation, now);
+    let mut desired = K::make_status(StatusParts {
+        run,
+        entries: Vec::new(),
+        omitted: 0,
+        plan: None,
+        decision: None,
+    });
+    obj.refine_status(
+        &mut desired,
+        &StatusView {
+            plan: None,
+            jobs: &[],
+            step_phases: &[],
+        },
+    );
+    report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
+    if memo.invalid.as_deref() != Some(message) {
+        notes::publish(
+            ctx,
+            obj,
+            vec![notes::Note {
+                kind: EventKind::Invalid,
+                reason: "InvalidSpec",
+                message: message.to_owned(),
+            }],
+        );
+    }
+    memo.invalid = Some(message.to_owned());
+    memo.phase = Some(Phase::Failed);
+    Ok(())
+}
+
+/// The trigger that reconciles the objects of `K` referencing a JobTemplate when it changes
+/// (appears, is edited, disappears).
+pub fn template_trigger<K: RunKind>(
+    ctx: &Arc<Context>,
+    own: &Store<DeserializeGuard<K>>,
+) -> BoxStream<'static, ObjectRef<K>> {
+    let own = own.clone();
+    map_shared(
+        &ctx.templates,
+        move |template: Arc<DeserializeGuard<JobTemplate>>| {
+            let namespace = template.namespace();
+            let name = template.name_any();
+            own.state()
+                .into_iter()
+                .filter_map(|guard| {
+                    let obj = guard.0.as_ref().ok()?;
+                    (obj.namespace() == namespace && obj.references_template(&name))
+                        .then(|| ObjectRef::from_obj(obj))
+                })
+                .collect::<Vec<_>>()
+        },
+    )
+}

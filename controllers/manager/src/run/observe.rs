@@ -1,0 +1,199 @@
+//! Observe: each step's Job read by name from the shared cache, with what the memory and the
+//! durable record say for a Job that is gone; then the scheduler's decision.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use jobsmith_api::StepPhase as ApiStepPhase;
+use jobsmith_engine::{
+    Decision, StepOutcome,
+    compile::{Plan, PlannedStep},
+    evaluate_with, observe,
+    rollup::Blocker,
+};
+use k8s_openapi::api::batch::v1::Job;
+use kube::{Resource, runtime::reflector::ObjectRef};
+
+use super::RunKind;
+use crate::{
+    context::Context,
+    jobs,
+    memory::{Refusal, RunMemo, StepMemo, finished_before},
+};
+
+/// The steps as observed, and the decision taken on them (updated while Jobs are created).
+pub(super) struct Observed {
+    pub(super) outcomes: Vec<StepOutcome>,
+    pub(super) jobs: Vec<Option<Arc<Job>>>,
+    pub(super) blockers: Vec<Option<Blocker>>,
+    /// Ready steps that cannot be created now (a standing refusal); they hold no slot.
+    pub(super) unavailable: Vec<bool>,
+    pub(super) decision: Decision,
+}
+
+/// Reads each step's Job by name from the shared cache; what the memory and the record say
+/// stands in for a Job that is gone.
+pub(super) fn observe_steps<K: RunKind>(
+    obj: &K,
+    ctx: &Context,
+    plan: &Plan,
+    namespace: &str,
+    uid: &str,
+    memo: &mut RunMemo,
+) -> Observed {
+    let n = plan.steps.len();
+    let generation = obj.meta().generation;
+    let mut observed = Observed {
+        outcomes: Vec::with_capacity(n),
+        jobs: Vec::with_capacity(n),
+        blockers: vec![None; n],
+        unavailable: vec![false; n],
+        decision: Decision {
+            create: Vec::new(),
+            steps: Vec::new(),
+            groups: Vec::new(),
+            phase: Default::default(),
+            progress: Default::default(),
+            message: String::new(),
+        },
+    };
+    let restored = memo.restored;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let cached = ctx
+            .jobs
+            .get(&ObjectRef::new(&step.job_name).within(namespace));
+        let known = memo
+            .steps
+            .entry(step.key.clone())
+            .or_insert_with(|| StepMemo {
+                baseline: restored,
+                ..StepMemo::default()
+            });
+        let (mut outcome, job) = match cached {
+            Some(job) if jobs::controller_owner_uid(&job) == Some(uid) => {
+                known.seen = true;
+                known.started = true;
+                known.refused = None;
+                (observe::job_outcome(&job), Some(job))
+            }
+            Some(_) => {
+                observed.blockers[i] = Some(Blocker::NameConflict);
+                (StepOutcome::Failed, None)
+            }
+            None => {
+                let (outcome, blocker) = outcome_without_job(known);
+                observed.blockers[i] = blocker;
+                (outcome, None)
+            }
+        };
+        if outcome == StepOutcome::NotCreated
+            && let Some(refusal) = standing_refusal(ctx, known, generation, step, namespace)
+        {
+            if refusal.blocker.fails_step() {
+                outcome = StepOutcome::Failed;
+            } else {
+                observed.unavailable[i] = true;
+            }
+            observed.blockers[i] = Some(refusal.blocker.clone());
+        }
+        let was_lost = known.phase == ApiStepPhase::NodeLost;
+        if observed.blockers[i].is_none()
+            && (was_lost || (outcome != StepOutcome::Succeeded && !finished_before(known)))
+            && let Some(lost) = obj.lost_step(ctx, step, was_lost)
+        {
+            outcome = StepOutcome::Failed;
+            observed.blockers[i] = Some(lost);
+        }
+        observed.outcomes.push(outcome);
+        observed.jobs.push(job);
+    }
+    observed.decision = decide(plan, &observed);
+    observed
+}
+
+pub(super) fn decide(plan: &Plan, observed: &Observed) -> Decision {
+    evaluate_with(&plan.dag, &observed.outcomes, &plan.policies, |s| {
+        observed
+            .unavailable
+            .get(s.index())
+            .copied()
+            .unwrap_or(false)
+    })
+}
+
+/// The outcome of a step whose Job is not in the cache, and why when it is not plain.
+pub(super) fn outcome_without_job(known: &StepMemo) -> (StepOutcome, Option<Blocker>) {
+    if known.created && !known.seen {
+        // Created by us a moment ago; the watch has not delivered it yet.
+        return (StepOutcome::Running, None);
+    }
+    if finished_before(known) {
+        // Finished and recorded, then the Job went away (its TTL, a manual delete).
+        let outcome = if known.phase == ApiStepPhase::Succeeded {
+            StepOutcome::Succeeded
+        } else {
+            StepOutcome::Failed
+        };
+        return (outcome, None);
+    }
+    if known.started || known.reason.as_deref() == Some(jobsmith_api::reasons::LOST) {
+        // It had a Job whose outcome was never recorded: unknowable, so never run again.
+        return (StepOutcome::Failed, Some(Blocker::Lost));
+    }
+    (StepOutcome::NotCreated, None)
+}
+
+/// The refusal that still holds for a step, if any (a changed spec or template ends it; a
+/// retryable one ends when its backoff has passed).
+pub(super) fn standing_refusal<'a>(
+    ctx: &Context,
+    known: &'a mut StepMemo,
+    generation: Option<i64>,
+    step: &PlannedStep,
+    namespace: &str,
+) -> Option<&'a Refusal> {
+    let template_version = template_version(ctx, step, namespace);
+    let holds = known.refused.as_ref().is_some_and(|r| {
+        r.generation == generation
+            && r.template_version == template_version
+            && r.retry_at.is_none_or(|at| Instant::now() < at)
+    });
+    if !holds {
+        // Keep the attempt count for the backoff while the inputs are the same.
+        if let Some(r) = &mut known.refused
+            && (r.generation != generation || r.template_version != template_version)
+        {
+            known.refused = None;
+        }
+        return None;
+    }
+    known.refused.as_ref()
+}
+
+pub(super) fn template_version(
+    ctx: &Context,
+    step: &PlannedStep,
+    namespace: &str,
+) -> Option<String> {
+    let name = step.template_ref.as_deref()?;
+    let template = ctx.templates.get(&ObjectRef::new(name).within(namespace))?;
+    template.meta().resource_version.clone()
+}
+
+impl Observed {
+    /// How long until the earliest standing refusal of a step that cannot be created now may be
+    /// tried again.
+    pub(super) fn next_retry(&self, plan: &Plan, memo: &RunMemo) -> Option<Duration> {
+        self.unavailable
+            .iter()
+            .zip(&plan.steps)
+            .filter(|(unavailable, _)| **unavailable)
+            .filter_map(|(_, step)| {
+                let at = memo.steps.get(&step.key)?.refused.as_ref()?.retry_at?;
+                Some(at.saturating_duration_since(Instant::now()))
+            })
+            .min()
+    }
+}

@@ -1,0 +1,243 @@
+//! Report: the status a reconcile leaves (roll-up, durable step record), its write, and the
+//! deferred Job TTLs that may run once the outcomes are written.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use jobsmith_api::{RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
+use jobsmith_engine::{
+    StepOutcome,
+    compile::{self, Plan},
+    observe,
+    record::{self, Recorded},
+    rollup::{self, Blocker, Rollup, RunInput, StepView},
+};
+use k8s_openapi::{api::batch::v1::Job, apimachinery::pkg::apis::meta::v1::Time};
+use serde_json::Value;
+
+use super::{RunError, RunKind, StatusParts, StatusView, observe::Observed};
+use crate::{
+    apply,
+    context::Context,
+    memory::{RunMemo, WrittenStatus, finished_before},
+    status::{self, StatusError, StatusWrite, bounded},
+};
+
+/// The engine's roll-up of the observed steps; `previous` is the status read (none for the first
+/// status of a new object).
+pub(super) fn roll_up<K: RunKind>(
+    obj: &K,
+    plan: &Plan,
+    observed: &Observed,
+    previous: Option<&RunStatus>,
+    now: &Time,
+) -> Rollup {
+    let previous_entries: HashMap<&str, &StepEntry> = match previous {
+        Some(_) => obj
+            .step_entries()
+            .iter()
+            .map(|e| (e.key.as_str(), e))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let views: Vec<StepView<'_>> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| StepView {
+            key: &step.key,
+            job_name: &step.job_name,
+            job: observed.jobs[i].as_deref(),
+            blocker: observed.blockers[i].as_ref(),
+            previous: previous_entries.get(step.key.as_str()).copied(),
+        })
+        .collect();
+    rollup::rollup(&RunInput {
+        decision: &observed.decision,
+        steps: &views,
+        previous,
+        generation: obj.meta().generation,
+        now,
+    })
+}
+
+/// The kind's status from the roll-up, with the durable record of every step as the memory now
+/// knows it.
+pub(super) fn desired_status<K: RunKind>(
+    obj: &K,
+    plan: &Plan,
+    observed: &Observed,
+    rolled: Rollup,
+    memo: &RunMemo,
+) -> K::Status {
+    let mut run = rolled.run;
+    run.record = Some(step_record(plan, memo, &observed.jobs, &observed.blockers));
+    let mut desired = K::make_status(StatusParts {
+        run,
+        entries: rolled.entries,
+        omitted: rolled.omitted,
+        plan: Some(plan),
+        decision: Some(&observed.decision),
+    });
+    obj.refine_status(
+        &mut desired,
+        &StatusView {
+            plan: Some(plan),
+            jobs: &observed.jobs,
+            step_phases: &rolled.step_phases,
+        },
+    );
+    desired
+}
+
+/// The durable record of every step as this reconcile leaves it.
+pub(super) fn step_record(
+    plan: &Plan,
+    memo: &RunMemo,
+    jobs: &[Option<Arc<Job>>],
+    blockers: &[Option<Blocker>],
+) -> StepRecord {
+    let states: Vec<Recorded> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            if matches!(
+                blockers.get(i),
+                Some(Some(Blocker::Lost | Blocker::NodeLost { .. }))
+            ) {
+                return Recorded::Lost;
+            }
+            if let Some(Some(job)) = jobs.get(i) {
+                return match observe::job_outcome(job) {
+                    StepOutcome::Succeeded => Recorded::Succeeded,
+                    StepOutcome::Failed => Recorded::Failed,
+                    StepOutcome::Running | StepOutcome::NotCreated => Recorded::Created,
+                };
+            }
+            let Some(known) = memo.steps.get(&step.key) else {
+                return Recorded::None;
+            };
+            match (finished_before(known), known.phase) {
+                (true, ApiStepPhase::Succeeded) => Recorded::Succeeded,
+                (true, _) => Recorded::Failed,
+                (false, _) if known.started => Recorded::Created,
+                _ => Recorded::None,
+            }
+        })
+        .collect();
+    record::encode(
+        &states,
+        record::digest(plan.steps.iter().map(|s| s.key.as_str())),
+    )
+}
+
+/// Deletes the finished Jobs whose deferred TTL (engine `compile::defer_ttl`) has passed; their
+/// outcome is in the status just written. Returns when the next one is due.
+pub(super) async fn expire_recorded_jobs(
+    ctx: &Context,
+    jobs: &[Option<Arc<Job>>],
+) -> Result<Option<Duration>, RunError> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut next: Option<Duration> = None;
+    for job in jobs.iter().flatten() {
+        let Some(ttl) = compile::deferred_ttl(job) else {
+            continue;
+        };
+        if job.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(finished) = observe::finished_at(job) else {
+            continue;
+        };
+        let due = finished
+            .0
+            .as_second()
+            .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+        let wait = due.saturating_sub(now.as_second());
+        if wait > 0 {
+            let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(u64::MAX));
+            next = Some(next.map_or(wait, |n| n.min(wait)));
+            continue;
+        }
+        apply::delete_finished_job(ctx, job).await?;
+    }
+    Ok(next)
+}
+
+pub(super) async fn write<K: RunKind>(
+    ctx: &Context,
+    obj: &K,
+    desired: K::Status,
+    written: &mut Option<WrittenStatus>,
+) -> Result<(), RunError> {
+    let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
+    let resource_version = obj.meta().resource_version.clone();
+    // `Some`: the cache still shows the version our last write went over.
+    let ours = written
+        .take()
+        .filter(|w| {
+            w.over_resource_version.is_some() && w.over_resource_version == resource_version
+        })
+        .map(|w| w.status);
+    let cache_is_stale = ours.is_some();
+    let current = ours.unwrap_or_else(|| obj.status_value());
+    let outcome = match status::write_status(ctx, obj, &current, desired.clone()).await {
+        Err(StatusError::Patch {
+            source: kube::Error::Api(refused),
+            ..
+        }) if matches!(refused.code, 413 | 422 | 500) => {
+            // The status itself was refused (too large for etcd, or a value the server will
+            // not store): fall back to the summary, so the object never stays without one.
+            tracing::warn!(code = refused.code, message = %bounded(&refused.message), "status refused; writing the summary only");
+            desired = minimal_status(&desired);
+            status::write_status(ctx, obj, &current, desired.clone()).await?
+        }
+        other => other?,
+    };
+    match outcome {
+        StatusWrite::Patched => {
+            // What the status is now: `desired` with the observedGeneration the patch carried.
+            if let (Value::Object(fields), Some(generation)) = (&mut desired, obj.meta().generation)
+            {
+                fields.insert("observedGeneration".into(), Value::from(generation));
+            }
+            *written = Some(WrittenStatus {
+                over_resource_version: resource_version,
+                status: desired,
+            });
+        }
+        // Still waiting for our last write to show in the cache.
+        StatusWrite::Unchanged if cache_is_stale => {
+            *written = Some(WrittenStatus {
+                over_resource_version: resource_version,
+                status: current,
+            });
+        }
+        StatusWrite::Unchanged | StatusWrite::Gone => {}
+    }
+    Ok(())
+}
+
+/// The fields of a run status that are always written (the per-step detail is dropped).
+pub(super) fn minimal_status(status: &Value) -> Value {
+    const KEPT: &[&str] = &[
+        "phase",
+        "conditions",
+        "observedGeneration",
+        "progress",
+        "startTime",
+        "completionTime",
+        "message",
+        "record",
+    ];
+    match status {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(k, _)| KEPT.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

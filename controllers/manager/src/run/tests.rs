@@ -1,0 +1,203 @@
+//! Unit tests of the run mechanism's pure parts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+
+use jobsmith_api::{Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase};
+use jobsmith_engine::{
+    StepOutcome,
+    compile::{Plan, PlannedStep},
+    rollup::{self, Blocker},
+};
+
+use super::{notes::step_notes, now, observe::outcome_without_job};
+use crate::memory::{RunMemo, StepMemo};
+
+#[test]
+fn a_step_whose_job_is_gone_is_never_created_again() {
+    // Finished and recorded: the result stands.
+    let mut m = StepMemo {
+        phase: ApiStepPhase::Succeeded,
+        started: true,
+        ..Default::default()
+    };
+    assert_eq!(outcome_without_job(&m), (StepOutcome::Succeeded, None));
+    m.phase = ApiStepPhase::Failed;
+    assert_eq!(outcome_without_job(&m), (StepOutcome::Failed, None));
+    // A conflict is re-checked: the other Job may be gone now.
+    let m = StepMemo {
+        phase: ApiStepPhase::Failed,
+        reason: Some("NameConflict".into()),
+        ..Default::default()
+    };
+    assert_eq!(outcome_without_job(&m), (StepOutcome::NotCreated, None));
+    // It had a Job that went away before its outcome was recorded: Lost, not re-created.
+    let mut m = StepMemo {
+        phase: ApiStepPhase::Running,
+        started: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        outcome_without_job(&m),
+        (StepOutcome::Failed, Some(Blocker::Lost))
+    );
+    // Created by this process a moment ago and not cached yet: running.
+    m.created = true;
+    assert_eq!(outcome_without_job(&m), (StepOutcome::Running, None));
+    m.seen = true;
+    assert_eq!(
+        outcome_without_job(&m),
+        (StepOutcome::Failed, Some(Blocker::Lost))
+    );
+    // A recorded loss stays a loss.
+    let m = StepMemo {
+        phase: ApiStepPhase::Failed,
+        reason: Some("Lost".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        outcome_without_job(&m),
+        (StepOutcome::Failed, Some(Blocker::Lost))
+    );
+    // Never had a Job: create it.
+    assert_eq!(
+        outcome_without_job(&StepMemo::default()),
+        (StepOutcome::NotCreated, None)
+    );
+}
+
+#[test]
+fn the_record_of_a_restart_covers_steps_beyond_the_entry_cap() {
+    use jobsmith_engine::record::{Recorded, digest, encode};
+    let keys: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+    let mut states = vec![Recorded::Succeeded; 600];
+    states[599] = Recorded::Created;
+    let record = encode(&states, digest(keys.iter().map(String::as_str)));
+    let status = RunStatus {
+        phase: Some(Phase::Running),
+        record: Some(record),
+        ..Default::default()
+    };
+    let plan = Plan {
+        dag: jobsmith_engine::Dag::build(
+            &keys
+                .iter()
+                .map(|k| jobsmith_engine::StepSpec {
+                    key: k.clone(),
+                    group: None,
+                    deps: vec![],
+                })
+                .collect::<Vec<_>>(),
+            &[],
+        )
+        .unwrap(),
+        steps: keys
+            .iter()
+            .map(|k| PlannedStep {
+                key: k.clone(),
+                job_name: format!("run-{k}"),
+                group: None,
+                template_ref: None,
+            })
+            .collect(),
+        policies: Default::default(),
+    };
+    let mut memo = RunMemo::from_status("u", Some(&status), &[]);
+    memo.apply_record(&plan);
+    assert_eq!(
+        outcome_without_job(&memo.steps["s10"]),
+        (StepOutcome::Succeeded, None)
+    );
+    assert_eq!(
+        outcome_without_job(&memo.steps["s599"]),
+        (StepOutcome::Failed, Some(Blocker::Lost))
+    );
+}
+
+#[test]
+fn events_are_derived_from_transitions_only() {
+    let step = PlannedStep {
+        key: "g/a".into(),
+        job_name: "wf-g-a".into(),
+        group: Some("g".into()),
+        template_ref: None,
+    };
+    let mut notes = Vec::new();
+    let mut finished = Vec::new();
+    let running = StepMemo {
+        phase: ApiStepPhase::Running,
+        ..Default::default()
+    };
+    step_notes(
+        &step,
+        &running,
+        ApiStepPhase::Succeeded,
+        None,
+        &mut notes,
+        |ok| finished.push(ok),
+    );
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].reason, "JobSucceeded");
+    assert_eq!(finished, [true]);
+    // Unchanged: nothing.
+    let done = StepMemo {
+        phase: ApiStepPhase::Succeeded,
+        ..Default::default()
+    };
+    notes.clear();
+    step_notes(
+        &step,
+        &done,
+        ApiStepPhase::Succeeded,
+        None,
+        &mut notes,
+        |_| panic!("no second finish"),
+    );
+    assert!(notes.is_empty());
+    // A conflict is announced once, as a conflict and not as a failed Job.
+    step_notes(
+        &step,
+        &StepMemo::default(),
+        ApiStepPhase::Failed,
+        Some(&Blocker::NameConflict),
+        &mut notes,
+        |_| panic!("a conflict is not a finished Job"),
+    );
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].reason, "NameConflict");
+    let conflicted = StepMemo {
+        phase: ApiStepPhase::Failed,
+        reason: Some("NameConflict".into()),
+        ..Default::default()
+    };
+    notes.clear();
+    step_notes(
+        &step,
+        &conflicted,
+        ApiStepPhase::Failed,
+        Some(&Blocker::NameConflict),
+        &mut notes,
+        |_| {},
+    );
+    assert!(notes.is_empty());
+}
+
+#[test]
+fn the_record_after_a_restart_comes_from_the_status() {
+    let status = rollup::invalid_spec(None, "dependency cycle: a -> b -> a", Some(1), &now());
+    let memo = RunMemo::from_status("u", Some(&status), &[]);
+    assert_eq!(
+        memo.invalid.as_deref(),
+        Some("dependency cycle: a -> b -> a")
+    );
+    assert_eq!(memo.phase, Some(Phase::Failed));
+    // Steps the status does not list start as a baseline (no Event for what happened before).
+    assert!(memo.restored);
+    let entries = [StepEntry {
+        key: "a".into(),
+        phase: ApiStepPhase::Succeeded,
+        ..Default::default()
+    }];
+    let memo = RunMemo::from_status("u", None, &entries);
+    assert_eq!(memo.steps["a"].phase, ApiStepPhase::Succeeded);
+    assert!(memo.invalid.is_none());
+    assert!(!memo.restored, "a new object has no history to protect");
+}
