@@ -49,6 +49,9 @@ pub mod reasons {
     /// The API server refused to create a step's Job (quota, admission webhook, RBAC, ...):
     /// the step waits and the create is retried with backoff.
     pub const CREATE_REFUSED: &str = "CreateRefused";
+    /// A step's Job exists and is suspended (by its template, by hand, or queued by Kueue): the
+    /// step waits, holds no `maxParallel` slot, and runs when the Job is resumed.
+    pub const STEP_SUSPENDED: &str = "StepSuspended";
     /// Steps are being created or are running.
     pub const PROGRESSING: &str = "Progressing";
     /// Every step succeeded.

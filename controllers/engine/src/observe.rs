@@ -15,6 +15,10 @@ pub enum StepOutcome {
     NotCreated,
     /// The Job exists and has not reported a final result.
     Running,
+    /// The Job exists, has not finished and is suspended (`spec.suspend`: created so by its
+    /// template, suspended by hand, or queued by Kueue). It holds no `maxParallel` slot and is
+    /// never created again; it runs when resumed.
+    Suspended,
     /// The Job reported success.
     Succeeded,
     /// The Job reported failure.
@@ -40,7 +44,8 @@ pub mod job_condition {
     pub const FAILED: &str = "Failed";
 }
 
-/// The outcome of an existing Job, from its conditions only.
+/// The outcome of an existing Job, from its conditions, and `spec.suspend` for one that has not
+/// finished.
 ///
 /// A failure condition wins over a success condition if both were ever present (the API server
 /// does not allow that; being strict here keeps a corrupted status from passing as success).
@@ -56,6 +61,8 @@ pub fn job_outcome(job: &Job) -> StepOutcome {
         .any(|t| condition_true(job, t).is_some());
     if succeeded {
         StepOutcome::Succeeded
+    } else if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
+        StepOutcome::Suspended
     } else {
         StepOutcome::Running
     }
@@ -72,7 +79,7 @@ pub fn finished_at(job: &Job) -> Option<&Time> {
     let signal = match job_outcome(job) {
         StepOutcome::Succeeded => [job_condition::SUCCESS_CRITERIA_MET, job_condition::COMPLETE],
         StepOutcome::Failed => [job_condition::FAILURE_TARGET, job_condition::FAILED],
-        StepOutcome::NotCreated | StepOutcome::Running => return None,
+        StepOutcome::NotCreated | StepOutcome::Running | StepOutcome::Suspended => return None,
     };
     signal
         .iter()

@@ -67,6 +67,9 @@ pub enum Blocker {
         /// The API server's message (bounded).
         message: String,
     },
+    /// The step's Job exists and is suspended: the step waits (`Pending`), holds no
+    /// `maxParallel` slot, and runs when the Job is resumed.
+    Suspended,
     /// DaemonJob: the step's node disappeared before its Job finished. The step is terminal,
     /// does not count as success, and its phase is `NodeLost`.
     NodeLost {
@@ -87,6 +90,7 @@ impl Blocker {
             Self::NodeLost { .. } => api_reasons::NODE_LOST,
             Self::Lost => api_reasons::LOST,
             Self::CreateRefused { .. } => api_reasons::CREATE_REFUSED,
+            Self::Suspended => api_reasons::STEP_SUSPENDED,
         }
     }
 
@@ -126,6 +130,9 @@ impl Blocker {
             ),
             Self::CreateRefused { message } => {
                 format!("step {key}: creating Job \"{job_name}\" was refused: {message}")
+            }
+            Self::Suspended => {
+                format!("step {key}: Job \"{job_name}\" is suspended; it runs when resumed")
             }
         }
     }

@@ -332,7 +332,8 @@ fn combine(states: impl Iterator<Item = DepState>) -> DepState {
 
 fn phase_of(outcome: StepOutcome) -> StepPhase {
     match outcome {
-        StepOutcome::NotCreated => StepPhase::Pending,
+        // A suspended Job runs nothing: its step waits (and holds no slot).
+        StepOutcome::NotCreated | StepOutcome::Suspended => StepPhase::Pending,
         StepOutcome::Running => StepPhase::Running,
         StepOutcome::Succeeded => StepPhase::Succeeded,
         StepOutcome::Failed => StepPhase::Failed,
@@ -417,13 +418,22 @@ fn derive(dag: &Dag, outcomes: &[StepOutcome]) -> Derived {
     d
 }
 
-fn run_phase(
-    totals: &Counts,
-    total: u32,
-    suspend: bool,
+/// What is under way besides the counted phases.
+struct Activity {
+    /// Steps offered for creation now.
     creating: usize,
+    /// Some step has (or had) a Job.
     started: bool,
-) -> RunPhase {
+    /// Steps whose Job is suspended (they count as `Pending`).
+    suspended: u32,
+}
+
+fn run_phase(totals: &Counts, total: u32, suspend: bool, activity: &Activity) -> RunPhase {
+    let Activity {
+        creating,
+        started,
+        suspended,
+    } = *activity;
     if totals.running > 0 {
         RunPhase::Running
     } else if totals.terminal() >= total {
@@ -436,6 +446,9 @@ fn run_phase(
         RunPhase::Suspended
     } else if creating > 0 && started {
         RunPhase::Running
+    } else if suspended > 0 && totals.terminal() > 0 {
+        // Some steps ran; the rest wait for their suspended Jobs (Kueue admission, a resume).
+        RunPhase::Running
     } else {
         // Either the first Jobs are being created, or (not reachable with a validated graph)
         // nothing can start.
@@ -447,9 +460,10 @@ fn summary(
     dag: &Dag,
     phase: RunPhase,
     totals: &Counts,
-    creating: usize,
+    activity: &Activity,
     first_failed: Option<StepId>,
 ) -> String {
+    let creating = activity.creating;
     let total = dag.len();
     let done = totals.terminal();
     let failure = first_failed.map(|s| {
@@ -459,13 +473,18 @@ fn summary(
             n => format!("step \"{key}\" failed (and {} more)", n - 1),
         }
     });
-    let with_failure = |rest: String| match &failure {
-        Some(f) => format!("{f}; {rest}"),
-        None => rest,
+    let with_failure = |mut rest: String| {
+        if activity.suspended > 0 {
+            rest.push_str(&format!(", {} suspended", activity.suspended));
+        }
+        match &failure {
+            Some(f) => format!("{f}; {rest}"),
+            None => rest,
+        }
     };
     match phase {
         RunPhase::Pending if creating > 0 => format!("starting {creating} of {total} steps"),
-        RunPhase::Pending => format!("waiting, {done}/{total} done"),
+        RunPhase::Pending => with_failure(format!("waiting, {done}/{total} done")),
         RunPhase::Running => with_failure(format!(
             "{} running, {done}/{total} done",
             totals.running as usize + creating
@@ -518,7 +537,9 @@ pub fn evaluate_with(
     if stop && totals.running == 0 {
         for s in dag.steps() {
             let i = s.index();
-            if phases[i] == StepPhase::Pending {
+            // A step with a (suspended) Job keeps it: an observed Job wins over derived state.
+            let has_job = outcomes.get(i).is_some_and(|o| *o != StepOutcome::NotCreated);
+            if phases[i] == StepPhase::Pending && !has_job {
                 phases[i] = StepPhase::Aborted;
                 totals.aborted += 1;
                 if let Some(g) = dag.step_group(s) {
@@ -538,14 +559,25 @@ pub fn evaluate_with(
                 .take(room),
         );
     }
+    // A suspended Job has not started anything (yet).
     let started = outcomes
         .iter()
         .take(dag.len())
-        .any(|o| *o != StepOutcome::NotCreated);
+        .any(|o| !matches!(o, StepOutcome::NotCreated | StepOutcome::Suspended));
+    let suspended = outcomes
+        .iter()
+        .take(dag.len())
+        .filter(|o| **o == StepOutcome::Suspended)
+        .count() as u32;
     let total = dag.len() as u32;
-    let phase = run_phase(&totals, total, policies.suspend, create.len(), started);
+    let activity = Activity {
+        creating: create.len(),
+        started,
+        suspended,
+    };
+    let phase = run_phase(&totals, total, policies.suspend, &activity);
     let first_failed = dag.steps().find(|s| phases[s.index()] == StepPhase::Failed);
-    let message = summary(dag, phase, &totals, create.len(), first_failed);
+    let message = summary(dag, phase, &totals, &activity, first_failed);
     Decision {
         groups: dag
             .groups()

@@ -10,7 +10,7 @@ use jobsmith_engine::schedule::{
 use jobsmith_engine::{Dag, Required, StepOutcome};
 
 use Required::{Completed, Failed as ReqFailed, Succeeded as ReqSucceeded};
-use StepOutcome::{Failed, NotCreated, Running, Succeeded};
+use StepOutcome::{Failed, NotCreated, Running, Succeeded, Suspended};
 
 fn outcomes(dag: &Dag, set: &[(&str, StepOutcome)]) -> Vec<StepOutcome> {
     let mut o = vec![NotCreated; dag.len()];
@@ -385,6 +385,38 @@ fn unavailable_steps_hold_no_max_parallel_slot() {
     let d = evaluate_with(&dag, &[], &p, |s| s.index() == 0);
     assert_eq!(keys(&dag, &d.create), ["s1", "s2"]);
     assert_eq!(d.steps[0], StepPhase::Pending);
+}
+
+#[test]
+fn suspended_jobs_hold_no_slot_and_are_never_aborted_or_recreated() {
+    let steps: Vec<_> = (0..4).map(|i| step(&format!("s{i}"), None, &[])).collect();
+    let dag = Dag::build(&steps, &[]).unwrap();
+    let p = Policies {
+        max_parallel: Some(1),
+        ..CI
+    };
+    // s0's Job is suspended: it waits, is not offered again, and s1 takes the one slot.
+    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Suspended)]), &p);
+    assert_eq!(d.steps[0], StepPhase::Pending);
+    assert_eq!(keys(&dag, &d.create), ["s1"]);
+    assert_eq!(d.phase, RunPhase::Pending);
+    // Only suspended Jobs and finished steps left: the run is Running and says so.
+    let all = outcomes(
+        &dag,
+        &[("s0", Suspended), ("s1", Succeeded), ("s2", Succeeded), ("s3", Succeeded)],
+    );
+    let d = evaluate(&dag, &all, &p);
+    assert_eq!(d.phase, RunPhase::Running);
+    assert!(d.message.contains("1 suspended"), "{}", d.message);
+    // Fail-fast aborts what has no Job, never a step whose (suspended) Job exists.
+    let ff = Policies {
+        max_parallel: Some(1),
+        ..FF
+    };
+    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Suspended), ("s1", Failed)]), &ff);
+    assert_eq!(d.steps[0], StepPhase::Pending);
+    assert_eq!(d.steps[2], StepPhase::Aborted);
+    assert!(d.create.is_empty());
 }
 
 /// The ManagedJob seed (jobs-manager-operator README): first-group (parallel), second-group

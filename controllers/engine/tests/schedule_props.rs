@@ -135,13 +135,13 @@ proptest! {
     #[test]
     fn any_observed_state_evaluates_without_panic_and_jobs_win(
         graph_seed in any::<u64>(),
-        state in proptest::collection::vec(0u8..4, 0..25),
+        state in proptest::collection::vec(0u8..5, 0..25),
         ff in any::<bool>(),
         max_parallel in proptest::option::of(1u32..4),
     ) {
         let (steps, groups) = random_graph(graph_seed, 20);
         let dag = Dag::build(&steps, &groups).expect("valid");
-        let outcomes: Vec<StepOutcome> = state.iter().map(|w| [StepOutcome::NotCreated, StepOutcome::Running, StepOutcome::Succeeded, StepOutcome::Failed][*w as usize]).collect();
+        let outcomes: Vec<StepOutcome> = state.iter().map(|w| [StepOutcome::NotCreated, StepOutcome::Running, StepOutcome::Succeeded, StepOutcome::Failed, StepOutcome::Suspended][*w as usize % 5]).collect();
         let p = policies(ff, max_parallel);
         let d = evaluate(&dag, &outcomes, &p);
         prop_assert_eq!(&d, &evaluate(&dag, &outcomes, &p));
@@ -150,6 +150,8 @@ proptest! {
                 StepOutcome::Running => Some(StepPhase::Running),
                 StepOutcome::Succeeded => Some(StepPhase::Succeeded),
                 StepOutcome::Failed => Some(StepPhase::Failed),
+                // A suspended Job waits and is never aborted or created again.
+                StepOutcome::Suspended => Some(StepPhase::Pending),
                 StepOutcome::NotCreated => None,
             };
             if let Some(e) = expected {

@@ -9,7 +9,7 @@ use std::{
 use futures::StreamExt;
 use jobsmith_engine::{
     StepId, StepOutcome,
-    compile::{self, BuildError, Plan},
+    compile::{self, BuildError, Plan, PlannedStep},
     rollup::Blocker,
 };
 use k8s_openapi::api::batch::v1::Job;
@@ -44,9 +44,8 @@ pub(super) async fn create_ready<K: RunKind>(
     memo: &mut RunMemo,
     observed: &mut Observed,
 ) -> Vec<StepId> {
-    let n = plan.steps.len();
     let generation = obj.meta().generation;
-    let mut attempted = vec![false; n];
+    let mut attempted = vec![false; plan.steps.len()];
     let mut created: Vec<StepId> = Vec::new();
     loop {
         let todo: Vec<StepId> = observed
@@ -64,15 +63,8 @@ pub(super) async fn create_ready<K: RunKind>(
             attempted[step.index()] = true;
             match build(ctx, obj.as_ref(), plan, step, namespace) {
                 Ok(job) => builds.push((step, job)),
-                Err(blocker) => {
-                    if blocker.fails_step() {
-                        observed.outcomes[step.index()] = StepOutcome::Failed;
-                    } else {
-                        // Waiting for its template: it holds no maxParallel slot meanwhile.
-                        observed.unavailable[step.index()] = true;
-                    }
-                    observed.blockers[step.index()] = Some(blocker);
-                }
+                // Waiting for its template holds no maxParallel slot meanwhile.
+                Err(blocker) => observed.block(step.index(), blocker),
             }
         }
         let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
@@ -84,60 +76,60 @@ pub(super) async fn create_ready<K: RunKind>(
             .collect()
             .await;
         for (step, write) in writes {
-            let i = step.index();
-            let Some(planned) = plan.steps.get(i) else {
+            let Some(planned) = plan.steps.get(step.index()) else {
                 continue;
             };
-            let known = memo.steps.entry(planned.key.clone()).or_default();
-            match write {
-                Ok(JobWrite::Created(job)) => {
-                    observed.outcomes[i] = StepOutcome::Running;
-                    // The response stands in for the cache entry the watch has not delivered
-                    // yet, so the first status already carries the step's start time.
-                    observed.jobs[i] = Some(Arc::new(*job));
-                    known.created = true;
-                    known.started = true;
-                    known.refused = None;
-                    created.push(step);
-                }
-                Ok(JobWrite::Exists) => {
-                    observed.outcomes[i] = StepOutcome::Running;
-                    known.started = true;
-                }
-                Ok(JobWrite::Conflict { .. }) => {
-                    observed.outcomes[i] = StepOutcome::Failed;
-                    observed.blockers[i] = Some(Blocker::NameConflict);
-                    // Looked at again after a backoff, not on every reconcile.
-                    refuse(
-                        known,
-                        generation,
-                        template_version(ctx, planned, namespace),
-                        Blocker::NameConflict,
-                        true,
-                    );
-                }
-                Err(error) => {
-                    let (blocker, retryable) = refusal_of(&error);
-                    tracing::warn!(job = %planned.job_name, step = %planned.key, %error, "creating the Job was refused");
-                    metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
-                    if blocker.fails_step() {
-                        observed.outcomes[i] = StepOutcome::Failed;
-                    } else {
-                        observed.unavailable[i] = true;
-                    }
-                    observed.blockers[i] = Some(blocker.clone());
-                    refuse(
-                        known,
-                        generation,
-                        template_version(ctx, planned, namespace),
-                        blocker,
-                        retryable,
-                    );
-                }
+            let inputs = (generation, template_version(ctx, planned, namespace));
+            if record_write::<K>(planned, step, write, inputs, memo, observed) {
+                created.push(step);
             }
         }
         observed.decision = decide(plan, observed);
     }
+}
+
+/// Records what one create did on the step's observation and memory; `true` when it created the
+/// Job. `inputs`: the object's generation and the template's resourceVersion it was built from.
+fn record_write<K: RunKind>(
+    planned: &PlannedStep,
+    step: StepId,
+    write: Result<JobWrite, ApplyError>,
+    inputs: (Option<i64>, Option<String>),
+    memo: &mut RunMemo,
+    observed: &mut Observed,
+) -> bool {
+    let i = step.index();
+    let known = memo.steps.entry(planned.key.clone()).or_default();
+    let (generation, template_version) = inputs;
+    match write {
+        Ok(JobWrite::Created(job)) => {
+            observed.outcomes[i] = StepOutcome::Running;
+            // The response stands in for the cache entry the watch has not delivered yet, so
+            // the first status already carries the step's start time.
+            observed.jobs[i] = Some(Arc::new(*job));
+            known.created = true;
+            known.started = true;
+            known.refused = None;
+            return true;
+        }
+        Ok(JobWrite::Exists) => {
+            observed.outcomes[i] = StepOutcome::Running;
+            known.started = true;
+        }
+        Ok(JobWrite::Conflict { .. }) => {
+            observed.block(i, Blocker::NameConflict);
+            // Looked at again after a backoff, not on every reconcile.
+            refuse(known, generation, template_version, Blocker::NameConflict, true);
+        }
+        Err(error) => {
+            let (blocker, retryable) = refusal_of(&error);
+            tracing::warn!(job = %planned.job_name, step = %planned.key, %error, "creating the Job was refused");
+            metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
+            observed.block(i, blocker.clone());
+            refuse(known, generation, template_version, blocker, retryable);
+        }
+    }
+    false
 }
 
 /// Remembers a refused create (see [`Refusal`]).

@@ -62,6 +62,7 @@ pub(super) fn step_notes(
     {
         let kind = match blocker {
             Blocker::NameConflict => EventKind::Conflict,
+            Blocker::Suspended => EventKind::Suspended,
             Blocker::Invalid { .. } => EventKind::Invalid,
             _ => EventKind::Failed,
         };

@@ -44,12 +44,11 @@ pub(super) fn observe_steps<K: RunKind>(
     memo: &mut RunMemo,
 ) -> Observed {
     let n = plan.steps.len();
-    let generation = obj.meta().generation;
     let mut observed = Observed {
         outcomes: Vec::with_capacity(n),
         jobs: Vec::with_capacity(n),
-        blockers: vec![None; n],
-        unavailable: vec![false; n],
+        blockers: Vec::with_capacity(n),
+        unavailable: Vec::with_capacity(n),
         decision: Decision {
             create: Vec::new(),
             steps: Vec::new(),
@@ -60,10 +59,7 @@ pub(super) fn observe_steps<K: RunKind>(
         },
     };
     let restored = memo.restored;
-    for (i, step) in plan.steps.iter().enumerate() {
-        let cached = ctx
-            .jobs
-            .get(&ObjectRef::new(&step.job_name).within(namespace));
+    for step in &plan.steps {
         let known = memo
             .steps
             .entry(step.key.clone())
@@ -71,46 +67,79 @@ pub(super) fn observe_steps<K: RunKind>(
                 baseline: restored,
                 ..StepMemo::default()
             });
-        let (mut outcome, job) = match cached {
-            Some(job) if jobs::controller_owner_uid(&job) == Some(uid) => {
-                known.seen = true;
-                known.started = true;
-                known.refused = None;
-                (observe::job_outcome(&job), Some(job))
-            }
-            Some(_) => {
-                observed.blockers[i] = Some(Blocker::NameConflict);
-                (StepOutcome::Failed, None)
-            }
-            None => {
-                let (outcome, blocker) = outcome_without_job(known);
-                observed.blockers[i] = blocker;
-                (outcome, None)
-            }
-        };
-        if outcome == StepOutcome::NotCreated
-            && let Some(refusal) = standing_refusal(ctx, known, generation, step, namespace)
-        {
-            if refusal.blocker.fails_step() {
-                outcome = StepOutcome::Failed;
-            } else {
-                observed.unavailable[i] = true;
-            }
-            observed.blockers[i] = Some(refusal.blocker.clone());
-        }
-        let was_lost = known.phase == ApiStepPhase::NodeLost;
-        if observed.blockers[i].is_none()
-            && (was_lost || (outcome != StepOutcome::Succeeded && !finished_before(known)))
-            && let Some(lost) = obj.lost_step(ctx, step, was_lost)
-        {
-            outcome = StepOutcome::Failed;
-            observed.blockers[i] = Some(lost);
-        }
-        observed.outcomes.push(outcome);
-        observed.jobs.push(job);
+        let seen = observe_step(obj, ctx, step, namespace, uid, known);
+        observed.outcomes.push(seen.outcome);
+        observed.jobs.push(seen.job);
+        observed.blockers.push(seen.blocker);
+        observed.unavailable.push(seen.unavailable);
     }
     observed.decision = decide(plan, &observed);
     observed
+}
+
+/// What was observed of one step.
+struct StepSeen {
+    outcome: StepOutcome,
+    job: Option<Arc<Job>>,
+    blocker: Option<Blocker>,
+    unavailable: bool,
+}
+
+/// One step: its Job by name from the cache (ours, someone else's, or none), a standing refusal,
+/// a kind-specific loss (DaemonJob node gone), a suspended Job.
+fn observe_step<K: RunKind>(
+    obj: &K,
+    ctx: &Context,
+    step: &PlannedStep,
+    namespace: &str,
+    uid: &str,
+    known: &mut StepMemo,
+) -> StepSeen {
+    let cached = ctx
+        .jobs
+        .get(&ObjectRef::new(&step.job_name).within(namespace));
+    let mut seen = StepSeen {
+        outcome: StepOutcome::NotCreated,
+        job: None,
+        blocker: None,
+        unavailable: false,
+    };
+    match cached {
+        Some(job) if jobs::controller_owner_uid(&job) == Some(uid) => {
+            known.seen = true;
+            known.started = true;
+            known.refused = None;
+            seen.outcome = observe::job_outcome(&job);
+            seen.job = Some(job);
+        }
+        Some(_) => {
+            seen.outcome = StepOutcome::Failed;
+            seen.blocker = Some(Blocker::NameConflict);
+        }
+        None => (seen.outcome, seen.blocker) = outcome_without_job(known),
+    }
+    if seen.outcome == StepOutcome::NotCreated
+        && let Some(refusal) = standing_refusal(ctx, known, obj.meta().generation, step, namespace)
+    {
+        if refusal.blocker.fails_step() {
+            seen.outcome = StepOutcome::Failed;
+        } else {
+            seen.unavailable = true;
+        }
+        seen.blocker = Some(refusal.blocker.clone());
+    }
+    let was_lost = known.phase == ApiStepPhase::NodeLost;
+    if seen.blocker.is_none()
+        && (was_lost || (seen.outcome != StepOutcome::Succeeded && !finished_before(known)))
+        && let Some(lost) = obj.lost_step(ctx, step, was_lost)
+    {
+        seen.outcome = StepOutcome::Failed;
+        seen.blocker = Some(lost);
+    }
+    if seen.outcome == StepOutcome::Suspended && seen.blocker.is_none() {
+        seen.blocker = Some(Blocker::Suspended);
+    }
+    seen
 }
 
 pub(super) fn decide(plan: &Plan, observed: &Observed) -> Decision {
@@ -183,6 +212,17 @@ pub(super) fn template_version(
 }
 
 impl Observed {
+    /// The step cannot be created: failed when the blocker says so, else waiting without holding
+    /// a maxParallel slot.
+    pub(super) fn block(&mut self, i: usize, blocker: Blocker) {
+        if blocker.fails_step() {
+            self.outcomes[i] = StepOutcome::Failed;
+        } else {
+            self.unavailable[i] = true;
+        }
+        self.blockers[i] = Some(blocker);
+    }
+
     /// How long until the earliest standing refusal of a step that cannot be created now may be
     /// tried again.
     pub(super) fn next_retry(&self, plan: &Plan, memo: &RunMemo) -> Option<Duration> {
