@@ -538,7 +538,9 @@ pub fn evaluate_with(
         for s in dag.steps() {
             let i = s.index();
             // A step with a (suspended) Job keeps it: an observed Job wins over derived state.
-            let has_job = outcomes.get(i).is_some_and(|o| *o != StepOutcome::NotCreated);
+            let has_job = outcomes
+                .get(i)
+                .is_some_and(|o| *o != StepOutcome::NotCreated);
             if phases[i] == StepPhase::Pending && !has_job {
                 phases[i] = StepPhase::Aborted;
                 totals.aborted += 1;

@@ -403,7 +403,12 @@ fn suspended_jobs_hold_no_slot_and_are_never_aborted_or_recreated() {
     // Only suspended Jobs and finished steps left: the run is Running and says so.
     let all = outcomes(
         &dag,
-        &[("s0", Suspended), ("s1", Succeeded), ("s2", Succeeded), ("s3", Succeeded)],
+        &[
+            ("s0", Suspended),
+            ("s1", Succeeded),
+            ("s2", Succeeded),
+            ("s3", Succeeded),
+        ],
     );
     let d = evaluate(&dag, &all, &p);
     assert_eq!(d.phase, RunPhase::Running);
@@ -413,7 +418,11 @@ fn suspended_jobs_hold_no_slot_and_are_never_aborted_or_recreated() {
         max_parallel: Some(1),
         ..FF
     };
-    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Suspended), ("s1", Failed)]), &ff);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("s0", Suspended), ("s1", Failed)]),
+        &ff,
+    );
     assert_eq!(d.steps[0], StepPhase::Pending);
     assert_eq!(d.steps[2], StepPhase::Aborted);
     assert!(d.create.is_empty());

@@ -119,7 +119,13 @@ fn record_write<K: RunKind>(
         Ok(JobWrite::Conflict { .. }) => {
             observed.block(i, Blocker::NameConflict);
             // Looked at again after a backoff, not on every reconcile.
-            refuse(known, generation, template_version, Blocker::NameConflict, true);
+            refuse(
+                known,
+                generation,
+                template_version,
+                Blocker::NameConflict,
+                true,
+            );
         }
         Err(error) => {
             let (blocker, retryable) = refusal_of(&error);
