@@ -3,10 +3,13 @@
 //! tracking metadata that never reaches a child (SPEC §1).
 //!
 //! Merge rules (most specific wins), decided here once:
-//! - `env`, `volumes`, `volumeMount` and `imagePullSecrets` by name: the more specific level's
-//!   entries first, in their order, then the less specific level's entries whose name is not
-//!   taken yet. Three levels give the seed's order: the job's entries, the group's, the
-//!   workflow's, each name once.
+//! - `env`, `volumes` and `imagePullSecrets` by name: the more specific level's entries first,
+//!   in their order, then the less specific level's entries whose name is not taken yet. Three
+//!   levels give the seed's order: the job's entries, the group's, the workflow's, each name once.
+//! - `volumeMount` by volume name and `mountPath` ([`merge_mounts`]), in the same order: one
+//!   volume may be mounted at several paths (for example with different `subPath`s) and every
+//!   such mount is kept; a less specific mount is dropped when a more specific one has the same
+//!   name and path, or already uses its `mountPath` (a container mounts one thing per path).
 //! - `fromEnv` by referenced object (`ConfigMap`/`Secret` and name): a source named on several
 //!   levels is kept once, as the most specific level wrote it (its `prefix`, `optional`). The
 //!   less specific sources come **first**: when two sources hold the same key Kubernetes takes
@@ -84,10 +87,9 @@ pub fn merge(specific: &Params, general: &Params) -> Params {
             general.volumes.as_deref(),
             |v| v.name.clone(),
         ),
-        volume_mount: merge_by_key(
+        volume_mount: merge_mounts(
             specific.volume_mount.as_deref(),
             general.volume_mount.as_deref(),
-            |m| m.name.clone(),
         ),
         service_account: specific
             .service_account
@@ -188,10 +190,7 @@ fn apply_to_container(container: &mut Container, params: &Params, pull: Option<&
         container.env_from = merge_from_env(container.env_from.as_deref(), Some(sources));
     }
     if let Some(mounts) = &params.volume_mount {
-        container.volume_mounts =
-            merge_by_key(Some(mounts), container.volume_mounts.as_deref(), |m| {
-                m.name.clone()
-            });
+        container.volume_mounts = merge_mounts(Some(mounts), container.volume_mounts.as_deref());
     }
     if let Some(resources) = &params.resources {
         container.resources = merge_resources(Some(resources), container.resources.as_ref());
@@ -292,18 +291,43 @@ pub fn strip_gitops(map: Option<&BTreeMap<String, String>>) -> BTreeMap<String, 
 
 /// Adds shared volumes to a pod and their mounts to every container (JobFlow `shareVolumes` +
 /// `shareVolumeMounts`). A volume whose name the pod already has is not added (the flow's own
-/// wins); a mount whose `mountPath` a container already uses is not added to it.
+/// wins); a mount whose `mountPath` a container already uses is not added to it, while mounts of
+/// one volume at different paths are all added ([`merge_mounts`], the container's own first).
 pub fn add_shared_volumes(pod: &mut PodTemplateSpec, volumes: &[Volume], mounts: &[VolumeMount]) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     spec.volumes = merge_by_key(spec.volumes.as_deref(), Some(volumes), |v| v.name.clone());
     for container in &mut spec.containers {
-        let list = container.volume_mounts.get_or_insert_with(Vec::new);
-        for mount in mounts {
-            if !list.iter().any(|m| m.mount_path == mount.mount_path) {
-                list.push(mount.clone());
-            }
+        container.volume_mounts = merge_mounts(container.volume_mounts.as_deref(), Some(mounts));
+    }
+}
+
+/// Volume mounts of two levels, keyed by (volume name, `mountPath`): `specific`'s mounts first,
+/// in their order (an exact (name, path) repeat kept once), then each of `general`'s whose
+/// `mountPath` no mount taken so far uses. Mounts of one volume at different paths all survive;
+/// at one path the most specific mount wins, as Kubernetes allows one mount per path in a
+/// container. `None` when both are absent.
+pub fn merge_mounts(
+    specific: Option<&[VolumeMount]>,
+    general: Option<&[VolumeMount]>,
+) -> Option<Vec<VolumeMount>> {
+    if specific.is_none() && general.is_none() {
+        return None;
+    }
+    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut paths: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    for mount in specific.into_iter().flatten() {
+        if seen.insert((mount.name.as_str(), mount.mount_path.as_str())) {
+            paths.insert(mount.mount_path.as_str());
+            out.push(mount.clone());
         }
     }
+    for mount in general.into_iter().flatten() {
+        if paths.insert(mount.mount_path.as_str()) {
+            out.push(mount.clone());
+        }
+    }
+    Some(out)
 }
 
 /// `first`'s entries in order, then `second`'s whose key is not taken yet; each key once (a key

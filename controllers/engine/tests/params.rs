@@ -124,7 +124,7 @@ fn env_merges_by_name_most_specific_wins_in_its_own_position() {
 }
 
 #[test]
-fn volumes_and_mounts_merge_by_name_and_volume_mounts_is_an_alias() {
+fn volumes_merge_by_name_mounts_by_name_and_path_and_volume_mounts_is_an_alias() {
     let wf = params(
         "volumes: [{name: data, emptyDir: {}}, {name: cache, emptyDir: {}}]\nvolumeMount: [{name: data, mountPath: /wf}]",
     );
@@ -137,9 +137,18 @@ fn volumes_and_mounts_merge_by_name_and_volume_mounts_is_an_alias() {
     assert_eq!(vols[0].name, "data");
     assert!(vols[0].config_map.is_some(), "job's volume wins");
     assert_eq!(vols[1].name, "cache");
-    let mounts = merged.volume_mount.unwrap();
-    assert_eq!(mounts.len(), 2);
-    assert_eq!(mounts[0].mount_path, "/job");
+    // `data` at /wf and at /job are two mounts: both kept, the job's first.
+    let mounts: Vec<(&str, &str)> = merged
+        .volume_mount
+        .as_deref()
+        .unwrap()
+        .iter()
+        .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+        .collect();
+    assert_eq!(
+        mounts,
+        [("data", "/job"), ("cache", "/cache"), ("data", "/wf")]
+    );
 }
 
 #[test]
