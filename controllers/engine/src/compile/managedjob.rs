@@ -18,7 +18,7 @@
 //! - Job names and group names must be unique (`duplicate group name "g"`, `duplicate job name
 //!   "j"`), and two jobs may not map to the same Job name (`a-b`/`c` and `a`/`b-c`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jobsmith_api::labels::{GROUP, JOB};
 use jobsmith_api::{GroupJob, JobTemplate, ManagedJob, ManagedJobGroup, Params};
@@ -59,11 +59,11 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
 
     let mut steps = Vec::new();
     let mut planned_steps = Vec::new();
-    let mut by_job_name: HashMap<String, String> = HashMap::new();
+    let mut jobs = JobIndex::default();
     for group in &spec.groups {
-        let mut seen: HashMap<&str, ()> = HashMap::new();
         for job in &group.jobs {
-            if seen.insert(job.name.as_str(), ()).is_some() {
+            let pair = (group.name.as_str(), job.name.as_str());
+            if !jobs.by_group.insert(pair) {
                 return Err(InvalidSpec::DuplicateJob(job.name.clone()));
             }
             if job.image.is_none() && job.template_ref.is_none() {
@@ -74,7 +74,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
             }
             let key = step_key(&group.name, &job.name);
             let job_name = job_name(name, &group.name, &job.name);
-            if let Some(first) = by_job_name.insert(job_name.clone(), key.clone()) {
+            if let Some(first) = jobs.by_job_name.insert(job_name.clone(), key.clone()) {
                 return Err(InvalidSpec::JobNameCollision {
                     first,
                     second: key,
@@ -89,6 +89,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
             });
         }
     }
+    jobs.keys = planned_steps.iter().map(|s| s.key.clone()).collect();
 
     let mut groups = Vec::with_capacity(spec.groups.len());
     for (gi, group) in spec.groups.iter().enumerate() {
@@ -114,7 +115,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
             key: group.name.clone(),
             deps: into_deps(deps),
         });
-        job_steps(group, &by_job_name, &mut steps)?;
+        job_steps(group, &jobs, &mut steps)?;
     }
 
     let dag = Dag::build(&steps, &groups)?;
@@ -128,7 +129,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
 /// The steps of one group with their automatic and explicit dependencies.
 fn job_steps(
     group: &ManagedJobGroup,
-    by_job_name: &HashMap<String, String>,
+    jobs: &JobIndex<'_>,
     steps: &mut Vec<StepSpec>,
 ) -> Result<(), InvalidSpec> {
     // The nearest earlier sequential job whose automatic dependencies are intact: its success
@@ -138,13 +139,12 @@ fn job_steps(
         let key = step_key(&group.name, &job.name);
         let mut explicit: BTreeMap<String, Required> = BTreeMap::new();
         for dep in &job.dependencies {
-            let target =
-                resolve_job_dependency(group, &dep.name, by_job_name).ok_or_else(|| {
-                    InvalidSpec::UnknownDependency {
-                        owner: format!("job \"{key}\""),
-                        name: dep.name.clone(),
-                    }
-                })?;
+            let target = jobs.resolve(&group.name, &dep.name).ok_or_else(|| {
+                InvalidSpec::UnknownDependency {
+                    owner: format!("job \"{key}\""),
+                    name: dep.name.clone(),
+                }
+            })?;
             if target == key {
                 return Err(InvalidSpec::SelfDependency(key));
             }
@@ -178,19 +178,31 @@ fn job_steps(
     Ok(())
 }
 
-/// A job dependency name -> step key: a job of the same group, `group/job`, or a full Job name.
-fn resolve_job_dependency(
-    group: &ManagedJobGroup,
-    name: &str,
-    by_job_name: &HashMap<String, String>,
-) -> Option<String> {
-    if group.jobs.iter().any(|j| j.name == name) {
-        return Some(step_key(&group.name, name));
+/// Every job of a ManagedJob, indexed once per compile so that resolving a job dependency is a
+/// few hash lookups, not a scan of the spec (a workflow may have thousands of jobs, each with
+/// dependencies).
+#[derive(Default)]
+struct JobIndex<'a> {
+    /// (group name, job name) of every job.
+    by_group: HashSet<(&'a str, &'a str)>,
+    /// Every step key `group/job`.
+    keys: HashSet<String>,
+    /// Generated Job name -> step key.
+    by_job_name: HashMap<String, String>,
+}
+
+impl JobIndex<'_> {
+    /// A job dependency name written in `group` -> step key: a job of the same group,
+    /// `group/job`, or a full Job name (tried in that order).
+    fn resolve(&self, group: &str, name: &str) -> Option<String> {
+        if self.by_group.contains(&(group, name)) {
+            return Some(step_key(group, name));
+        }
+        if name.contains('/') && self.keys.contains(name) {
+            return Some(name.to_owned());
+        }
+        self.by_job_name.get(name).cloned()
     }
-    if name.contains('/') && by_job_name.values().any(|k| k == name) {
-        return Some(name.to_owned());
-    }
-    by_job_name.get(name).cloned()
 }
 
 fn into_deps(deps: BTreeMap<String, Required>) -> Vec<DepSpec> {
