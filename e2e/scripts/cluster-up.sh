@@ -185,7 +185,10 @@ rules:
     resources: [{group: batch, resources: [jobs]}]
   - level: Metadata
     verbs: [patch, update]
-    resources: [{group: jobsmith.dev}, {group: coordination.k8s.io, resources: [leases]}]
+    resources: [{group: jobsmith.dev}]
+  - level: Metadata
+    verbs: [create, patch, update]
+    resources: [{group: coordination.k8s.io, resources: [leases]}]
   - level: Metadata
     verbs: [create, patch, update]
     resources: [{group: events.k8s.io, resources: [events]}, {group: "", resources: [events]}]

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{ManagedJob, Phase, RunStatus};
-use jobsmith_e2e::{
-    TestNamespace, apply_yaml, client, http_get, impersonating_kubeconfig, install_crds,
-};
+use jobsmith_e2e::{TestNamespace, apply_yaml, client, http_get, install_crds};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
+use support::pair::Pair;
 use support::{family_sum, scrape, start_manager_with, two_job_workflow, wait_run};
 
 const WRITES: &str = "jobsmith_api_writes_total";
@@ -127,124 +126,6 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
     Ok(())
 }
 
-/// Two managers on one Lease in their own namespace, each impersonating a user of its own (so
-/// the audit log tells their writes apart); the first is the leader with its caches synced.
-struct Pair {
-    client: kube::Client,
-    ns: TestNamespace,
-    users: [String; 2],
-    a: support::StartedManager,
-    b: support::StartedManager,
-}
-
-impl Pair {
-    async fn start(prefix: &str) -> Result<Self> {
-        let client = client().await?;
-        install_crds(&client).await?;
-        let ns = TestNamespace::new(&client, prefix).await?;
-        let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
-        let users = [format!("{}-a", ns.name()), format!("{}-b", ns.name())];
-        let configs: Vec<String> = users
-            .iter()
-            .map(|u| {
-                std::fs::create_dir_all(&dir)?;
-                let source = std::env::var("KUBECONFIG").context("KUBECONFIG is not set")?;
-                let path = dir.join(format!("kubeconfig-as-{u}"));
-                impersonating_kubeconfig(
-                    std::path::Path::new(&source),
-                    u,
-                    &["system:masters"],
-                    &path,
-                )?;
-                Ok(path.to_string_lossy().into_owned())
-            })
-            .collect::<Result<_>>()?;
-        let args = [
-            "--leader-elect",
-            "--namespace",
-            ns.name(),
-            "--leader-election-namespace",
-            ns.name(),
-        ];
-        let mut a = support::start_manager_process(
-            &format!("{prefix}-a"),
-            &args,
-            &[("KUBECONFIG", &configs[0])],
-        )?;
-        a.manager
-            .wait_for_log("became the leader", Duration::from_secs(60))
-            .await?;
-        let mut b = support::start_manager_process(
-            &format!("{prefix}-b"),
-            &args,
-            &[("KUBECONFIG", &configs[1])],
-        )?;
-        b.manager
-            .wait_for_log("waiting to become the leader", Duration::from_secs(60))
-            .await?;
-        a.manager
-            .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
-            .await?;
-        Ok(Self {
-            client,
-            ns,
-            users,
-            a,
-            b,
-        })
-    }
-
-    /// Waits for the run to succeed and the old leader (`a`) to exit, then checks the audit log:
-    /// no write of `a` after `b`'s first, and each of `steps` Jobs created once.
-    async fn finish_and_audit(&mut self, run: &str, steps: usize) -> Result<()> {
-        let flows: Api<jobsmith_api::JobFlow> =
-            Api::namespaced(self.client.clone(), self.ns.name());
-        wait_run(
-            &flows,
-            run,
-            "the run finished under the new leader",
-            |s| s.phase == Some(Phase::Succeeded),
-            |f| f.status.as_ref().map(|s| &s.run),
-        )
-        .await?;
-        let exited = std::time::Instant::now();
-        while self.a.manager.is_running() {
-            ensure!(
-                exited.elapsed() < Duration::from_secs(30),
-                "the old leader did not exit"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let events = jobsmith_e2e::audit_events(self.ns.name())?;
-        let writes_by = |user: &str| -> Vec<String> {
-            events
-                .iter()
-                .filter(|e| e.succeeded() && e.resource() != Some("leases"))
-                .filter(|e| audit_user(e) == Some(user))
-                .filter_map(|e| e.request_received_timestamp.clone())
-                .collect()
-        };
-        let first_of_b = writes_by(&self.users[1])
-            .into_iter()
-            .min()
-            .context("the new leader wrote nothing")?;
-        let late_a: Vec<String> = writes_by(&self.users[0])
-            .into_iter()
-            .filter(|t| *t >= first_of_b)
-            .collect();
-        ensure!(
-            late_a.is_empty(),
-            "the old leader wrote after its successor's first write ({first_of_b}): {late_a:?}"
-        );
-        let creates = jobsmith_e2e::job_creates(self.ns.name())?;
-        ensure!(
-            creates.len() == steps && creates.values().all(|n| *n == 1),
-            "{creates:?}"
-        );
-        Ok(())
-    }
-}
-
 /// A leader paused (SIGSTOP) past its Lease: the standby takes over within the Lease duration
 /// plus a retry period, and the resumed former leader writes nothing at all — no Job, no status,
 /// no Event — before it exits. The audit log, which names each manager's user, is the witness.
@@ -254,7 +135,7 @@ async fn a_paused_leader_writes_nothing_after_its_successor_took_over() -> Resul
     // Steps of 2 s, so the leader has work in flight when it is paused.
     apply_yaml(
         &pair.client,
-        Some(pair.ns.name()),
+        Some(pair.namespace()),
         &support::chain("long", 12, 2000),
     )
     .await?;
@@ -277,6 +158,55 @@ async fn a_paused_leader_writes_nothing_after_its_successor_took_over() -> Resul
     pair.finish_and_audit("long", 12).await
 }
 
+/// The Lease timing of `controllers/manager/src/leader.rs` (not exported by the binary).
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+const RETRY_PERIOD: Duration = Duration::from_secs(2);
+
+/// A leader SIGKILLed with a Job in flight: the standby takes over once the Lease expired (not
+/// before, not much later), finishes the run, every Job is created once, and the audit log shows
+/// no write of the dead leader's identity after its successor's first.
+#[tokio::test]
+async fn a_killed_leader_is_replaced_within_the_lease_duration() -> Result<()> {
+    let mut pair = Pair::start("killed").await?;
+    // Steps of 2 s: a Job is running when the leader dies.
+    apply_yaml(
+        &pair.client,
+        Some(pair.namespace()),
+        &support::chain("killed", 10, 2000),
+    )
+    .await?;
+    pair.wait_steps_done("killed", 1).await?;
+    let status = pair.a.manager.kill_9()?;
+    let killed = std::time::Instant::now();
+    ensure!(
+        !status.success(),
+        "the SIGKILLed leader exited with {status}"
+    );
+    pair.b
+        .manager
+        .wait_for_log("became the leader", Duration::from_secs(40))
+        .await?;
+    let takeover = killed.elapsed();
+    println!("takeover_after_kill_ms: {} ms", takeover.as_millis());
+    // The standby takes over at its first attempt once the record it saw has not changed for
+    // LEASE_DURATION of its own time. Its attempts are RETRY_PERIOD apart, so that is up to one
+    // retry period after the expiry (15 s is not a multiple of 2 s: 8 attempts, 16 s), and it may
+    // first see the leader's last renewal up to one retry period after it was written, when the
+    // kill came right after that renewal: up to LEASE_DURATION + 2 * RETRY_PERIOD (19 s), not
+    // LEASE_DURATION + RETRY_PERIOD. Nothing above that is slack for the machine.
+    ensure!(
+        takeover <= LEASE_DURATION + 2 * RETRY_PERIOD,
+        "takeover took {takeover:?}"
+    );
+    // Nor earlier than the Lease allows: the last renewal was at most one retry period (plus the
+    // renewal's own round trip, well under 1 s here) before the kill.
+    ensure!(
+        takeover + RETRY_PERIOD + Duration::from_secs(1) >= LEASE_DURATION,
+        "the standby took over {takeover:?} after the kill, before the Lease could expire"
+    );
+    pair.finish_and_audit("killed", 10).await
+}
+
 /// Someone edits the Lease to name another holder: the old leader sees it at its next renewal,
 /// stops writing and exits; the standby takes over once the edited record expires; never two
 /// writers.
@@ -285,12 +215,12 @@ async fn a_lease_taken_over_by_an_edit_moves_every_write_to_the_new_holder() -> 
     let mut pair = Pair::start("lease-edit").await?;
     apply_yaml(
         &pair.client,
-        Some(pair.ns.name()),
+        Some(pair.namespace()),
         &support::chain("edited", 8, 1500),
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let leases: Api<Lease> = Api::namespaced(pair.client.clone(), pair.ns.name());
+    let leases: Api<Lease> = Api::namespaced(pair.client.clone(), pair.namespace());
     let mut lease = leases.get("jobsmith").await?;
     if let Some(spec) = lease.spec.as_mut() {
         // Someone else's: the leader must step down at its next renewal; the standby takes the
@@ -308,8 +238,4 @@ async fn a_lease_taken_over_by_an_edit_moves_every_write_to_the_new_holder() -> 
         .wait_for_log("became the leader", Duration::from_secs(40))
         .await?;
     pair.finish_and_audit("edited", 8).await
-}
-
-fn audit_user(event: &jobsmith_e2e::AuditEvent) -> Option<&str> {
-    event.impersonated_user.as_ref()?.username.as_deref()
 }

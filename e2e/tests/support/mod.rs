@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod pair;
 pub mod scenarios;
 
 use std::collections::BTreeMap;
