@@ -263,7 +263,9 @@ pub struct Params {
     )]
     #[schemars(schema_with = "crate::schema::named_object_list")]
     pub volumes: Option<Vec<Volume>>,
-    /// Volume mounts of every container, merged by name. `volumeMounts` is accepted as an alias.
+    /// Volume mounts of every container, merged by (volume name, mountPath): mounts of one volume
+    /// at several paths all stay; at one path the most specific level wins. `volumeMounts` is
+    /// accepted as an alias.
     #[serde(
         default,
         alias = "volumeMounts",

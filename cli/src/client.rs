@@ -202,7 +202,7 @@ impl Session {
                 Some(StepOutcome::Succeeded) => "Succeeded",
                 Some(StepOutcome::Failed) => "Failed",
                 Some(StepOutcome::Running) => "Running",
-                Some(StepOutcome::NotCreated) | None => "Pending",
+                Some(StepOutcome::NotCreated | StepOutcome::Suspended) | None => "Pending",
             };
             extra.insert(step.key.clone(), phase.to_owned());
         }
