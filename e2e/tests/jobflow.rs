@@ -429,6 +429,67 @@ async fn max_parallel_and_suspend_control_the_run() -> Result<()> {
     Ok(())
 }
 
+/// A child Job created suspended (by its JobSpec here; by hand or by Kueue elsewhere) is shown as
+/// waiting with reason `StepSuspended`, holds no `maxParallel` slot (the other flows run past
+/// it) and is never re-created; resumed, it runs and the run finishes.
+#[tokio::test]
+async fn a_suspended_child_job_waits_without_holding_a_slot() -> Result<()> {
+    let w = World::new("jf-suspended").await?;
+    let held = format!(
+        "  - name: held\n    jobTemplate:\n      suspend: true\n      template:\n        spec:\n          containers: [{{name: main, image: {IMAGE}}}]\n"
+    );
+    let mut flows = vec![held];
+    flows.extend((0..2).map(|i| flow(&format!("f{i}"), &[], "", "")));
+    w.apply(&jobflow("held", "  maxParallel: 1\n", &flows)).await?;
+    let jf = wait_run(
+        &w.api::<JobFlow>(),
+        "held",
+        "the other flows done while held waits",
+        |r| r.progress.as_deref() == Some("2/3"),
+        run_of,
+    )
+    .await?;
+    let run = run_of(&jf).context("status")?;
+    ensure!(run.phase == Some(Phase::Running), "{run:?}");
+    ensure!(
+        run.message.as_deref().is_some_and(|m| m.contains("suspended")),
+        "{run:?}"
+    );
+    let entry = jf
+        .status
+        .as_ref()
+        .and_then(|s| s.flows.iter().find(|e| e.key == "held"))
+        .context("held entry")?;
+    ensure!(
+        entry.phase == StepPhase::Pending && entry.reason.as_deref() == Some("StepSuspended"),
+        "{entry:?}"
+    );
+    ensure!(
+        condition(run, "Ready").is_some_and(|c| c.status == "False" && c.reason == "StepSuspended"),
+        "{:?}",
+        run.conditions
+    );
+    let uid = jf.uid().unwrap_or_default();
+    ensure!(w.owned_jobs(&uid).await?.len() == 3, "one Job per flow");
+
+    // Resume it (as Kueue's admission would): it runs, and the run succeeds.
+    let jobs: Api<Job> = w.api();
+    let held_job = entry.job_name.clone().context("held Job name")?;
+    jobs.patch(
+        &held_job,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await?;
+    wait_phase(&w, "held", Phase::Succeeded).await?;
+    let creates = jobsmith_e2e::job_creates(w.name())?;
+    ensure!(
+        creates.len() == 3 && creates.values().all(|n| *n == 1),
+        "{creates:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_job_the_api_server_rejects_fails_its_flow_without_wedging() -> Result<()> {
     let w = World::new("jf-rejected").await?;

@@ -101,10 +101,16 @@ pub trait Reconciler: Send + Sync + 'static {
         None
     }
 
-    /// The object is gone (a trigger found it no longer cached; with owned Jobs this happens as
-    /// the garbage collector deletes its Jobs): drop what is kept per object, such as metric
-    /// series. Must be idempotent.
+    /// The object is gone (a trigger found it no longer cached, or the periodic sweep of
+    /// [`Reconciler::remembered`] did): drop what is kept per object, such as metric series.
+    /// Must be idempotent.
     fn forget(_ctx: &Context, _namespace: Option<&str>, _name: &str) {}
+
+    /// The objects (namespace, name) this controller keeps something for; the sweep forgets the
+    /// ones no longer in the cache (deleted without a later trigger, e.g. a run without Jobs).
+    fn remembered(_ctx: &Context) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Maps every object of a shared cache to the objects of this kind it concerns.
@@ -165,6 +171,11 @@ async fn reconcile_guarded<R: Reconciler>(
     ctx: Arc<Context>,
 ) -> Result<Action, DriverError<R::Error>> {
     let _timer = ReconcileTimer::start(R::CONTROLLER.as_str());
+    ctx.metrics.hot_objects.reconciled(
+        R::CONTROLLER.as_str(),
+        guard.namespace().as_deref().unwrap_or(""),
+        &guard.name_any(),
+    );
     match &guard.0 {
         Ok(obj) => {
             let obj = Arc::new(obj.clone());
@@ -352,6 +363,7 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     }
 
     let mut runs = Vec::new();
+    let mut stores = Vec::new();
     for (namespace, ready) in scopes.into_iter().zip(ready) {
         let api: Api<DeserializeGuard<R::Kind>> = match &namespace {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
@@ -386,6 +398,7 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
             controller = controller.reconcile_on(refs);
         }
 
+        stores.push(own.clone());
         let stop = shutdown.clone();
         let mark_ready = async move {
             tokio::select! {
@@ -412,8 +425,42 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
         });
     }
     tracing::info!(controller = %kind, "controller started");
-    futures::future::join_all(runs).await;
+    let sweep = sweep_forgotten::<R>(ctx.clone(), stores, shutdown.clone());
+    tokio::join!(futures::future::join_all(runs), sweep);
     tracing::info!(controller = %kind, "controller stopped");
+}
+
+/// Drops what is kept for a deleted object.
+fn forget<R: Reconciler>(ctx: &Context, namespace: &str, name: &str) {
+    R::forget(ctx, Some(namespace), name);
+    ctx.metrics
+        .hot_objects
+        .forget(R::CONTROLLER.as_str(), namespace, name);
+}
+
+/// How often the objects kept in memory are compared with the caches.
+const SWEEP_PERIOD: Duration = Duration::from_secs(10);
+
+/// Forgets, every [`SWEEP_PERIOD`], the remembered objects that no store holds any more: a
+/// deleted object is not reconciled, and without Jobs no trigger tells that it is gone.
+async fn sweep_forgotten<R: Reconciler>(
+    ctx: Arc<Context>,
+    stores: Vec<Store<DeserializeGuard<R::Kind>>>,
+    shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_PERIOD) => {}
+            () = shutdown.wait() => return,
+        }
+        for (namespace, name) in R::remembered(&ctx) {
+            let object = ObjectRef::<DeserializeGuard<R::Kind>>::new(&name).within(&namespace);
+            if stores.iter().all(|s| s.get(&object).is_none()) {
+                tracing::debug!(controller = %R::CONTROLLER, %namespace, %name, "forgetting a deleted object");
+                forget::<R>(&ctx, &namespace, &name);
+            }
+        }
+    }
 }
 
 type RunResult<K, E> = Result<
@@ -431,7 +478,7 @@ fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>, ctx: &Context
         // A trigger for an object that is not (or no longer) in the cache: deleted meanwhile.
         Err(controller::Error::ObjectNotFound(object)) => {
             tracing::debug!(controller = %R::CONTROLLER, %object, "object gone before reconcile");
-            R::forget(ctx, object.namespace.as_deref(), &object.name);
+            forget::<R>(ctx, object.namespace.as_deref().unwrap_or(""), &object.name);
         }
         Err(error) => {
             tracing::warn!(controller = %R::CONTROLLER, %error, "controller stream error")

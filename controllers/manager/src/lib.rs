@@ -11,6 +11,7 @@ pub mod controllers;
 pub mod events;
 pub mod generate;
 pub mod health;
+pub mod hot_objects;
 pub mod jobs;
 pub mod leader;
 pub mod memory;

@@ -174,6 +174,16 @@ impl RunMemory {
             .insert((namespace.to_owned(), name.to_owned()), memo);
     }
 
+    /// The objects remembered, as (namespace, name).
+    pub fn keys(&self) -> Vec<(String, String)> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Forgets an object (it was deleted).
     pub fn forget(&self, namespace: &str, name: &str) {
         self.take(namespace, name);

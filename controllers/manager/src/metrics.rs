@@ -94,6 +94,8 @@ fn describe() {
 pub struct Metrics {
     handle: Option<PrometheusHandle>,
     pub active_jobs: ActiveJobs,
+    /// Reconciles per minute of the busiest objects (`hot_objects.rs`).
+    pub hot_objects: crate::hot_objects::HotObjects,
 }
 
 impl Metrics {
@@ -101,6 +103,7 @@ impl Metrics {
         Self {
             handle,
             active_jobs: ActiveJobs::default(),
+            hot_objects: Default::default(),
         }
     }
 
@@ -112,6 +115,7 @@ impl Metrics {
             .map(PrometheusHandle::render)
             .unwrap_or_default();
         self.active_jobs.render_into(&mut out);
+        self.hot_objects.render_into(&mut out, escape_label);
         out
     }
 
@@ -299,6 +303,7 @@ mod tests {
         let metrics = Metrics {
             handle: Some(recorder.handle()),
             active_jobs: active.clone(),
+            hot_objects: Default::default(),
         };
         metrics::with_local_recorder(&recorder, f);
         metrics.render()

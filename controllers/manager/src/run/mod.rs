@@ -111,6 +111,10 @@ impl<K: RunKind> Reconciler for RunController<K> {
         serde_json::to_value(run).ok()
     }
 
+    fn remembered(ctx: &Context) -> Vec<(String, String)> {
+        ctx.runs.keys()
+    }
+
     fn forget(ctx: &Context, namespace: Option<&str>, name: &str) {
         let namespace = namespace.unwrap_or_default();
         ctx.runs.forget(namespace, name);
