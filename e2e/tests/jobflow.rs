@@ -440,7 +440,8 @@ async fn a_suspended_child_job_waits_without_holding_a_slot() -> Result<()> {
     );
     let mut flows = vec![held];
     flows.extend((0..2).map(|i| flow(&format!("f{i}"), &[], "", "")));
-    w.apply(&jobflow("held", "  maxParallel: 1\n", &flows)).await?;
+    w.apply(&jobflow("held", "  maxParallel: 1\n", &flows))
+        .await?;
     let jf = wait_run(
         &w.api::<JobFlow>(),
         "held",
@@ -452,7 +453,9 @@ async fn a_suspended_child_job_waits_without_holding_a_slot() -> Result<()> {
     let run = run_of(&jf).context("status")?;
     ensure!(run.phase == Some(Phase::Running), "{run:?}");
     ensure!(
-        run.message.as_deref().is_some_and(|m| m.contains("suspended")),
+        run.message
+            .as_deref()
+            .is_some_and(|m| m.contains("suspended")),
         "{run:?}"
     );
     let entry = jf
