@@ -617,6 +617,28 @@ spec:
     let conflict = w.wait_first_event("clash", "NameConflict").await?;
     assert_eq!(conflict.1, "Warning");
     assert!(conflict.2.contains("clash-g-a"));
+
+    // The other Job goes away: the step is created within seconds (a read every 2 s while the
+    // name is held, not the 5-minute resync), and the run finishes.
+    w.api::<Job>()
+        .delete("clash-g-a", &Default::default())
+        .await?;
+    wait_deleted(&w.api::<Job>(), "clash-g-a", Duration::from_secs(30)).await?;
+    let freed = std::time::Instant::now();
+    wait_run(
+        &w.api::<ManagedJob>(),
+        "clash",
+        "g/a created once the name is free",
+        |r| r.phase == Some(Phase::Succeeded),
+        run_of,
+    )
+    .await?;
+    let retried = freed.elapsed();
+    println!("name_conflict_retry_ms: {} ms", retried.as_millis());
+    ensure!(
+        retried < Duration::from_secs(20),
+        "the step waited {retried:?} after the conflicting Job was deleted"
+    );
     Ok(())
 }
 
@@ -681,6 +703,62 @@ spec:
     )
     .await?;
     assert!(w.owned_jobs(&uid(&mj)).await?.is_empty());
+    Ok(())
+}
+
+/// A workflow that never had a Job (it waits for a JobTemplate) gets no trigger when it is
+/// deleted: the manager's periodic sweep drops its gauge and memory all the same. Its reconciles
+/// show in the per-object rate of the busiest objects meanwhile.
+#[tokio::test]
+async fn a_deleted_workflow_without_jobs_loses_its_series() -> Result<()> {
+    let w = World::new("mj-sweep").await?;
+    w.apply(&format!(
+        r#"
+apiVersion: jobsmith.dev/v1alpha1
+kind: ManagedJob
+metadata: {{name: waiting}}
+spec:
+  groups:
+  - name: g
+    jobs:
+    - name: a
+      templateRef: not-there-yet
+"#
+    ))
+    .await?;
+    let series = format!(
+        "managedjob_active_jobs{{namespace=\"{}\",workflow=\"waiting\"}}",
+        w.name()
+    );
+    let rate = format!(
+        "jobsmith_object_reconciles_per_minute{{controller=\"managedjob\",namespace=\"{}\",name=\"waiting\"}}",
+        w.name()
+    );
+    eventually(
+        "the gauge and the rate",
+        Duration::from_secs(30),
+        || async {
+            let metrics = w.metrics().await?;
+            let shown = sample(&metrics, &series) == Some(0.0)
+                && sample(&metrics, &rate).is_some_and(|r| r >= 1.0);
+            Ok(shown.then_some(()))
+        },
+    )
+    .await?;
+    let api: Api<ManagedJob> = w.api();
+    api.delete("waiting", &Default::default()).await?;
+    wait_deleted(&api, "waiting", Duration::from_secs(30)).await?;
+    // The sweep runs every 10 s.
+    eventually(
+        "the gauge and the rate are removed",
+        Duration::from_secs(30),
+        || async {
+            let metrics = w.metrics().await?;
+            let gone = sample(&metrics, &series).is_none() && sample(&metrics, &rate).is_none();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }
 

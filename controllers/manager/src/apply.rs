@@ -73,11 +73,14 @@ pub fn classify_existing(existing: &Job, owner_uid: &str) -> JobWrite {
 
 /// Creates `job` unless a Job of that name exists. The shared cache answers first (no request when
 /// it already holds the Job); otherwise one POST, and on `AlreadyExists` one GET to check the owner.
-/// `job` must carry its namespace, name and the controller owner reference.
+/// `read_first`: a Job of another owner held the name before (outside the label-selected cache):
+/// a GET checks whether it is still there before any POST, so a standing conflict costs a read,
+/// never a write. `job` must carry its namespace, name and the controller owner reference.
 pub async fn create_job_if_absent(
     ctx: &Context,
     job: Job,
     owner_uid: &str,
+    read_first: bool,
 ) -> Result<JobWrite, ApplyError> {
     let (Some(namespace), Some(name)) = (job.namespace(), job.metadata.name.clone()) else {
         return Err(ApplyError::MissingIdentity);
@@ -86,6 +89,19 @@ pub async fn create_job_if_absent(
         return Ok(classify_existing(&cached, owner_uid));
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    if read_first {
+        match api.get_opt(&name).await {
+            Ok(Some(existing)) => return Ok(classify_existing(&existing, owner_uid)),
+            Ok(None) => {}
+            Err(source) => {
+                return Err(ApplyError::ReadExisting {
+                    namespace,
+                    name,
+                    source,
+                });
+            }
+        }
+    }
     let params = PostParams {
         field_manager: Some(ctx.field_manager.to_owned()),
         ..Default::default()

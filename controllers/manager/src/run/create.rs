@@ -30,6 +30,9 @@ use crate::{
 /// Jobs created at once in one reconcile (the write limiter still applies to each).
 const CREATE_CONCURRENCY: usize = 8;
 
+/// How often a name held by another owner's Job is read again.
+pub(super) const CONFLICT_RECHECK: Duration = Duration::from_secs(2);
+
 /// Refused creates are retried after 1 s, doubling up to this.
 const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
@@ -62,15 +65,18 @@ pub(super) async fn create_ready<K: RunKind>(
         for step in todo {
             attempted[step.index()] = true;
             match build(ctx, obj.as_ref(), plan, step, namespace) {
-                Ok(job) => builds.push((step, job)),
+                Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
                 // Waiting for its template holds no maxParallel slot meanwhile.
                 Err(blocker) => observed.block(step.index(), blocker),
             }
         }
         let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
-            futures::stream::iter(builds.into_iter().map(|(step, job)| {
+            futures::stream::iter(builds.into_iter().map(|(step, job, read_first)| {
                 let ctx = ctx.clone();
-                async move { (step, apply::create_job_if_absent(&ctx, job, uid).await) }
+                async move {
+                    let write = apply::create_job_if_absent(&ctx, job, uid, read_first).await;
+                    (step, write)
+                }
             }))
             .buffer_unordered(CREATE_CONCURRENCY)
             .collect()
@@ -86,6 +92,15 @@ pub(super) async fn create_ready<K: RunKind>(
         }
         observed.decision = decide(plan, observed);
     }
+}
+
+/// Whether the step's last create found a Job of another owner at its name.
+fn had_conflict(memo: &RunMemo, plan: &Plan, step: StepId) -> bool {
+    plan.steps
+        .get(step.index())
+        .and_then(|p| memo.steps.get(&p.key))
+        .and_then(|known| known.refused.as_ref())
+        .is_some_and(|r| r.blocker == Blocker::NameConflict)
 }
 
 /// Records what one create did on the step's observation and memory; `true` when it created the
@@ -148,6 +163,11 @@ pub(super) fn refuse(
 ) {
     let attempts = known.refused.as_ref().map_or(0, |r| r.attempts) + 1;
     let retry_at = retryable.then(|| {
+        if blocker == Blocker::NameConflict {
+            // Re-checked with a read (no write), so often: the step goes on soon after the
+            // other Job is deleted (that Job is outside the label-selected Job watch).
+            return Instant::now() + CONFLICT_RECHECK;
+        }
         let exp = attempts.saturating_sub(1).min(16);
         Instant::now() + Duration::from_secs(1u64 << exp).min(REFUSAL_BACKOFF_MAX)
     });

@@ -16,7 +16,7 @@ use jobsmith_engine::{
 use k8s_openapi::api::batch::v1::Job;
 use kube::{Resource, runtime::reflector::ObjectRef};
 
-use super::RunKind;
+use super::{RunKind, create::CONFLICT_RECHECK};
 use crate::{
     context::Context,
     jobs,
@@ -223,17 +223,22 @@ impl Observed {
         self.blockers[i] = Some(blocker);
     }
 
-    /// How long until the earliest standing refusal of a step that cannot be created now may be
-    /// tried again.
+    /// How long until the earliest standing refusal (a waiting step, or a failed one such as a
+    /// name conflict) may be tried again.
     pub(super) fn next_retry(&self, plan: &Plan, memo: &RunMemo) -> Option<Duration> {
-        self.unavailable
+        // A Job of another owner that carries our labels is in the Job cache, but its deletion
+        // triggers nobody (it has no owner): look again soon, from the cache (no request).
+        let conflict = self
+            .blockers
+            .contains(&Some(Blocker::NameConflict))
+            .then_some(CONFLICT_RECHECK);
+        plan.steps
             .iter()
-            .zip(&plan.steps)
-            .filter(|(unavailable, _)| **unavailable)
-            .filter_map(|(_, step)| {
+            .filter_map(|step| {
                 let at = memo.steps.get(&step.key)?.refused.as_ref()?.retry_at?;
                 Some(at.saturating_duration_since(Instant::now()))
             })
+            .chain(conflict)
             .min()
     }
 }
