@@ -179,9 +179,34 @@ pub fn condition_status<'a>(conditions: &'a [Condition], type_: &str) -> Option<
         .map(|c| c.status.as_str())
 }
 
+/// The longest message Jobsmith stores (status messages, Event notes).
+pub const MESSAGE_LIMIT: usize = 1024;
+
+/// `message` cut to [`MESSAGE_LIMIT`] bytes (at a character boundary) with a marker.
+pub fn bounded(message: &str) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message.to_owned();
+    }
+    // Room for the marker: "... (" + up to 20 digits + " bytes cut)".
+    let mut end = MESSAGE_LIMIT - 40;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &message[..end], message.len() - end)
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn stored_messages_are_bounded() {
+        let long = "é".repeat(100_000);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MESSAGE_LIMIT, "{}", cut.len());
+        assert!(cut.ends_with("bytes cut)"));
+        assert_eq!(bounded("short"), "short");
+    }
+
     use super::*;
     use k8s_openapi::jiff::Timestamp;
 

@@ -9,7 +9,7 @@ use kube::{
     runtime::reflector::ObjectRef,
 };
 
-use crate::{context::Context, jobs, metrics};
+use crate::{cache::jobs, context::Context, telemetry::metrics};
 
 /// The outcome of [`create_job_if_absent`].
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub enum ApplyError {
         source: kube::Error,
     },
     #[error(transparent)]
-    Fenced(#[from] crate::ratelimit::Fenced),
+    Fenced(#[from] crate::leadership::ratelimit::Fenced),
     #[error("deleting finished Job {namespace}/{name}: {source}")]
     Delete {
         namespace: String,

@@ -7,14 +7,14 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
 use kube::{Client, core::DeserializeGuard};
 
 use crate::{
-    backoff::Backoffs,
     cache::{SharedCache, WatchScope},
     cli::ControllerKind,
-    events::EventPublisher,
-    health::Readiness,
+    leadership::backoff::Backoffs,
+    leadership::ratelimit::WriteLimiter,
     memory::RunMemory,
-    metrics::Metrics,
-    ratelimit::WriteLimiter,
+    telemetry::events::EventPublisher,
+    telemetry::health::Readiness,
+    telemetry::metrics::Metrics,
 };
 
 /// Built once by `main` and shared by all controllers.

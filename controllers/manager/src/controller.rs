@@ -6,10 +6,7 @@
 use std::{fmt::Debug, sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream::BoxStream};
-use k8s_openapi::{
-    NamespaceResourceScope,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::NamespaceResourceScope;
 use kube::{
     Api, Resource, ResourceExt,
     core::{DeserializeGuard, error_boundary::InvalidObject},
@@ -17,7 +14,6 @@ use kube::{
         Controller,
         controller::{self, Action},
         reflector::{ObjectRef, Store},
-        wait::{await_condition, conditions},
         watcher,
     },
 };
@@ -25,12 +21,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    cache::wait_ready_or_shutdown,
+    cache::{crd::wait_crd_established, wait_ready_or_shutdown},
     cli::ControllerKind,
     context::{Context, Shared},
-    events::EventKind,
-    metrics::{self, ReconcileTimer},
     shutdown::Shutdown,
+    telemetry::events::EventKind,
+    telemetry::metrics::{self, ReconcileTimer},
 };
 
 /// Every error enum of a reconciler has a short static category, used as the `error` label of
@@ -197,9 +193,10 @@ async fn reconcile_guarded<R: Reconciler>(
                 let detail =
                     decode_error_with_path::<R::Kind>(&ctx.client, guard.meta(), &invalid.error)
                         .await;
-                let message = crate::status::bounded(&format!("invalid spec: {detail}"));
+                let message =
+                    jobsmith_engine::conditions::bounded(&format!("invalid spec: {detail}"));
                 if let Some(status) =
-                    R::invalid_object_status(&message, generation, &crate::run::now())
+                    R::invalid_object_status(&message, generation, &crate::status::now())
                     && let Err(error) = crate::status::write_status(
                         ctx.as_ref(),
                         guard.as_ref(),
@@ -288,40 +285,6 @@ where
             format!("{}: {}", error.path(), error.inner())
         }
         _ => fallback.to_owned(),
-    }
-}
-
-/// Waits until the kind's CRD is Established (STYLE 12). `false` on shutdown.
-pub(crate) async fn wait_crd_established<K: Resource<DynamicType = ()>>(
-    client: &kube::Client,
-    shutdown: &Shutdown,
-) -> bool {
-    let name = format!("{}.{}", K::plural(&()), K::group(&()));
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        let established = tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        );
-        tokio::select! {
-            result = established => match result {
-                Ok(Ok(_)) => {
-                    tracing::info!(crd = %name, "CRD established");
-                    return true;
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(crd = %name, %error, "cannot watch the CRD; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                        () = &mut stop => return false,
-                    }
-                }
-                Err(_) => tracing::info!(crd = %name, "still waiting for the CRD to be established"),
-            },
-            () = &mut stop => return false,
-        }
     }
 }
 

@@ -6,19 +6,22 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 use clap::Parser;
 
 use jobsmith_manager::{
+    cache::jobs,
+    cache::nodes,
+    cache::templates,
     cache::{self, WatchScope},
     cli::{Cli, Command, ControllerKind, RunArgs},
     context::Shared,
-    controllers, generate, health,
-    health::{HealthState, Heartbeat, Readiness},
-    jobs, leader,
-    leader::{Fence, LeaderOutcome, Leadership},
-    metrics,
-    metrics::Metrics,
-    nodes,
-    ratelimit::WriteLimiter,
+    controllers, generate,
+    leadership::lease,
+    leadership::lease::{Fence, LeaderOutcome, Leadership},
+    leadership::ratelimit::WriteLimiter,
     shutdown::Shutdown,
-    telemetry, templates,
+    telemetry,
+    telemetry::health,
+    telemetry::health::{HealthState, Heartbeat, Readiness},
+    telemetry::metrics,
+    telemetry::metrics::Metrics,
 };
 
 /// How long running reconciles may take to finish after the shutdown signal (the pod's
@@ -79,7 +82,7 @@ enum StartupError {
     #[error("connecting to Kubernetes: {0}")]
     Client(#[source] kube::Error),
     #[error(transparent)]
-    Leader(#[from] leader::LeaderError),
+    Leader(#[from] lease::LeaderError),
 }
 
 impl StartupError {
@@ -96,7 +99,7 @@ impl StartupError {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    if let Err(error) = telemetry::init(args.dev_mode, args.log_level) {
+    if let Err(error) = telemetry::logging::init(args.dev_mode, args.log_level) {
         eprintln!("jobsmith: {error}");
         return ExitCode::FAILURE;
     }
@@ -180,7 +183,7 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
     let client = kube::Client::try_default()
         .await
         .map_err(StartupError::Client)?;
-    let instance = leader::identity();
+    let instance = lease::identity();
     let enabled = args.enabled_controllers();
     tracing::info!(
         instance,

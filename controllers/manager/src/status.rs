@@ -19,7 +19,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::{context::Context, metrics};
+use crate::{context::Context, telemetry::metrics};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum StatusWrite {
@@ -37,7 +37,7 @@ pub enum StatusError {
     #[error("the desired status is not a JSON object")]
     NotAnObject,
     #[error(transparent)]
-    Fenced(#[from] crate::ratelimit::Fenced),
+    Fenced(#[from] crate::leadership::ratelimit::Fenced),
     #[error("patching status of {namespace}/{name}: {source}")]
     Patch {
         namespace: String,
@@ -171,34 +171,18 @@ where
     }
 }
 
-/// The longest message Jobsmith stores (status messages, Event notes).
-pub const MESSAGE_LIMIT: usize = 1024;
-
-/// `message` cut to [`MESSAGE_LIMIT`] bytes (at a character boundary) with a marker.
-pub fn bounded(message: &str) -> String {
-    if message.len() <= MESSAGE_LIMIT {
-        return message.to_owned();
-    }
-    // Room for the marker: "... (" + up to 20 digits + " bytes cut)".
-    let mut end = MESSAGE_LIMIT - 40;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes cut)", &message[..end], message.len() - end)
+/// The current time as status times are written: second precision, like what is read back.
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // Status times have second precision on the wire; keep the value equal to what is read back.
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now),
+    )
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 mod tests {
-    #[test]
-    fn stored_messages_are_bounded() {
-        let long = "é".repeat(100_000);
-        let cut = bounded(&long);
-        assert!(cut.len() <= MESSAGE_LIMIT, "{}", cut.len());
-        assert!(cut.ends_with("bytes cut)"));
-        assert_eq!(bounded("short"), "short");
-    }
-
     use super::*;
     use serde_json::json;
 

@@ -41,10 +41,10 @@ use kube::{
 
 use crate::{
     cache::SharedCache,
+    cache::jobs,
     cli::ControllerKind,
     context::Context,
     controller::map_shared,
-    jobs,
     run::{self, RunKind, StatusParts, StatusView},
 };
 

@@ -25,8 +25,8 @@ use crate::{
     cli::ControllerKind,
     context::Context,
     controller::{ErrorCategory, Reconciler},
-    events::EventKind,
     status::{self, StatusError},
+    telemetry::events::EventKind,
 };
 
 /// Errors of one JobTemplate reconcile.
@@ -103,7 +103,7 @@ fn not_ready(status: Option<&JobTemplateStatus>) -> Option<(&str, &str)> {
         .map(|c| (c.reason.as_str(), c.message.as_str()))
 }
 
-use crate::run::now;
+use crate::status::now;
 
 /// The JobTemplate controller.
 pub struct JobTemplateController;

@@ -13,8 +13,8 @@ use kube::ResourceExt;
 use crate::{
     cli::ControllerKind,
     context::Context,
-    metrics::managedjob as mj_metrics,
     run::{self, RunKind, StatusParts},
+    telemetry::metrics::managedjob as mj_metrics,
 };
 
 impl RunKind for ManagedJob {

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use jobsmith_engine::{
     StepId, StepOutcome,
     compile::{self, BuildError, Plan, PlannedStep},
+    conditions::bounded,
     rollup::Blocker,
 };
 use k8s_openapi::api::batch::v1::Job;
@@ -23,8 +24,7 @@ use crate::{
     apply::{self, ApplyError, JobWrite},
     context::Context,
     memory::{Refusal, RunMemo, StepMemo},
-    metrics,
-    status::bounded,
+    telemetry::metrics,
 };
 
 /// Jobs created at once in one reconcile (the write limiter still applies to each).

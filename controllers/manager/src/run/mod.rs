@@ -71,9 +71,9 @@ use crate::{
     cli::ControllerKind,
     context::Context,
     controller::{ErrorCategory, Reconciler, map_shared},
-    events::EventKind,
     memory::RunMemo,
-    status::StatusError,
+    status::{self, StatusError},
+    telemetry::events::EventKind,
 };
 use create::create_ready;
 use observe::observe_steps;
@@ -143,12 +143,6 @@ impl ErrorCategory for RunError {
     }
 }
 
-pub(crate) fn now() -> Time {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    // Status times have second precision on the wire; keep the value equal to what is read back.
-    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
-}
-
 /// Reconciles one run object. See the module doc.
 pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
     let (Some(namespace), Some(uid)) = (obj.namespace(), obj.meta().uid.clone()) else {
@@ -177,7 +171,7 @@ async fn reconcile_with<K: RunKind>(
     mut memo: RunMemo,
 ) -> Result<(Action, RunMemo), RunError> {
     let previous = obj.run_status();
-    let now = now();
+    let now = status::now();
     let plan = match plan_for(obj.as_ref(), ctx, &mut memo) {
         Ok(plan) => plan,
         Err(invalid) => {

@@ -13,8 +13,8 @@ use jobsmith_engine::{
 use super::{RunKind, observe::Observed};
 use crate::{
     context::Context,
-    events::EventKind,
     memory::{RunMemo, StepMemo},
+    telemetry::events::EventKind,
 };
 
 /// One Event to publish after the status write.

@@ -18,8 +18,8 @@ use kube::{Resource, runtime::reflector::ObjectRef};
 
 use super::{RunKind, create::CONFLICT_RECHECK};
 use crate::{
+    cache::jobs,
     context::Context,
-    jobs,
     memory::{Refusal, RunMemo, StepMemo, finished_before},
 };
 

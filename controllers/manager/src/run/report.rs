@@ -7,6 +7,7 @@ use jobsmith_api::{RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
 use jobsmith_engine::{
     StepOutcome,
     compile::{self, Plan},
+    conditions::bounded,
     observe,
     record::{self, Recorded},
     rollup::{self, Blocker, Rollup, RunInput, StepView},
@@ -19,7 +20,7 @@ use crate::{
     apply,
     context::Context,
     memory::{RunMemo, WrittenStatus, finished_before},
-    status::{self, StatusError, StatusWrite, bounded},
+    status::{self, StatusError, StatusWrite},
 };
 
 /// The engine's roll-up of the observed steps; `previous` is the status read (none for the first

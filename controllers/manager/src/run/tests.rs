@@ -8,8 +8,9 @@ use jobsmith_engine::{
     rollup::{self, Blocker},
 };
 
-use super::{notes::step_notes, now, observe::outcome_without_job};
+use super::{notes::step_notes, observe::outcome_without_job};
 use crate::memory::{RunMemo, StepMemo};
+use crate::status::now;
 
 #[test]
 fn a_step_whose_job_is_gone_is_never_created_again() {

@@ -17,7 +17,7 @@ use kube::{
     runtime::events::{Event, EventType, Reporter},
 };
 
-use crate::{metrics, ratelimit::WriteLimiter};
+use crate::{leadership::ratelimit::WriteLimiter, telemetry::metrics};
 
 /// What happened; decides Normal or Warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -146,7 +146,7 @@ impl EventPublisher {
         let event = Event {
             type_: event_type,
             reason: reason.to_owned(),
-            note: Some(crate::status::bounded(&message)),
+            note: Some(jobsmith_engine::conditions::bounded(&message)),
             action: "Reconcile".into(),
             secondary: None,
         };

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::leader::Fence;
+use crate::leadership::lease::Fence;
 
 pub struct WriteLimiter {
     bucket: Option<Mutex<TokenBucket>>,

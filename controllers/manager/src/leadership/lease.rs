@@ -29,7 +29,11 @@ use kube::{
     api::{PostParams, entry::Entry},
 };
 
-use crate::{metrics, shutdown::Shutdown};
+use crate::shutdown::Shutdown;
+
+/// Writes not sent because the fence is closed (described with the other metrics in
+/// `telemetry::metrics`).
+pub const WRITES_FENCED_TOTAL: &str = "jobsmith_writes_fenced_total";
 
 /// Seconds a Lease stays valid after a renewal, for a standby (controller-runtime's default).
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -101,7 +105,7 @@ impl Fence {
                     .unwrap_or_else(PoisonError::into_inner)
                     .is_some_and(|until| Instant::now() < until));
         if !open {
-            metrics::write_fenced();
+            metrics::counter!(WRITES_FENCED_TOTAL).increment(1);
         }
         open
     }

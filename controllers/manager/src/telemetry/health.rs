@@ -15,7 +15,7 @@ use axum::{
     Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
 };
 
-use crate::{metrics::Metrics, shutdown::Shutdown};
+use crate::{shutdown::Shutdown, telemetry::metrics::Metrics};
 
 /// Which caches must be synced before the manager is ready. Every controller (per watched
 /// namespace) and every shared cache registers an entry at start-up and marks it synced later.

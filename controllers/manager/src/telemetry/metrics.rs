@@ -29,7 +29,8 @@ pub const RECONCILE_DURATION: &str = "jobsmith_reconcile_duration_seconds";
 pub const API_WRITES_TOTAL: &str = "jobsmith_api_writes_total";
 pub const EVENTS_DROPPED_TOTAL: &str = "jobsmith_events_dropped_total";
 pub const CREATE_REFUSALS_TOTAL: &str = "jobsmith_job_create_refusals_total";
-pub const WRITES_FENCED_TOTAL: &str = "jobsmith_writes_fenced_total";
+/// Counted where the fence refuses a write (leadership sits below telemetry).
+pub use crate::leadership::lease::WRITES_FENCED_TOTAL;
 pub const MJ_JOBS_CREATED: &str = "managedjob_jobs_created_total";
 pub const MJ_JOBS_SUCCEEDED: &str = "managedjob_jobs_succeeded_total";
 pub const MJ_JOBS_FAILED: &str = "managedjob_jobs_failed_total";
@@ -95,7 +96,7 @@ pub struct Metrics {
     handle: Option<PrometheusHandle>,
     pub active_jobs: ActiveJobs,
     /// Reconciles per minute of the busiest objects (`hot_objects.rs`).
-    pub hot_objects: crate::hot_objects::HotObjects,
+    pub hot_objects: crate::telemetry::hot_objects::HotObjects,
 }
 
 impl Metrics {
@@ -169,11 +170,6 @@ pub fn api_write(verb: &'static str, resource: String) {
 /// A Job create was refused (the step waits or fails; see `run.rs`).
 pub fn create_refused(controller: &'static str, code: String) {
     counter!(CREATE_REFUSALS_TOTAL, "controller" => controller, "code" => code).increment(1);
-}
-
-/// A write was not sent: the fence is closed.
-pub fn write_fenced() {
-    counter!(WRITES_FENCED_TOTAL).increment(1);
 }
 
 /// The ManagedJob metrics of SPEC §2, with the seed's names and labels.

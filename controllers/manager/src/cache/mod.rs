@@ -9,6 +9,11 @@
 //! instead of blocking the watch (each object triggers a reconcile of its owner, which is
 //! idempotent, so a resync is always safe).
 
+pub mod crd;
+pub mod jobs;
+pub mod nodes;
+pub mod templates;
+
 use std::{
     fmt::Debug,
     sync::{

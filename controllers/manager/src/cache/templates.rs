@@ -7,8 +7,8 @@ use jobsmith_api::JobTemplate;
 use kube::{Resource, core::DeserializeGuard, runtime::watcher};
 
 use crate::{
+    cache::crd::wait_crd_established,
     cache::{SharedCache, WatchScope},
-    controller::wait_crd_established,
     shutdown::Shutdown,
 };
 
