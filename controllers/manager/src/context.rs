@@ -50,7 +50,7 @@ pub struct Context {
     pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
     /// The pruned Node cache (DaemonJob), when started.
     pub nodes: Option<SharedCache<Node>>,
-    /// What the run mechanism last saw of each run object (`run.rs`).
+    /// What the run mechanism last saw of each run object (`memory.rs`, used by `run/`).
     pub runs: RunMemory,
     /// Objects that cannot be read, and the message last reported for each.
     pub invalid_objects: InvalidObjects,

@@ -1,6 +1,6 @@
 //! DaemonJob (SPEC §4) on the run mechanism: one step per node, keyed by the node name, Jobs
 //! `<daemonjob>-<node>` pinned to their node (engine `compile::daemonjob`). Everything else is
-//! `run.rs`; this module adds what is DaemonJob's own:
+//! the run mechanism (`run/`); this module adds what is DaemonJob's own:
 //!
 //! - **The plan comes from the Node cache** ([`RunKind::plan_in`]): the eligible nodes now (with
 //!   the pod template of the `templateRef` when one is used) plus the *known* nodes, those that

@@ -1,5 +1,5 @@
 //! JobFlow (SPEC §3) on the run mechanism: its compile functions and its status type.
-//! Everything else is `run.rs`.
+//! Everything else is the run mechanism (`run/`).
 
 use jobsmith_api::{JobFlow, JobFlowStatus, JobTemplate, StepEntry};
 use jobsmith_engine::{

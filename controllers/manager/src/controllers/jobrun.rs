@@ -1,6 +1,6 @@
 //! JobRun (SPEC §6) on the run mechanism: one step, keyed by the JobRun's name, whose Job
 //! `<template>-<jobrun>` is built from the JobTemplate with the run's overrides (engine
-//! `compile::jobrun`). Everything else is `run.rs`; this module adds what is JobRun's own:
+//! `compile::jobrun`). Everything else is the run mechanism (`run/`); this module adds what is JobRun's own:
 //!
 //! - **Exactly one Job, decided from the status.** The status records `jobName` once the Job was
 //!   created, and the outcome (`phase`). The record seeds the run mechanism's memory after a

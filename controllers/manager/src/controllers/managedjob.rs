@@ -1,5 +1,5 @@
 //! ManagedJob (SPEC §2) on the run mechanism: its compile functions, its status type and the
-//! seed's metrics (`managedjob_*`). Everything else is `run.rs`.
+//! seed's metrics (`managedjob_*`). Everything else is the run mechanism (`run/`).
 
 use jobsmith_api::{JobTemplate, ManagedJob, ManagedJobStatus, StepEntry};
 use jobsmith_engine::{

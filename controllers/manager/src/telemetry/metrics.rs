@@ -167,7 +167,7 @@ pub fn api_write(verb: &'static str, resource: String) {
     counter!(API_WRITES_TOTAL, "verb" => verb, "resource" => resource).increment(1);
 }
 
-/// A Job create was refused (the step waits or fails; see `run.rs`).
+/// A Job create was refused (the step waits or fails; see `run/create.rs`).
 pub fn create_refused(controller: &'static str, code: String) {
     counter!(CREATE_REFUSALS_TOTAL, "controller" => controller, "code" => code).increment(1);
 }
