@@ -712,19 +712,19 @@ spec:
 #[tokio::test]
 async fn a_deleted_workflow_without_jobs_loses_its_series() -> Result<()> {
     let w = World::new("mj-sweep").await?;
-    w.apply(&format!(
+    w.apply(
         r#"
 apiVersion: jobsmith.dev/v1alpha1
 kind: ManagedJob
-metadata: {{name: waiting}}
+metadata: {name: waiting}
 spec:
   groups:
   - name: g
     jobs:
     - name: a
       templateRef: not-there-yet
-"#
-    ))
+"#,
+    )
     .await?;
     let series = format!(
         "managedjob_active_jobs{{namespace=\"{}\",workflow=\"waiting\"}}",
