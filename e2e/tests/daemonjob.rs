@@ -205,7 +205,7 @@ async fn jobs_by_node(world: &World, dj: &DaemonJob) -> Result<BTreeMap<String, 
 
 #[tokio::test]
 async fn one_pinned_job_per_eligible_node_and_late_nodes_get_theirs() -> Result<()> {
-    let world = World::new("dj-eligible").await?;
+    let world = World::with_flags("dj-eligible", &[support::ALL_STEP_EVENTS]).await?;
     let mut pool = Pool::new(&world);
     let a = pool.add(&world.client, "a", false, false).await?;
     let b = pool.add(&world.client, "b", false, false).await?;

@@ -72,7 +72,7 @@ fn slow(ms: u32) -> String {
 
 #[tokio::test]
 async fn flows_run_as_a_dag_with_global_params_and_shared_volumes() -> Result<()> {
-    let w = World::new("jf-dag").await?;
+    let w = World::with_flags("jf-dag", &[support::ALL_STEP_EVENTS]).await?;
     let spec = r#"  globalParams:
     env: [{name: GLOBAL, value: g}, {name: OVERRIDE, value: global}]
     labels: {team: data}
@@ -485,6 +485,14 @@ async fn a_suspended_child_job_waits_without_holding_a_slot() -> Result<()> {
     )
     .await?;
     wait_phase(&w, "held", Phase::Succeeded).await?;
+    // The default `--step-events=warnings`: the run's own Event, no per-step Normal Event.
+    let events = w.wait_event("held", "Succeeded").await?;
+    ensure!(
+        !events
+            .iter()
+            .any(|e| ["JobCreated", "JobSucceeded", "StepSuspended"].contains(&e.0.as_str())),
+        "per-step Normal Events by default: {events:?}"
+    );
     let creates = jobsmith_e2e::job_creates(w.name())?;
     ensure!(
         creates.len() == 3 && creates.values().all(|n| *n == 1),

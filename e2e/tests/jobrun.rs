@@ -78,7 +78,7 @@ fn reasons(events: &[(String, String, String)]) -> Vec<&str> {
 
 #[tokio::test]
 async fn jobrun_overrides_the_named_container_and_mirrors_its_job() -> Result<()> {
-    let world = World::new("jr-overrides").await?;
+    let world = World::with_flags("jr-overrides", &[support::ALL_STEP_EVENTS]).await?;
     world
         .apply(
             r#"
@@ -325,7 +325,7 @@ spec:
 
 #[tokio::test]
 async fn a_finished_jobrun_never_recreates_its_deleted_job() -> Result<()> {
-    let mut world = World::new("jr-one-shot").await?;
+    let mut world = World::with_flags("jr-one-shot", &[support::ALL_STEP_EVENTS]).await?;
     world
         .apply(
             r#"

@@ -61,7 +61,7 @@ fn count(events: &[(String, String, String)], reason: &str) -> usize {
 
 #[tokio::test]
 async fn groups_run_in_order_and_parallel_work_does_not_wait() -> Result<()> {
-    let w = World::new("mj-order").await?;
+    let w = World::with_flags("mj-order", &[support::ALL_STEP_EVENTS]).await?;
     w.apply(&format!(
         r#"
 apiVersion: jobsmith.dev/v1alpha1
@@ -969,7 +969,7 @@ spec:
 
 #[tokio::test]
 async fn a_manager_restart_creates_no_second_job_and_repeats_no_event() -> Result<()> {
-    let mut w = World::new("mj-restart").await?;
+    let mut w = World::with_flags("mj-restart", &[support::ALL_STEP_EVENTS]).await?;
     w.apply(&format!(
         r#"
 apiVersion: jobsmith.dev/v1alpha1
@@ -1017,7 +1017,13 @@ async fn events_over_their_budget_are_dropped_and_status_is_patched_once_per_tra
     let mut started = support::start_manager_with(
         ns.name(),
         "mj-budget",
-        &["--event-qps", "0.0001", "--event-burst", "1"],
+        &[
+            "--event-qps",
+            "0.0001",
+            "--event-burst",
+            "1",
+            support::ALL_STEP_EVENTS,
+        ],
     )?;
     started
         .manager

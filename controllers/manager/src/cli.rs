@@ -103,6 +103,13 @@ pub struct RunArgs {
     #[arg(long, env = "JOBSMITH_EVENT_BURST", default_value_t = 200)]
     pub event_burst: u32,
 
+    /// Per-step Events: `warnings` (failures, conflicts, blocked steps, aborted steps summarised,
+    /// and the run's own Events) or `all` (also a Normal `JobCreated` and `JobSucceeded` per
+    /// step, which doubles the API writes per Job; the Job's own Events already say it).
+    #[arg(long, env = "JOBSMITH_STEP_EVENTS", value_enum, default_value_t = StepEvents::Warnings,
+          ignore_case = true)]
+    pub step_events: StepEvents,
+
     /// Reconciles running at once per controller (and per watched namespace).
     #[arg(long, env = "JOBSMITH_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -170,6 +177,16 @@ impl fmt::Display for ControllerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Which per-step Events are published (`--step-events`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum StepEvents {
+    /// Warnings only (and the run's own Events).
+    #[default]
+    Warnings,
+    /// Also a Normal `JobCreated` and `JobSucceeded` per step.
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use kube::{Client, core::DeserializeGuard};
 
 use crate::{
     cache::{SharedCache, WatchScope},
-    cli::ControllerKind,
+    cli::{ControllerKind, StepEvents},
     leadership::backoff::Backoffs,
     leadership::ratelimit::WriteLimiter,
     memory::RunMemory,
@@ -36,6 +36,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// Reconciles at once per controller (and per watched namespace).
     pub concurrency: u16,
+    /// Which per-step Events are published (`--step-events`).
+    pub step_events: StepEvents,
     /// This process (hostname-pid-random), the `reportingInstance` of Events.
     pub instance: String,
 }
@@ -59,6 +61,8 @@ pub struct Context {
     /// Every write goes through it (`apply.rs`, `status.rs`, `events.rs` do so already).
     pub limiter: Arc<WriteLimiter>,
     pub events: EventPublisher,
+    /// Which per-step Events are published (`--step-events`).
+    pub step_events: StepEvents,
     pub metrics: Metrics,
     pub scope: Arc<WatchScope>,
 }
@@ -83,6 +87,7 @@ impl Context {
                 &shared.instance,
                 shared.event_limiter.clone(),
             ),
+            step_events: shared.step_events,
             metrics: shared.metrics.clone(),
             scope: shared.scope.clone(),
         }

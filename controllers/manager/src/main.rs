@@ -252,6 +252,7 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         scope,
         readiness: readiness.clone(),
         concurrency: args.concurrency,
+        step_events: args.step_events,
         instance,
     };
     report_ready(&readiness, "jobs", jobs, &shutdown);

@@ -34,22 +34,38 @@ pub struct World {
     pub manager: ManagerProcess,
     pub metrics_port: u16,
     pub health_port: u16,
+    /// Extra manager flags, kept across restarts.
+    flags: Vec<String>,
 }
+
+/// The flag that adds per-step Normal Events (`JobCreated`, `JobSucceeded`) for the tests that
+/// check them; the default (`warnings`) publishes none.
+pub const ALL_STEP_EVENTS: &str = "--step-events=all";
 
 impl World {
     /// A fresh namespace, the CRDs installed, and a manager watching only that namespace.
     pub async fn new(prefix: &str) -> Result<Self> {
+        Self::with_flags(prefix, &[]).await
+    }
+
+    /// [`World::new`] with extra manager flags (kept when the manager is restarted).
+    pub async fn with_flags(prefix: &str, flags: &[&str]) -> Result<Self> {
         let client = client().await?;
         install_crds(&client).await?;
         let ns = TestNamespace::new(&client, prefix).await?;
-        let (manager, metrics_port, health_port) = start_manager(ns.name(), prefix).await?;
+        let (manager, metrics_port, health_port) = start_manager(ns.name(), prefix, flags).await?;
         Ok(Self {
             client,
             ns,
             manager,
             metrics_port,
             health_port,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
         })
+    }
+
+    fn flags(&self) -> Vec<&str> {
+        self.flags.iter().map(String::as_str).collect()
     }
 
     pub fn name(&self) -> &str {
@@ -60,7 +76,7 @@ impl World {
     pub async fn restart_manager(&mut self) -> Result<()> {
         self.manager.stop()?;
         let (manager, metrics_port, health_port) =
-            start_manager(self.ns.name(), "restarted").await?;
+            start_manager(self.ns.name(), "restarted", &self.flags()).await?;
         self.manager = manager;
         self.metrics_port = metrics_port;
         self.health_port = health_port;
@@ -70,7 +86,7 @@ impl World {
     /// Starts a new manager on the namespace after the last one died (`kill_9`).
     pub async fn start_again(&mut self) -> Result<()> {
         let (manager, metrics_port, health_port) =
-            start_manager(self.ns.name(), "started-again").await?;
+            start_manager(self.ns.name(), "started-again", &self.flags()).await?;
         self.manager = manager;
         self.metrics_port = metrics_port;
         self.health_port = health_port;
@@ -158,8 +174,12 @@ impl World {
     }
 }
 
-async fn start_manager(namespace: &str, name: &str) -> Result<(ManagerProcess, u16, u16)> {
-    let mut started = start_manager_with(namespace, name, &[])?;
+async fn start_manager(
+    namespace: &str,
+    name: &str,
+    flags: &[&str],
+) -> Result<(ManagerProcess, u16, u16)> {
+    let mut started = start_manager_with(namespace, name, flags)?;
     started
         .manager
         .wait_for_log("cache synced; controller ready", Duration::from_secs(60))

@@ -11,7 +11,10 @@ use jobsmith_engine::{
 };
 
 use super::{RunKind, observe::Observed};
+use kube::runtime::events::EventType;
+
 use crate::{
+    cli::StepEvents,
     context::Context,
     memory::{RunMemo, StepMemo},
     telemetry::events::EventKind,
@@ -47,12 +50,14 @@ pub(super) fn aborted_note(keys: &[&str]) -> Option<Note> {
     })
 }
 
-/// The Events (and finish hooks) of one step's transition.
+/// The Events (and finish hooks) of one step's transition. `all`: `--step-events=all`, which
+/// adds the per-step Normal Events (`JobSucceeded`, `StepSuspended`) to the Warnings.
 pub(super) fn step_notes(
     step: &PlannedStep,
     known: &StepMemo,
     phase: ApiStepPhase,
     blocker: Option<&Blocker>,
+    all: bool,
     notes: &mut Vec<Note>,
     finished: impl FnOnce(bool),
 ) {
@@ -66,11 +71,13 @@ pub(super) fn step_notes(
             Blocker::Invalid { .. } => EventKind::Invalid,
             _ => EventKind::Failed,
         };
-        notes.push(Note {
-            kind,
-            reason: blocker.reason(),
-            message: blocker.describe(&step.key, &step.job_name),
-        });
+        if all || kind.event_type() == EventType::Warning {
+            notes.push(Note {
+                kind,
+                reason: blocker.reason(),
+                message: blocker.describe(&step.key, &step.job_name),
+            });
+        }
     }
     if known.phase == phase || blocker.is_some() {
         return;
@@ -78,11 +85,13 @@ pub(super) fn step_notes(
     match phase {
         ApiStepPhase::Succeeded => {
             finished(true);
-            notes.push(Note {
-                kind: EventKind::Succeeded,
-                reason: "JobSucceeded",
-                message: format!("Job {} of step {} succeeded", step.job_name, step.key),
-            });
+            if all {
+                notes.push(Note {
+                    kind: EventKind::Succeeded,
+                    reason: "JobSucceeded",
+                    message: format!("Job {} of step {} succeeded", step.job_name, step.key),
+                });
+            }
         }
         ApiStepPhase::Failed => {
             finished(false);
@@ -111,13 +120,17 @@ pub(super) fn announce_created<K: RunKind>(
     if created.is_empty() {
         return;
     }
-    let mut notes = Vec::with_capacity(created.len());
+    let all = ctx.step_events == StepEvents::All;
+    let mut notes = Vec::new();
     for step in created {
         let Some(planned) = plan.steps.get(step.index()) else {
             continue;
         };
         K::on_job_created(ctx, obj, planned);
         tracing::info!(job = %planned.job_name, step = %planned.key, "created Job");
+        if !all {
+            continue;
+        }
         notes.push(Note {
             kind: EventKind::Created,
             reason: "JobCreated",
@@ -161,6 +174,7 @@ pub(super) fn transitions<K: RunKind>(
     rolled: &Rollup,
     memo: &mut RunMemo,
 ) -> Told {
+    let all = ctx.step_events == StepEvents::All;
     let mut notes = Vec::new();
     let mut active = 0u64;
     let mut aborted = Vec::new();
@@ -180,7 +194,7 @@ pub(super) fn transitions<K: RunKind>(
             if phase == ApiStepPhase::Aborted && known.phase != ApiStepPhase::Aborted {
                 aborted.push(step.key.as_str());
             }
-            step_notes(step, known, phase, blocker, &mut notes, |succeeded| {
+            step_notes(step, known, phase, blocker, all, &mut notes, |succeeded| {
                 K::on_job_finished(ctx, obj, step, succeeded)
             });
         }

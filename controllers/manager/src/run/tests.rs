@@ -132,6 +132,7 @@ fn events_are_derived_from_transitions_only() {
         &running,
         ApiStepPhase::Succeeded,
         None,
+        true,
         &mut notes,
         |ok| finished.push(ok),
     );
@@ -149,6 +150,7 @@ fn events_are_derived_from_transitions_only() {
         &done,
         ApiStepPhase::Succeeded,
         None,
+        true,
         &mut notes,
         |_| panic!("no second finish"),
     );
@@ -159,6 +161,7 @@ fn events_are_derived_from_transitions_only() {
         &StepMemo::default(),
         ApiStepPhase::Failed,
         Some(&Blocker::NameConflict),
+        false,
         &mut notes,
         |_| panic!("a conflict is not a finished Job"),
     );
@@ -175,6 +178,32 @@ fn events_are_derived_from_transitions_only() {
         &conflicted,
         ApiStepPhase::Failed,
         Some(&Blocker::NameConflict),
+        false,
+        &mut notes,
+        |_| {},
+    );
+    assert!(notes.is_empty());
+    // By default (`--step-events=warnings`) a success is not announced per step; the finish
+    // hook (metrics) still runs.
+    let mut finished = Vec::new();
+    step_notes(
+        &step,
+        &running,
+        ApiStepPhase::Succeeded,
+        None,
+        false,
+        &mut notes,
+        |ok| finished.push(ok),
+    );
+    assert!(notes.is_empty());
+    assert_eq!(finished, [true]);
+    // A suspended Job is a Normal Event: only with `all`.
+    step_notes(
+        &step,
+        &running,
+        ApiStepPhase::Pending,
+        Some(&Blocker::Suspended),
+        false,
         &mut notes,
         |_| {},
     );
