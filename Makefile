@@ -21,7 +21,7 @@ TOOL_BINS := $(shell bash -c 'source e2e/scripts/versions.sh && echo "$$HELM_BIN
 export HELM ?= $(word 1,$(TOOL_BINS))/helm
 HELM_UNITTEST ?= $(word 2,$(TOOL_BINS))/helm-unittest
 
-.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e demo build install-plugin image chart
+.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e bench-scale demo build install-plugin image chart
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -83,13 +83,16 @@ cluster-down: ## stop the local control plane
 e2e: build gitops-tools image chart ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
 	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
-test: setup lint unit argocd-health e2e bench-e2e ## everything CI runs (the bench prints figures, never fails on time)
+test: setup lint unit argocd-health e2e bench-e2e bench-scale ## everything CI runs (the bench prints figures, never fails on time)
 
 bench-engine: ## engine benchmarks (prints name: value unit)
 	cargo bench -p jobsmith-engine --bench engine
 
 # The bench measures the release binary that ships in the image (the static one `make image`
 # builds), which also spares a second release build of the manager.
+bench-scale: image ## scale benchmark on a private plane (prints name: value unit); BENCH_SCALE=full for 10,000-step runs and 1,000 concurrent runs
+	JOBSMITH_BIN=$(STATIC_BIN) cargo test --release -p jobsmith-e2e --test bench_scale -- --ignored --nocapture --test-threads=1
+
 bench-e2e: image ## end-to-end benchmark on the local plane (prints name: value unit)
 	JOBSMITH_BIN=$(STATIC_BIN) E2E_DISABLE_QPS_LIMITS=1 bash e2e/scripts/with-cluster.sh \
 	  cargo test --release -p jobsmith-e2e --test bench -- --ignored --nocapture --test-threads=1

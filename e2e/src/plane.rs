@@ -20,6 +20,12 @@ pub struct PrivatePlane {
 impl PrivatePlane {
     /// Starts a plane with `nodes` fake nodes; `name` tells its run dir apart.
     pub fn start(name: &str, nodes: u32) -> Result<Self> {
+        Self::start_with(name, nodes, &[])
+    }
+
+    /// [`PrivatePlane::start`] with more `E2E_*` settings of `cluster-up.sh` (for example
+    /// `E2E_NODE_PODS`, `E2E_DISABLE_QPS_LIMITS`).
+    pub fn start_with(name: &str, nodes: u32, settings: &[(&str, &str)]) -> Result<Self> {
         let scripts = workspace_root().join("e2e/scripts");
         let run_dir =
             std::env::temp_dir().join(format!("jobsmith-e2e-plane-{name}-{}", std::process::id()));
@@ -30,6 +36,11 @@ impl PrivatePlane {
             ),
             ("E2E_NODES".to_owned(), nodes.to_string()),
         ];
+        env.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         for var in [
             "E2E_ETCD_PORT",
             "E2E_ETCD_PEER_PORT",

@@ -1,0 +1,594 @@
+//! The scale benchmark (`make bench-scale`): large runs and many concurrent runs on a private
+//! local plane (its own fake nodes with a raised pod capacity, the control plane's own rate
+//! limits lifted, pods completing at once). It prints figures as `name: value unit` and never
+//! fails on time; it fails only when a run itself goes wrong.
+//!
+//! Sizes: `BENCH_SCALE=full` is the size of the scale issue (a 10,000-step ManagedJob of 50
+//! sequential groups x 200 parallel jobs, a 10,000-flow JobFlow of 100 chains x 100 flows, 1,000
+//! concurrent 5-step workflows); the default is the CI size (500 steps, 500 flows, 100 runs).
+//!
+//! Figures:
+//! - `big_run_wall_s`, `big_flow_wall_s`: from apply to `Succeeded`;
+//! - `big_run_baseline_wall_s` and `big_run_overhead_ratio`: the same Jobs created by this bench
+//!   directly, wave by wave (each wave after the previous one's completions), through the same
+//!   client rate limit as the manager's (100 writes/s, burst 200, 8 at once); the ratio is
+//!   Jobsmith's own overhead;
+//! - `big_run_status_max_kib`: the largest serialized status a watcher saw during both big runs;
+//! - `big_run_manager_cpu_ms_per_job`, `big_run_manager_peak_rss_mib`: the manager's CPU time
+//!   (`/proc/<pid>/stat`) over both big runs per Job, and its peak resident set;
+//! - `big_run_reconcile_p99_ms`: the upper bound of the histogram bucket holding the 99th
+//!   percentile of the manager's reconcile durations (`jobsmith_reconcile_duration_seconds`);
+//! - `big_run_small_edge_latency_p99_ms`: step-to-step latency of small workflows run while the
+//!   big ManagedJob runs (a big wave must not starve them);
+//! - `many_runs_wall_s`, `many_runs_edge_latency_p99_ms`, `many_runs_manager_peak_rss_mib`,
+//!   `api_writes_per_job` (the manager's writes, Events included, over the Jobs of those runs).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use futures::{StreamExt, TryStreamExt};
+use jobsmith_api::{JobFlow, ManagedJob, Phase};
+use jobsmith_e2e::{PrivatePlane, apply_yaml, install_crds_on};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use support::{StartedManager, family_sum, job_done, scrape, start_manager_process};
+
+const IMAGE: &str = "example.invalid/fake:1";
+const WRITES: &str = "jobsmith_api_writes_total";
+
+/// The sizes of one bench run.
+struct Sizes {
+    groups: usize,
+    jobs_per_group: usize,
+    chains: usize,
+    chain_length: usize,
+    many_runs: usize,
+    small_runs_during_big: usize,
+}
+
+impl Sizes {
+    fn from_env() -> Self {
+        if std::env::var("BENCH_SCALE").as_deref() == Ok("full") {
+            Self {
+                groups: 50,
+                jobs_per_group: 200,
+                chains: 100,
+                chain_length: 100,
+                many_runs: 1000,
+                small_runs_during_big: 20,
+            }
+        } else {
+            Self {
+                groups: 10,
+                jobs_per_group: 50,
+                chains: 20,
+                chain_length: 25,
+                many_runs: 100,
+                small_runs_during_big: 10,
+            }
+        }
+    }
+}
+
+/// A ManagedJob of sequential groups of parallel jobs; params at the workflow level, so 10,000
+/// jobs stay far below the API server's request size limit.
+fn big_managedjob(name: &str, groups: usize, jobs: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: ManagedJob\nmetadata: {{name: {name}}}\nspec:\n  params: {{annotations: {{jobsmith.dev/e2e-duration: \"0\"}}}}\n  groups:\n"
+    );
+    for g in 0..groups {
+        yaml.push_str(&format!("  - name: g{g}\n    jobs:\n"));
+        for j in 0..jobs {
+            yaml.push_str(&format!(
+                "    - {{name: j{j}, image: {IMAGE}, parallel: true}}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+/// A JobFlow of `chains` independent chains of `length` flows (wide and deep).
+fn big_jobflow(name: &str, chains: usize, length: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: JobFlow\nmetadata: {{name: {name}}}\nspec:\n  failurePolicy: ContinueIndependent\n  flows:\n"
+    );
+    for c in 0..chains {
+        for l in 0..length {
+            let deps = if l == 0 {
+                String::new()
+            } else {
+                format!(", dependencies: [c{c}-{}]", l - 1)
+            };
+            yaml.push_str(&format!(
+                "  - {{name: c{c}-{l}{deps}, jobTemplate: {{template: {{metadata: {{annotations: {{jobsmith.dev/e2e-duration: \"0\"}}}}, spec: {{containers: [{{name: m, image: {IMAGE}}}]}}}}}}}}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+/// A 5-step sequential ManagedJob (the many-runs workload and the small runs beside the big one).
+fn small_workflow(name: &str) -> String {
+    let jobs: String = (0..5)
+        .map(|k| format!("    - {{name: s{k}, image: {IMAGE}}}\n"))
+        .collect();
+    format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: ManagedJob\nmetadata: {{name: {name}}}\nspec:\n  params: {{annotations: {{jobsmith.dev/e2e-duration: \"0\"}}}}\n  groups:\n  - name: g\n    jobs:\n{jobs}"
+    )
+}
+
+/// `(workflow, step)` of a small workflow's Job `<prefix>NNN-g-sK`.
+fn small_step(prefix: &str, job: &str) -> Option<(usize, usize)> {
+    let rest = job.strip_prefix(prefix)?;
+    let (index, step) = rest.split_once("-g-s")?;
+    Some((index.parse().ok()?, step.parse().ok()?))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// User + system CPU time of a process, in milliseconds.
+fn cpu_ms(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks: f64 = fields
+        .get(11..13)
+        .context("short stat")?
+        .iter()
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    Ok(ticks * 10.0)
+}
+
+/// The upper bound (ms) of the histogram bucket holding the p-th percentile of a controller's
+/// reconcile durations.
+fn reconcile_percentile_ms(metrics: &str, controller: &str, p: f64) -> f64 {
+    let prefix = "jobsmith_reconcile_duration_seconds_bucket{";
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(prefix)?;
+            if !rest.contains(&format!("controller=\"{controller}\"")) {
+                return None;
+            }
+            let le = rest.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let Some(total) = buckets.last().map(|b| b.1) else {
+        return f64::NAN;
+    };
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= total * p / 100.0)
+        .map_or(f64::NAN, |(le, _)| le * 1000.0)
+}
+
+/// Watches a kind's objects in `ns` and keeps the largest serialized status seen.
+fn watch_status_size<K>(client: &Client, ns: &str, largest: Arc<Mutex<usize>>)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(obj)) = stream.try_next().await {
+            let size = serde_json::to_value(&obj)
+                .ok()
+                .and_then(|v| v.get("status").map(|s| s.to_string().len()))
+                .unwrap_or(0);
+            let mut max = largest.lock().unwrap_or_else(|e| e.into_inner());
+            *max = (*max).max(size);
+        }
+    });
+}
+
+/// When a watcher first saw each small-workflow Job, and first saw it final.
+#[derive(Default)]
+struct Seen {
+    created: HashMap<(usize, usize), Instant>,
+    finished: HashMap<(usize, usize), Instant>,
+}
+
+/// Watches the Jobs of small workflows named `<prefix>NNN` until `total` of them finished.
+fn watch_small_runs(
+    client: &Client,
+    ns: &str,
+    prefix: &'static str,
+    total: usize,
+) -> tokio::task::JoinHandle<Result<Seen>> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    tokio::spawn(async move {
+        let mut seen = Seen::default();
+        let mut stream = watcher(jobs, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while seen.finished.len() < total {
+            let Some(job) = stream.try_next().await? else {
+                bail!("the Job watch ended");
+            };
+            let now = Instant::now();
+            let Some(key) = small_step(prefix, &job.name_any()) else {
+                continue;
+            };
+            seen.created.entry(key).or_insert(now);
+            if job_done(&job) {
+                seen.finished.entry(key).or_insert(now);
+            }
+        }
+        Ok(seen)
+    })
+}
+
+/// Step-to-step latencies (ms, sorted) of `runs` 5-step workflows.
+fn edges(seen: &Seen, runs: usize) -> Vec<f64> {
+    let mut edges: Vec<f64> = (0..runs)
+        .flat_map(|w| (1..5).map(move |s| (w, s)))
+        .filter_map(|(w, s)| {
+            let done = seen.finished.get(&(w, s - 1))?;
+            let next = seen.created.get(&(w, s))?;
+            Some(next.saturating_duration_since(*done).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    edges.sort_by(f64::total_cmp);
+    edges
+}
+
+async fn wait_succeeded<K>(
+    api: &Api<K>,
+    name: &str,
+    phase_of: fn(&K) -> Option<Phase>,
+) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let obj = api.get(name).await?;
+        match phase_of(&obj) {
+            Some(Phase::Succeeded) => return Ok(()),
+            Some(Phase::Failed) => bail!("{name} Failed"),
+            _ => {}
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} did not finish in an hour"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A token bucket like the manager's write limiter (rate per second, burst).
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            tokens: burst,
+            burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// How long to wait before the next write.
+    fn take(&mut self) -> Duration {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+fn baseline_job(name: &str, wave: &str) -> Result<Job> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "labels": {"bench.jobsmith.dev/wave": wave}},
+        "spec": {"backoffLimit": 0, "template": {
+            "metadata": {"annotations": {"jobsmith.dev/e2e-duration": "0"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]}}}
+    }))?)
+}
+
+/// The same Jobs as the big ManagedJob, created by the bench itself wave by wave.
+async fn baseline(client: &Client, ns: &str, sizes: &Sizes) -> Result<Duration> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let bucket = Arc::new(tokio::sync::Mutex::new(Bucket::new(100.0, 200.0)));
+    let start = Instant::now();
+    for g in 0..sizes.groups {
+        let names: Vec<String> = (0..sizes.jobs_per_group)
+            .map(|j| format!("baseline-g{g}-j{j}"))
+            .collect();
+        let creates = futures::stream::iter(names.iter().cloned().map(|name| {
+            let jobs = jobs.clone();
+            let bucket = bucket.clone();
+            let wave = format!("g{g}");
+            async move {
+                let wait = bucket.lock().await.take();
+                tokio::time::sleep(wait).await;
+                jobs.create(&PostParams::default(), &baseline_job(&name, &wave)?)
+                    .await?;
+                Ok::<_, anyhow::Error>(())
+            }
+        }))
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>();
+        creates.await?;
+        // The next wave starts when every Job of this one finished (seen by polling the list).
+        loop {
+            let list = jobs
+                .list(
+                    &kube::api::ListParams::default()
+                        .labels(&format!("bench.jobsmith.dev/wave=g{g}")),
+                )
+                .await?;
+            let done = list.items.iter().filter(|j| job_done(j)).count();
+            if done == names.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+async fn start_manager(plane: &PrivatePlane, ns: &str, name: &str) -> Result<StartedManager> {
+    let kubeconfig = plane.kubeconfig().to_string_lossy().into_owned();
+    let mut started = start_manager_process(
+        name,
+        &["--namespace", ns, "--leader-election-namespace", ns],
+        &[("KUBECONFIG", &kubeconfig), ("RUST_LOG", "info")],
+    )?;
+    started
+        .manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(120))
+        .await?;
+    Ok(started)
+}
+
+async fn namespace(client: &Client, name: &str) -> Result<()> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    api.create(&PostParams::default(), &ns).await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "benchmark: run with `make bench-scale`"]
+async fn bench_scale() -> Result<()> {
+    let sizes = Sizes::from_env();
+    let plane = PrivatePlane::start_with(
+        "scale",
+        3,
+        &[
+            ("E2E_NODE_PODS", "2000"),
+            ("E2E_DISABLE_QPS_LIMITS", "1"),
+            ("E2E_POD_DURATION_MS", "0"),
+        ],
+    )?;
+    let client = plane.client().await?;
+    install_crds_on(&client).await?;
+    big_runs(&plane, &client, &sizes).await?;
+    many_runs(&plane, &client, &sizes).await?;
+    Ok(())
+}
+
+/// The big ManagedJob (with small workflows beside it), the big JobFlow, and the baseline.
+async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Result<()> {
+    let ns = "big";
+    namespace(client, ns).await?;
+    let mut started = start_manager(plane, ns, "scale-big").await?;
+    let pid = started.manager.pid();
+    let largest = Arc::new(Mutex::new(0usize));
+    watch_status_size::<ManagedJob>(client, ns, largest.clone());
+    watch_status_size::<JobFlow>(client, ns, largest.clone());
+    let small = sizes.small_runs_during_big;
+    let small_watch = watch_small_runs(client, ns, "small-", small * 5);
+    let cpu_before = cpu_ms(pid)?;
+
+    let start = Instant::now();
+    apply_yaml(
+        client,
+        Some(ns),
+        &big_managedjob("big-run", sizes.groups, sizes.jobs_per_group),
+    )
+    .await?;
+    // The small workflows start once the big run is under way.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..small {
+        apply_yaml(client, Some(ns), &small_workflow(&format!("small-{i:03}"))).await?;
+    }
+    let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns);
+    wait_succeeded(&mjs, "big-run", |m| m.status.as_ref()?.run.phase).await?;
+    let big_run_wall = start.elapsed();
+    let small_seen = tokio::time::timeout(Duration::from_secs(600), small_watch)
+        .await
+        .context("the small workflows did not finish")???;
+
+    let start = Instant::now();
+    apply_yaml(
+        client,
+        Some(ns),
+        &big_jobflow("big-flow", sizes.chains, sizes.chain_length),
+    )
+    .await?;
+    let flows: Api<JobFlow> = Api::namespaced(client.clone(), ns);
+    wait_succeeded(&flows, "big-flow", |f| f.status.as_ref()?.run.phase).await?;
+    let big_flow_wall = start.elapsed();
+    let cpu = cpu_ms(pid)? - cpu_before;
+    let metrics = scrape(started.metrics_port).await?;
+    let rss = proc_status_kib(pid, "VmHWM:")? / 1024.0;
+    let jobs = sizes.groups * sizes.jobs_per_group + sizes.chains * sizes.chain_length;
+    started.manager.stop()?;
+
+    let baseline_ns = "baseline";
+    namespace(client, baseline_ns).await?;
+    let baseline_wall = baseline(client, baseline_ns, sizes).await?;
+
+    let status_kib = *largest.lock().unwrap_or_else(|e| e.into_inner()) as f64 / 1024.0;
+    let small_edges = edges(&small_seen, small);
+    println!(
+        "big_run_steps: {} count",
+        sizes.groups * sizes.jobs_per_group
+    );
+    println!("big_run_wall_s: {:.1} s", big_run_wall.as_secs_f64());
+    println!(
+        "big_run_baseline_wall_s: {:.1} s",
+        baseline_wall.as_secs_f64()
+    );
+    println!(
+        "big_run_overhead_ratio: {:.2} ratio",
+        big_run_wall.as_secs_f64() / baseline_wall.as_secs_f64()
+    );
+    println!(
+        "big_flow_steps: {} count",
+        sizes.chains * sizes.chain_length
+    );
+    println!("big_flow_wall_s: {:.1} s", big_flow_wall.as_secs_f64());
+    println!("big_run_status_max_kib: {status_kib:.1} KiB");
+    println!(
+        "big_run_manager_cpu_ms_per_job: {:.2} ms",
+        cpu / jobs as f64
+    );
+    println!("big_run_manager_peak_rss_mib: {rss:.1} MiB");
+    for controller in ["managedjob", "jobflow"] {
+        println!(
+            "big_run_reconcile_p99_ms{{controller=\"{controller}\"}}: {:.0} ms",
+            reconcile_percentile_ms(&metrics, controller, 99.0)
+        );
+    }
+    println!(
+        "big_run_small_edge_latency_p99_ms: {:.1} ms",
+        percentile(&small_edges, 99.0)
+    );
+    Ok(())
+}
+
+/// Many concurrent 5-step workflows.
+async fn many_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Result<()> {
+    let ns = "many";
+    namespace(client, ns).await?;
+    let mut started = start_manager(plane, ns, "scale-many").await?;
+    let pid = started.manager.pid();
+    let runs = sizes.many_runs;
+    let watch = watch_small_runs(client, ns, "many-", runs * 5);
+    let start = Instant::now();
+    for i in 0..runs {
+        apply_yaml(client, Some(ns), &small_workflow(&format!("many-{i:04}"))).await?;
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(3600), watch)
+        .await
+        .context("the workflows did not finish within an hour")???;
+    let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns);
+    for i in 0..runs {
+        wait_succeeded(&mjs, &format!("many-{i:04}"), |m| {
+            m.status.as_ref()?.run.phase
+        })
+        .await?;
+    }
+    let wall = start.elapsed();
+    let metrics = scrape(started.metrics_port).await?;
+    let writes = family_sum(&metrics, WRITES);
+    let rss = proc_status_kib(pid, "VmHWM:")? / 1024.0;
+    started.manager.stop()?;
+    let many_edges = edges(&seen, runs);
+    ensure!(
+        many_edges.len() == runs * 4,
+        "measured {} edges of {}",
+        many_edges.len(),
+        runs * 4
+    );
+    println!("many_runs: {runs} count");
+    println!("many_runs_wall_s: {:.1} s", wall.as_secs_f64());
+    println!(
+        "many_runs_edge_latency_p99_ms: {:.1} ms",
+        percentile(&many_edges, 99.0)
+    );
+    println!("many_runs_manager_peak_rss_mib: {rss:.1} MiB");
+    println!(
+        "api_writes_per_job: {:.2} writes",
+        writes / (runs * 5) as f64
+    );
+    Ok(())
+}
+
+#[test]
+fn small_job_names_parse_back_and_specs_have_their_size() {
+    assert_eq!(small_step("many-", "many-0042-g-s3"), Some((42, 3)));
+    assert_eq!(small_step("many-", "big-run-g0-j1"), None);
+    let yaml = big_managedjob("x", 2, 3);
+    assert_eq!(yaml.matches("parallel: true").count(), 6);
+    let yaml = big_jobflow("x", 2, 3);
+    assert_eq!(yaml.matches("- {name: c").count(), 6);
+    assert!(yaml.contains("dependencies: [c1-1]"));
+}
+
+#[test]
+fn the_reconcile_percentile_comes_from_the_bucket_that_holds_it() {
+    let metrics = "\
+jobsmith_reconcile_duration_seconds_bucket{controller=\"managedjob\",le=\"0.005\"} 90
+jobsmith_reconcile_duration_seconds_bucket{controller=\"managedjob\",le=\"0.05\"} 99
+jobsmith_reconcile_duration_seconds_bucket{controller=\"managedjob\",le=\"0.5\"} 100
+jobsmith_reconcile_duration_seconds_bucket{controller=\"managedjob\",le=\"+Inf\"} 100
+jobsmith_reconcile_duration_seconds_bucket{controller=\"jobflow\",le=\"+Inf\"} 7
+";
+    assert_eq!(reconcile_percentile_ms(metrics, "managedjob", 99.0), 50.0);
+    assert_eq!(reconcile_percentile_ms(metrics, "managedjob", 50.0), 5.0);
+}
