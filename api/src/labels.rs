@@ -26,6 +26,12 @@ pub const TEMPLATE_GENERATION: &str = "jobsmith.dev/template-generation";
 /// recorded (a TTL of the Job's own could delete it before: docs/guarantees.md).
 pub const TTL_AFTER_RECORDED: &str = "jobsmith.dev/ttl-seconds-after-finished";
 
+/// Sharding label of a run object (docs/scaling.md): a manager started with
+/// `--watch-label-selector` on it reconciles only the run objects it selects. Every child Job
+/// carries the run object's value (or none, like its run object), so the manager's Job watch,
+/// which adds the same selector, follows the shard.
+pub const SHARD_KEY: &str = "sharding.jobsmith.dev/key";
+
 /// Exact label/annotation keys of GitOps tools that are never copied to child Jobs.
 pub const GITOPS_TRACKING_KEYS: &[&str] = &[
     "app.kubernetes.io/instance",

@@ -7,11 +7,14 @@
 //! (managed-by, owner kind/name, the step label). Pod template labels: the pod's own (from the
 //! template or params, untouched, so e.g. the e2e harness' `jobsmith.dev/e2e-outcome` passes
 //! through), then ours. Our labels always win: the manager's shared Job watch selects on them.
+//! The sharding label (`sharding.jobsmith.dev/key`) is the parent's alone: copied when the parent
+//! has it, removed when params set it on a parent without it, so a Job is always in the shard
+//! of its parent (the Job watch of a sharded manager selects on it too).
 
 use std::collections::BTreeMap;
 
 use jobsmith_api::labels::{
-    MANAGED_BY, MANAGED_BY_VALUE, OWNER_KIND, OWNER_NAME, TEMPLATE, TEMPLATE_GENERATION,
+    MANAGED_BY, MANAGED_BY_VALUE, OWNER_KIND, OWNER_NAME, SHARD_KEY, TEMPLATE, TEMPLATE_GENERATION,
 };
 use jobsmith_api::{API_GROUP_VERSION, JobTemplate};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -155,6 +158,16 @@ pub fn managed_labels(meta: &ChildMeta<'_>) -> BTreeMap<String, String> {
     out
 }
 
+/// Makes the Job's sharding label the parent's: its value when the parent has one, absent when
+/// the parent has none (whatever params or templates said), so a sharded manager's Job watch
+/// sees exactly the Jobs of its own run objects.
+pub fn follow_parent_shard(labels: &mut BTreeMap<String, String>, parent: &ObjectMeta) {
+    match parent.labels.as_ref().and_then(|l| l.get(SHARD_KEY)) {
+        Some(shard) => labels.insert(SHARD_KEY.to_owned(), shard.clone()),
+        None => labels.remove(SHARD_KEY),
+    };
+}
+
 /// The controller owner reference to the parent; the parent must have a name and a uid.
 pub fn owner_reference(kind: &str, parent: &ObjectMeta) -> Result<OwnerReference, BuildError> {
     let name = parent
@@ -190,6 +203,7 @@ pub fn assemble_job(meta: &ChildMeta<'_>, mut spec: JobSpec) -> Result<Job, Buil
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     labels.extend(ours.clone());
+    follow_parent_shard(&mut labels, meta.parent);
 
     let mut annotations = strip_gitops(meta.parent.annotations.as_ref());
     annotations.extend(

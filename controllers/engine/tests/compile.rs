@@ -968,3 +968,71 @@ proptest! {
         prop_assert_eq!(run_to_end(&plan.dag, &fates), run_to_end(&literal, &fates));
     }
 }
+
+// ---------------------------------------------------------------- Sharding (docs/scaling.md)
+
+const SHARD: &str = "sharding.jobsmith.dev/key";
+
+/// Sets (or removes) the parent's sharding label.
+fn shard(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    value: Option<&str>,
+) {
+    let labels = meta.labels.get_or_insert_with(Default::default);
+    match value {
+        Some(v) => labels.insert(SHARD.to_owned(), v.to_owned()),
+        None => labels.remove(SHARD),
+    };
+}
+
+#[test]
+fn every_kind_copies_the_parents_sharding_label_onto_its_jobs() {
+    let template = jt("tpl", TEMPLATE_SPEC);
+    let mut m = mj("  groups:\n    - {name: g, jobs: [{name: j, image: busybox}]}\n");
+    shard(&mut m.metadata, Some("shard1"));
+    let mut f = jf(FLOWS);
+    shard(&mut f.metadata, Some("shard2"));
+    let mut d = dj(DAEMON);
+    shard(&mut d.metadata, Some("shard3"));
+    let mut r = jr("  templateRef: tpl\n");
+    shard(&mut r.metadata, Some("shard4"));
+
+    let m_job = build_mj(&m, "g/j", None).unwrap();
+    let f_plan = jobflow::plan(&f).unwrap();
+    let f_job = jobflow::build_job(&f, &f_plan, f_plan.step_id("a").unwrap(), None).unwrap();
+    let d_plan = daemonjob::plan(&d, &[node("alpha", true, false)], &[]).unwrap();
+    let d_job = daemonjob::build_job(&d, &d_plan, StepId(0), None).unwrap();
+    let r_plan = jobrun::plan(&r).unwrap();
+    let r_job = jobrun::build_job(&r, &r_plan, StepId(0), Some(&template)).unwrap();
+    for (job, want) in [
+        (&m_job, "shard1"),
+        (&f_job, "shard2"),
+        (&d_job, "shard3"),
+        (&r_job, "shard4"),
+    ] {
+        assert_eq!(labels(job).get(SHARD).map(String::as_str), Some(want));
+    }
+}
+
+#[test]
+fn params_cannot_move_a_job_out_of_its_parents_shard() {
+    // globalParams label the Jobs with another shard: the parent's value wins.
+    let flows = FLOWS.replace(
+        "labels: {k: global, k2: global}",
+        "labels: {k: global, k2: global, sharding.jobsmith.dev/key: other}",
+    );
+    let mut f = jf(&flows);
+    shard(&mut f.metadata, Some("shard1"));
+    let plan = jobflow::plan(&f).unwrap();
+    let job = jobflow::build_job(&f, &plan, plan.step_id("a").unwrap(), None).unwrap();
+    assert_eq!(labels(&job)[SHARD], "shard1");
+    assert_eq!(labels(&job)["k"], "global", "the other params labels stay");
+
+    // A parent without the label: its Jobs have none either (they follow the unsharded manager).
+    let f = jf(&flows);
+    let plan = jobflow::plan(&f).unwrap();
+    let job = jobflow::build_job(&f, &plan, plan.step_id("a").unwrap(), None).unwrap();
+    assert!(!labels(&job).contains_key(SHARD), "{:?}", labels(&job));
+    let m = mj("  groups:\n    - {name: g, jobs: [{name: j, image: busybox}]}\n");
+    assert!(!labels(&build_mj(&m, "g/j", None).unwrap()).contains_key(SHARD));
+}

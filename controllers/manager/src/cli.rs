@@ -5,6 +5,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cache::selector::{OptionalSelector, WatchSelector};
+
 /// The `jobsmith` binary: five controllers on one client.
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +78,18 @@ pub struct RunArgs {
     #[arg(long = "namespace", env = "JOBSMITH_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
 
+    /// Label selector of the run objects this manager reconciles (and, through the
+    /// `sharding.jobsmith.dev/key` label copied onto them, of their Jobs), e.g.
+    /// `sharding.jobsmith.dev/key in (shard1)`; empty means all. Each shard needs its own
+    /// `--leader-election-id`.
+    #[arg(
+        long,
+        env = "JOBSMITH_WATCH_LABEL_SELECTOR",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub watch_label_selector: OptionalSelector,
+
     /// Human-readable coloured logs instead of JSON lines.
     #[arg(long, env = "JOBSMITH_DEV_MODE", default_value_t = false)]
     pub dev_mode: bool,
@@ -122,6 +136,11 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The `--watch-label-selector`, when one is set.
+    pub fn watch_selector(&self) -> Option<&WatchSelector> {
+        self.watch_label_selector.0.as_ref()
+    }
+
     /// The enabled controllers, deduplicated, in the canonical order.
     pub fn enabled_controllers(&self) -> Vec<ControllerKind> {
         ControllerKind::ALL
@@ -268,6 +287,7 @@ mod tests {
             "JOBSMITH_METRICS_BIND_ADDRESS",
             "JOBSMITH_HEALTH_PROBE_BIND_ADDRESS",
             "JOBSMITH_CONCURRENCY",
+            "JOBSMITH_WATCH_LABEL_SELECTOR",
         ] {
             assert!(
                 std::env::var_os(key).is_none(),
@@ -295,6 +315,38 @@ mod tests {
         assert_eq!(run.log_level, LogLevel::Info);
         assert_eq!(run.concurrency, 4);
         assert_eq!(run.enabled_controllers(), ControllerKind::ALL.to_vec());
+        assert_eq!(run.watch_selector(), None);
+    }
+
+    #[test]
+    fn the_watch_label_selector_is_checked_when_parsed() {
+        let run = run_args(&[
+            "--watch-label-selector",
+            "sharding.jobsmith.dev/key in (shard1)",
+        ]);
+        assert_eq!(
+            run.watch_selector().map(ToString::to_string).as_deref(),
+            Some("sharding.jobsmith.dev/key in (shard1)")
+        );
+        let run = run_args(&["run", "--watch-label-selector=!sharding.jobsmith.dev/key"]);
+        assert_eq!(
+            run.watch_selector().map(ToString::to_string).as_deref(),
+            Some("!sharding.jobsmith.dev/key")
+        );
+        assert_eq!(
+            run_args(&["--watch-label-selector", ""]).watch_selector(),
+            None
+        );
+        let error = parse(&[
+            "--watch-label-selector",
+            "sharding.jobsmith.dev/key in shard1",
+        ])
+        .expect_err("a selector without parentheses")
+        .to_string();
+        assert!(
+            error.contains("--watch-label-selector") && error.contains("expected `key`"),
+            "{error}"
+        );
     }
 
     #[test]

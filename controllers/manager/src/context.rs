@@ -7,7 +7,7 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
 use kube::{Client, core::DeserializeGuard};
 
 use crate::{
-    cache::{SharedCache, WatchScope},
+    cache::{SharedCache, WatchScope, selector::WatchSelector},
     cli::{ControllerKind, StepEvents},
     leadership::backoff::Backoffs,
     leadership::ratelimit::WriteLimiter,
@@ -33,6 +33,8 @@ pub struct Shared {
     pub event_limiter: Arc<WriteLimiter>,
     pub metrics: Metrics,
     pub scope: Arc<WatchScope>,
+    /// `--watch-label-selector`: the run objects of this shard (none: all).
+    pub shard: Option<WatchSelector>,
     pub readiness: Readiness,
     /// Reconciles at once per controller (and per watched namespace).
     pub concurrency: u16,

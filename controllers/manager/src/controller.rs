@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    cache::{crd::wait_crd_established, wait_ready_or_shutdown},
+    cache::{crd::wait_crd_established, selector::WatchSelector, wait_ready_or_shutdown},
     cli::ControllerKind,
     context::{Context, Shared},
     shutdown::Shutdown,
@@ -332,7 +332,7 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
             None => Api::all(shared.client.clone()),
         };
-        let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
+        let mut controller = Controller::new(api, object_watch(shared.shard.as_ref()))
             .with_config(controller::Config::default().concurrency(shared.concurrency))
             .trigger_backoff(crate::cache::watch_backoff());
         let own = controller.store();
@@ -391,6 +391,16 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     let sweep = sweep_forgotten::<R>(ctx.clone(), stores, shutdown.clone());
     tokio::join!(futures::future::join_all(runs), sweep);
     tracing::info!(controller = %kind, "controller stopped");
+}
+
+/// The watch of a controller's own objects: all of them, or those of the shard
+/// (`--watch-label-selector`, docs/scaling.md).
+fn object_watch(shard: Option<&WatchSelector>) -> watcher::Config {
+    let config = watcher::Config::default().any_semantic();
+    match shard {
+        Some(shard) => config.labels(&shard.to_string()),
+        None => config,
+    }
 }
 
 /// Drops what is kept for a deleted object.
@@ -500,6 +510,18 @@ mod tests {
         }));
         assert_eq!(invalid.category(), "invalid_object");
         assert_eq!(DriverError::Reconcile(TestError::Boom).category(), "boom");
+    }
+
+    #[test]
+    fn the_object_watch_follows_the_shard() {
+        assert_eq!(object_watch(None).label_selector, None);
+        let shard = crate::cache::selector::parse("!sharding.jobsmith.dev/key")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            object_watch(Some(&shard)).label_selector.as_deref(),
+            Some("!sharding.jobsmith.dev/key")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use kube::{
 };
 
 use crate::{
-    cache::{SharedCache, WatchScope},
+    cache::{SharedCache, WatchScope, selector::WatchSelector},
     shutdown::Shutdown,
 };
 
@@ -19,13 +19,21 @@ pub fn selector() -> String {
     format!("{MANAGED_BY}={MANAGED_BY_VALUE}")
 }
 
+/// The Job watch's selector: ours, and the shard's (`--watch-label-selector`) when set. A child
+/// Job carries its run object's sharding label (`jobsmith_engine::template::follow_parent_shard`),
+/// so a sharded manager caches the Jobs of its own run objects only.
+pub fn selector_for(shard: Option<&WatchSelector>) -> String {
+    crate::cache::selector::and(&selector(), shard)
+}
+
 /// Starts the shared Job cache.
 pub fn spawn_cache(
     client: &kube::Client,
     scope: &WatchScope,
+    shard: Option<&WatchSelector>,
     shutdown: Shutdown,
 ) -> SharedCache<Job> {
-    let config = watcher::Config::default().labels(&selector());
+    let config = watcher::Config::default().labels(&selector_for(shard));
     SharedCache::spawn("jobs", scope.apis::<Job>(client), config, prune, shutdown)
 }
 
@@ -178,5 +186,31 @@ mod tests {
     #[test]
     fn selector_is_the_managed_by_label() {
         assert_eq!(selector(), "app.kubernetes.io/managed-by=jobsmith");
+        assert_eq!(selector_for(None), selector());
+    }
+
+    #[test]
+    fn a_sharded_manager_watches_the_jobs_of_its_shard_only() {
+        let shard = crate::cache::selector::parse("sharding.jobsmith.dev/key in (shard1)")
+            .unwrap()
+            .unwrap();
+        let text = selector_for(Some(&shard));
+        assert_eq!(
+            text,
+            "app.kubernetes.io/managed-by=jobsmith,sharding.jobsmith.dev/key in (shard1)"
+        );
+        // The combined text parses back into both requirements, and selects a Job of the shard.
+        let both = crate::cache::selector::parse(&text).unwrap().unwrap();
+        let job_labels = |shard: Option<&str>| {
+            let mut labels: std::collections::BTreeMap<String, String> =
+                [(MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned())].into();
+            if let Some(shard) = shard {
+                labels.insert(jobsmith_api::labels::SHARD_KEY.to_owned(), shard.to_owned());
+            }
+            labels
+        };
+        assert!(both.matches(&job_labels(Some("shard1"))));
+        assert!(!both.matches(&job_labels(Some("shard2"))));
+        assert!(!both.matches(&job_labels(None)));
     }
 }

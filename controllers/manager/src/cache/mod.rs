@@ -12,6 +12,7 @@
 pub mod crd;
 pub mod jobs;
 pub mod nodes;
+pub mod selector;
 pub mod templates;
 
 use std::{
