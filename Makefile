@@ -21,7 +21,7 @@ TOOL_BINS := $(shell bash -c 'source e2e/scripts/versions.sh && echo "$$HELM_BIN
 export HELM ?= $(word 1,$(TOOL_BINS))/helm
 HELM_UNITTEST ?= $(word 2,$(TOOL_BINS))/helm-unittest
 
-.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e bench-scale demo build install-plugin image chart
+.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e bench-scale faults-full demo build install-plugin image chart
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -87,9 +87,13 @@ test: setup lint unit argocd-health e2e bench-e2e bench-scale ## everything CI r
 
 bench-engine: ## engine benchmarks (prints name: value unit)
 	cargo bench -p jobsmith-engine --bench engine
+	cargo bench -p jobsmith-manager --bench reconcile
 
 # The bench measures the release binary that ships in the image (the static one `make image`
 # builds), which also spares a second release build of the manager.
+faults-full: build ## the SIGKILL fault test at full size (20 runs of 30 steps) on the local plane
+	FAULTS_RUNS=20 bash e2e/scripts/with-cluster.sh cargo test -p jobsmith-e2e --test faults -- sigkilled_managers_create_every_step_exactly_once --nocapture
+
 bench-scale: image ## scale benchmark on a private plane (prints name: value unit); BENCH_SCALE=full for 10,000-step runs and 1,000 concurrent runs
 	JOBSMITH_BIN=$(STATIC_BIN) cargo test --release -p jobsmith-e2e --test bench_scale -- --ignored --nocapture --test-threads=1
 

@@ -425,6 +425,7 @@ async fn bench_scale() -> Result<()> {
     )?;
     let client = plane.client().await?;
     install_crds_on(&client).await?;
+    largest_spec(&client).await?;
     big_runs(&plane, &client, &sizes).await?;
     many_runs(&plane, &client, &sizes).await?;
     Ok(())
@@ -517,6 +518,71 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
     println!(
         "big_run_small_edge_latency_p99_ms: {:.1} ms",
         percentile(&small_edges, 99.0)
+    );
+    Ok(())
+}
+
+/// A suspended ManagedJob of `jobs` jobs, each with about 100 bytes of its own params.
+fn verbose_managedjob(name: &str, jobs: usize) -> String {
+    let mut yaml = format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: ManagedJob\nmetadata: {{name: {name}}}\nspec:\n  suspend: true\n  groups:\n  - name: g\n    jobs:\n"
+    );
+    for j in 0..jobs {
+        yaml.push_str(&format!(
+            "    - {{name: j{j}, image: {IMAGE}, parallel: true, params: {{env: [{{name: STEP_SETTING, value: \"{:0>40}\"}}]}}}}\n",
+            j
+        ));
+    }
+    yaml
+}
+
+/// The largest ManagedJob the API server stores, written the verbose way (params on every job):
+/// found by doubling, then bisecting, the number of jobs. Printed as its size and job count.
+async fn largest_spec(client: &Client) -> Result<()> {
+    let ns = "spec-size";
+    namespace(client, ns).await?;
+    let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns);
+    let mut attempt = 0usize;
+    let mut fits = |jobs: usize| {
+        attempt += 1;
+        let name = format!("size-{attempt}");
+        let yaml = verbose_managedjob(&name, jobs);
+        let mjs = mjs.clone();
+        async move {
+            let ok = apply_yaml(client, Some(ns), &yaml).await.is_ok();
+            if ok {
+                let _ = mjs.delete(&name, &Default::default()).await;
+            }
+            (ok, yaml.len())
+        }
+    };
+    let (mut good, mut good_bytes) = (0usize, 0usize);
+    let mut bad = None;
+    let mut jobs = 1000usize;
+    while jobs <= 200_000 {
+        let (ok, bytes) = fits(jobs).await;
+        if !ok {
+            bad = Some(jobs);
+            break;
+        }
+        (good, good_bytes) = (jobs, bytes);
+        jobs *= 2;
+    }
+    if let Some(mut bad) = bad {
+        while bad - good > (good / 50).max(1) {
+            let mid = (good + bad) / 2;
+            let (ok, bytes) = fits(mid).await;
+            if ok {
+                (good, good_bytes) = (mid, bytes);
+            } else {
+                bad = mid;
+            }
+        }
+    }
+    println!("largest_spec_jobs_with_params: {good} count");
+    println!(
+        "largest_spec_manifest_kib: {:.0} KiB",
+        good_bytes as f64 / 1024.0
     );
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! - the API server restarted and etcd paused for 10 s in the middle of a run: the run finishes,
 //!   every Job is created once (audit log), `/readyz` is false while the watches are down, and
 //!   the first Job of a workflow created right after the API server is back follows within
-//!   seconds (the watch backoff is capped at 4 s);
+//!   seconds (the watch backoff is capped at 2 s plus jitter);
 //! - the API server killed for 25 s under two managers on one Lease: the leader steps down at
 //!   its renew deadline, the standby takes over once the API server is back, and the audit log
 //!   shows one writer at a time and every Job created once.

@@ -114,12 +114,14 @@ where
     watching: watch::Receiver<bool>,
 }
 
-/// How watches come back after an error: 0.5 s doubling to 4 s (kube's default climbs to 30 s,
-/// which kept watches down for up to half a minute after the API server returned).
+/// How watches come back after an error: 0.5 s doubling to 2 s, plus a random jitter of up to
+/// as much again (so at most 4 s between tries, and a watch is back within 4 s of the API server;
+/// kube's default climbs to 30 s, which kept watches down for up to half a minute after the API
+/// server returned). One manager retrying every 2-4 s is no load for an API server.
 pub fn watch_backoff() -> kube::runtime::watcher::ExponentialBackoff {
     backon::ExponentialBuilder::default()
         .with_min_delay(std::time::Duration::from_millis(500))
-        .with_max_delay(std::time::Duration::from_secs(4))
+        .with_max_delay(std::time::Duration::from_secs(2))
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()

@@ -30,6 +30,20 @@ use crate::{
 /// Jobs created at once in one reconcile (the write limiter still applies to each).
 const CREATE_CONCURRENCY: usize = 8;
 
+/// Jobs one reconcile creates at most; the rest follow in the next reconcile, requeued at once.
+/// A wave of hundreds of ready steps would otherwise hold one reconcile (and its object's status)
+/// for as long as all its creates take behind the write limiter; each batch is recorded in the
+/// status like any create, so exactly-once is unchanged.
+const CREATE_BATCH: usize = 32;
+
+/// What [`create_ready`] did.
+pub(super) struct Created {
+    /// The steps whose Job this reconcile created.
+    pub steps: Vec<StepId>,
+    /// Ready steps were left for the next reconcile ([`CREATE_BATCH`]).
+    pub more: bool,
+}
+
 /// How often a name held by another owner's Job is read again.
 pub(super) const CONFLICT_RECHECK: Duration = Duration::from_secs(2);
 
@@ -37,7 +51,7 @@ pub(super) const CONFLICT_RECHECK: Duration = Duration::from_secs(2);
 const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
 /// Creates what the scheduler asks for. A step that turns out blocked-and-failed may unblock
-/// failure handlers, so decide again until nothing new is attempted. Returns the created steps.
+/// failure handlers, so decide again until nothing new is attempted or the batch is full.
 pub(super) async fn create_ready<K: RunKind>(
     obj: &Arc<K>,
     ctx: &Arc<Context>,
@@ -46,21 +60,29 @@ pub(super) async fn create_ready<K: RunKind>(
     uid: &str,
     memo: &mut RunMemo,
     observed: &mut Observed,
-) -> Vec<StepId> {
+) -> Created {
     let generation = obj.meta().generation;
     let mut attempted = vec![false; plan.steps.len()];
+    let mut tried = 0usize;
     let mut created: Vec<StepId> = Vec::new();
     loop {
-        let todo: Vec<StepId> = observed
+        let mut todo: Vec<StepId> = observed
             .decision
             .create
             .iter()
             .copied()
             .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
             .collect();
+        let room = CREATE_BATCH.saturating_sub(tried);
+        let more = todo.len() > room;
+        todo.truncate(room);
         if todo.is_empty() {
-            return created;
+            return Created {
+                steps: created,
+                more,
+            };
         }
+        tried += todo.len();
         let mut builds = Vec::new();
         for step in todo {
             attempted[step.index()] = true;

@@ -191,7 +191,7 @@ async fn reconcile_with<K: RunKind>(
         report::write::<K>(ctx, obj.as_ref(), first, &mut memo.written).await?;
     }
     let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
-    notes::announce_created(ctx, obj, &plan, &created);
+    notes::announce_created(ctx, obj, &plan, &created.steps);
     let retry_in = observed.next_retry(&plan, &memo);
 
     let rolled = report::roll_up(obj.as_ref(), &plan, &observed, previous, &now);
@@ -202,6 +202,10 @@ async fn reconcile_with<K: RunKind>(
     let ttl_due = report::expire_recorded_jobs(ctx, &observed.jobs).await?;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, told.notes);
+    if created.more {
+        // The rest of the wave, at once (see `create::CREATE_BATCH`).
+        return Ok((Action::requeue(Duration::ZERO), memo));
+    }
     let next = [Some(RESYNC), retry_in, ttl_due]
         .into_iter()
         .flatten()

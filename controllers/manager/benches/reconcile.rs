@@ -1,0 +1,222 @@
+//! Plain benchmark binary (no harness): `cargo bench -p jobsmith-manager --bench reconcile`
+//! (`make bench-engine` runs it after the engine's).
+//!
+//! `reconcile_cpu_10k_ms`: the median CPU time of what one reconcile does for one Job event on a
+//! 10,000-step ManagedJob (50 sequential groups x 200 parallel jobs, half done, one wave
+//! running), the same steps as `run::reconcile_with` without the API calls: the plan from the
+//! per-generation cache, each step's Job looked up by name in a map (the shared Job cache) and
+//! its memory entry, the scheduler's decision, the roll-up, the memory moved to the new phases,
+//! the durable step record, the kind's status, and the merge patch against the status last
+//! written. `reconcile_cpu_1k_ms` is the same on a 1,000-step run, to show how the cost grows
+//! with size. The binary reports; it never fails on time.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobsmith_api::{ManagedJob, StepEntry, StepPhase};
+use jobsmith_engine::{
+    StepOutcome,
+    compile::{self, Plan},
+    evaluate_with, observe,
+    record::{self, Recorded},
+    rollup::{self, RunInput, StepView},
+};
+use jobsmith_manager::run::{RunKind, StatusParts};
+use jobsmith_manager::status::{now, status_patch};
+use k8s_openapi::api::batch::v1::Job;
+use serde_json::{Value, json};
+
+fn managedjob(groups: usize, jobs: usize) -> ManagedJob {
+    let groups: Vec<Value> = (0..groups)
+        .map(|g| {
+            let jobs: Vec<Value> = (0..jobs)
+                .map(|j| json!({"name": format!("j{j}"), "image": "busybox", "parallel": true}))
+                .collect();
+            json!({"name": format!("g{g}"), "jobs": jobs})
+        })
+        .collect();
+    let value = json!({
+        "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
+        "metadata": {"name": "big", "namespace": "bench", "uid": "u-1", "generation": 1},
+        "spec": {"groups": groups}
+    });
+    match serde_json::from_value(value) {
+        Ok(mj) => mj,
+        Err(error) => {
+            eprintln!("benchmark workflow does not decode: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn job(name: &str, done: bool) -> Arc<Job> {
+    let mut value = json!({
+        "metadata": {"name": name, "namespace": "bench",
+            "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"template": {"spec": {"containers": []}}}
+    });
+    if done {
+        value["status"] = json!({"conditions": [{"type": "Complete", "status": "True",
+            "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+            "completionTime": "2026-01-01T00:00:05Z"});
+    }
+    Arc::new(serde_json::from_value(value).unwrap_or_default())
+}
+
+/// What the reconcile remembers of a step (the fields the real memory keeps per step).
+#[derive(Clone, Default)]
+struct Memo {
+    phase: StepPhase,
+    started: bool,
+}
+
+/// One reconcile's CPU work, as `run::reconcile_with` does it; returns the patch body (if any).
+fn reconcile(
+    obj: &ManagedJob,
+    plan: &Plan,
+    cache: &HashMap<String, Arc<Job>>,
+    memo: &mut HashMap<String, Memo>,
+    written: &Value,
+) -> Option<Value> {
+    // Observe: each step's Job by name, and its memory entry.
+    let mut outcomes = Vec::with_capacity(plan.steps.len());
+    let mut jobs = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let known = memo.entry(step.key.clone()).or_default();
+        let job = cache.get(&step.job_name).cloned();
+        if job.is_some() {
+            known.started = true;
+        }
+        outcomes.push(observe::step_outcome(job.as_deref()));
+        jobs.push(job);
+    }
+    // Decide.
+    let decision = evaluate_with(&plan.dag, &outcomes, &plan.policies, |_| false);
+    // Roll up.
+    let previous = obj.status.as_ref().map(|s| &s.run);
+    let previous_entries: HashMap<&str, &StepEntry> = obj
+        .status
+        .as_ref()
+        .map(|s| s.jobs.iter().map(|e| (e.key.as_str(), e)).collect())
+        .unwrap_or_default();
+    let views: Vec<StepView<'_>> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| StepView {
+            key: &step.key,
+            job_name: &step.job_name,
+            job: jobs[i].as_deref(),
+            blocker: None,
+            previous: previous_entries.get(step.key.as_str()).copied(),
+        })
+        .collect();
+    let time = now();
+    let rolled = rollup::rollup(&RunInput {
+        decision: &decision,
+        steps: &views,
+        previous,
+        generation: obj.metadata.generation,
+        now: &time,
+    });
+    // Move the memory to the new phases.
+    for (i, step) in plan.steps.iter().enumerate() {
+        if let Some(known) = memo.get_mut(&step.key) {
+            known.phase = rolled.step_phases[i];
+        }
+    }
+    // The durable record, the kind's status, the patch.
+    let states: Vec<Recorded> = outcomes
+        .iter()
+        .map(|o| match o {
+            StepOutcome::Succeeded => Recorded::Succeeded,
+            StepOutcome::Failed => Recorded::Failed,
+            StepOutcome::Running | StepOutcome::Suspended => Recorded::Created,
+            StepOutcome::NotCreated => Recorded::None,
+        })
+        .collect();
+    let mut run = rolled.run;
+    run.record = Some(record::encode(
+        &states,
+        record::digest(plan.steps.iter().map(|s| s.key.as_str())),
+    ));
+    let status = ManagedJob::make_status(StatusParts {
+        run,
+        entries: rolled.entries,
+        omitted: rolled.omitted,
+        plan: Some(plan),
+        decision: Some(&decision),
+    });
+    let desired = serde_json::to_value(&status).ok()?;
+    status_patch(written, desired, obj.metadata.generation)
+        .ok()
+        .flatten()
+}
+
+fn median(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples
+        .get(samples.len() / 2)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
+/// The median reconcile time for one Job event on a `groups` x `jobs` run, half done.
+fn measure(groups: usize, jobs: usize) -> f64 {
+    let mut obj = managedjob(groups, jobs);
+    let plan = match compile::managedjob::plan(&obj) {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("benchmark workflow is invalid: {error}");
+            std::process::exit(1);
+        }
+    };
+    // Half the groups done, the next group's jobs running.
+    let mut cache: HashMap<String, Arc<Job>> = HashMap::new();
+    let per_group = jobs;
+    let done_groups = groups / 2;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let group = i / per_group;
+        if group < done_groups {
+            cache.insert(step.job_name.clone(), job(&step.job_name, true));
+        } else if group == done_groups {
+            cache.insert(step.job_name.clone(), job(&step.job_name, false));
+        }
+    }
+    // The status as written before the event (and the object carrying it).
+    let mut memo = HashMap::new();
+    let empty = Value::Null;
+    let first = reconcile(&obj, &plan, &cache, &mut memo, &empty).unwrap_or(Value::Null);
+    let written = first.clone();
+    obj.status = serde_json::from_value(first).ok();
+
+    let running: Vec<String> = plan
+        .steps
+        .iter()
+        .skip(done_groups * per_group)
+        .take(per_group)
+        .map(|s| s.job_name.clone())
+        .collect();
+    let mut samples = Vec::new();
+    for (k, name) in running.iter().enumerate().take(101) {
+        // One event: one running Job of the wave succeeded.
+        let mut cache = cache.clone();
+        cache.insert(name.clone(), job(name, true));
+        let mut memo = memo.clone();
+        let start = Instant::now();
+        let patch = reconcile(&obj, &plan, &cache, &mut memo, black_box(&written));
+        samples.push(start.elapsed());
+        if k == 0 && patch.is_none() {
+            eprintln!("an event produced no status patch");
+            std::process::exit(1);
+        }
+        black_box(patch);
+    }
+    median(samples)
+}
+
+fn main() {
+    println!("reconcile_cpu_1k_ms: {:.3} ms", measure(10, 100));
+    println!("reconcile_cpu_10k_ms: {:.3} ms", measure(50, 200));
+}
