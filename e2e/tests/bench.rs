@@ -11,18 +11,14 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
-use futures::{StreamExt, TryStreamExt};
+use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{ManagedJob, Phase};
 use jobsmith_e2e::{TestNamespace, apply_yaml, client, install_crds};
-use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
-use support::{family_sum, job_done, scrape, start_manager_with};
+use support::step_watch::{edges, percentile, watch_steps};
+use support::{family_sum, scrape, start_manager_with};
 
 const WRITES: &str = "jobsmith_api_writes_total";
 
@@ -59,21 +55,6 @@ fn parse_job_name(name: &str) -> Option<(usize, usize)> {
     Some((index.parse().ok()?, step.parse().ok()?))
 }
 
-/// When the watcher first saw each Job, and first saw it final.
-#[derive(Default)]
-struct Seen {
-    created: HashMap<(usize, usize), Instant>,
-    finished: HashMap<(usize, usize), Instant>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn peak_rss_mib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
@@ -100,28 +81,8 @@ async fn bench_sequential_workflows() -> Result<()> {
         .await?;
 
     // One watcher of the namespace's Jobs, started before anything is created.
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns.name());
     let total = workflows * steps;
-    let watch = tokio::spawn(async move {
-        let mut seen = Seen::default();
-        let mut stream = watcher(jobs, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while seen.finished.len() < total {
-            let Some(job) = stream.try_next().await? else {
-                bail!("the Job watch ended");
-            };
-            let now = Instant::now();
-            let Some(key) = parse_job_name(&job.name_any()) else {
-                continue;
-            };
-            seen.created.entry(key).or_insert(now);
-            if job_done(&job) {
-                seen.finished.entry(key).or_insert(now);
-            }
-        }
-        Ok(seen)
-    });
+    let watch = watch_steps(&client, ns.name(), parse_job_name, total);
 
     let start = Instant::now();
     for index in 0..workflows {
@@ -153,23 +114,13 @@ async fn bench_sequential_workflows() -> Result<()> {
     }
     ensure!(not_succeeded.is_empty(), "not Succeeded: {not_succeeded:?}");
 
-    let mut edges: Vec<f64> = Vec::new();
-    for index in 0..workflows {
-        for step in 1..steps {
-            let done = seen.finished.get(&(index, step - 1));
-            let next = seen.created.get(&(index, step));
-            if let (Some(done), Some(next)) = (done, next) {
-                edges.push(next.saturating_duration_since(*done).as_secs_f64() * 1000.0);
-            }
-        }
-    }
+    let edges = edges(&seen, workflows, steps);
     ensure!(
         edges.len() == workflows * (steps - 1),
         "measured {} edges of {}",
         edges.len(),
         workflows * (steps - 1)
     );
-    edges.sort_by(f64::total_cmp);
 
     let metrics = scrape(started.metrics_port).await?;
     let writes = family_sum(&metrics, WRITES);

@@ -27,7 +27,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,9 +35,10 @@ use futures::{StreamExt, TryStreamExt};
 use jobsmith_api::{JobFlow, ManagedJob, Phase};
 use jobsmith_e2e::{PrivatePlane, apply_yaml, install_crds_on};
 use k8s_openapi::api::batch::v1::Job;
+use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use support::step_watch::{edges, percentile, watch_steps};
 use support::{StartedManager, family_sum, job_done, scrape, start_manager_process};
 
 const IMAGE: &str = "example.invalid/fake:1";
@@ -132,14 +132,6 @@ fn small_step(prefix: &str, job: &str) -> Option<(usize, usize)> {
     Some((index.parse().ok()?, step.parse().ok()?))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn proc_status_kib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -228,57 +220,6 @@ where
             *max = (*max).max(size);
         }
     });
-}
-
-/// When a watcher first saw each small-workflow Job, and first saw it final.
-#[derive(Default)]
-struct Seen {
-    created: HashMap<(usize, usize), Instant>,
-    finished: HashMap<(usize, usize), Instant>,
-}
-
-/// Watches the Jobs of small workflows named `<prefix>NNN` until `total` of them finished.
-fn watch_small_runs(
-    client: &Client,
-    ns: &str,
-    prefix: &'static str,
-    total: usize,
-) -> tokio::task::JoinHandle<Result<Seen>> {
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-    tokio::spawn(async move {
-        let mut seen = Seen::default();
-        let mut stream = watcher(jobs, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while seen.finished.len() < total {
-            let Some(job) = stream.try_next().await? else {
-                bail!("the Job watch ended");
-            };
-            let now = Instant::now();
-            let Some(key) = small_step(prefix, &job.name_any()) else {
-                continue;
-            };
-            seen.created.entry(key).or_insert(now);
-            if job_done(&job) {
-                seen.finished.entry(key).or_insert(now);
-            }
-        }
-        Ok(seen)
-    })
-}
-
-/// Step-to-step latencies (ms, sorted) of `runs` 5-step workflows.
-fn edges(seen: &Seen, runs: usize) -> Vec<f64> {
-    let mut edges: Vec<f64> = (0..runs)
-        .flat_map(|w| (1..5).map(move |s| (w, s)))
-        .filter_map(|(w, s)| {
-            let done = seen.finished.get(&(w, s - 1))?;
-            let next = seen.created.get(&(w, s))?;
-            Some(next.saturating_duration_since(*done).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    edges.sort_by(f64::total_cmp);
-    edges
 }
 
 async fn wait_succeeded<K>(
@@ -447,7 +388,7 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
     watch_status_size::<ManagedJob>(client, ns, largest.clone());
     watch_status_size::<JobFlow>(client, ns, largest.clone());
     let small = sizes.small_runs_during_big;
-    let small_watch = watch_small_runs(client, ns, "small-", small * 5);
+    let small_watch = watch_steps(client, ns, |j| small_step("small-", j), small * 5);
     let cpu_before = cpu_ms(pid)?;
 
     let start = Instant::now();
@@ -490,7 +431,7 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
     let baseline_wall = baseline(client, baseline_ns, sizes).await?;
 
     let status_kib = *largest.lock().unwrap_or_else(|e| e.into_inner()) as f64 / 1024.0;
-    let small_edges = edges(&small_seen, small);
+    let small_edges = edges(&small_seen, small, 5);
     println!(
         "big_run_steps: {} count",
         sizes.groups * sizes.jobs_per_group
@@ -614,7 +555,7 @@ async fn many_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resu
     let mut started = start_manager(plane, ns, "scale-many").await?;
     let pid = started.manager.pid();
     let runs = sizes.many_runs;
-    let watch = watch_small_runs(client, ns, "many-", runs * 5);
+    let watch = watch_steps(client, ns, |j| small_step("many-", j), runs * 5);
     let start = Instant::now();
     for i in 0..runs {
         apply_yaml(client, Some(ns), &small_workflow(&format!("many-{i:04}"))).await?;
@@ -634,7 +575,7 @@ async fn many_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resu
     let writes = family_sum(&metrics, WRITES);
     let rss = proc_status_kib(pid, "VmHWM:")? / 1024.0;
     started.manager.stop()?;
-    let many_edges = edges(&seen, runs);
+    let many_edges = edges(&seen, runs, 5);
     ensure!(
         many_edges.len() == runs * 4,
         "measured {} edges of {}",

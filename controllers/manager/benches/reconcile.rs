@@ -3,11 +3,13 @@
 //!
 //! `reconcile_cpu_10k_ms`: the median CPU time of what one reconcile does for one Job event on a
 //! 10,000-step ManagedJob (50 sequential groups x 200 parallel jobs, half done, one wave
-//! running), the same steps as `run::reconcile_with` without the API calls: the plan from the
-//! per-generation cache, each step's Job looked up by name in a map (the shared Job cache) and
-//! its memory entry, the scheduler's decision, the roll-up, the memory moved to the new phases,
-//! the durable step record, the kind's status, and the merge patch against the status last
-//! written. `reconcile_cpu_1k_ms` is the same on a 1,000-step run, to show how the cost grows
+//! running), the same steps as `run::reconcile_with` without the API calls, through the run
+//! mechanism's own functions where they are pure: the plan from the per-generation cache, each
+//! step's Job looked up by name in a map (standing for the shared Job cache) and its memory
+//! entry, the scheduler's decision (`evaluate_with`), the roll-up (`report::roll_up_steps`), the
+//! memory moved to the new phases, the durable step record (`report::step_record`), the kind's
+//! status (`make_status`), and the merge patch against the status last written
+//! (`status::status_patch`). `reconcile_cpu_1k_ms` is the same on a 1,000-step run, to show how the cost grows
 //! with size. The binary reports; it never fails on time.
 
 use std::collections::HashMap;
@@ -15,14 +17,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobsmith_api::{ManagedJob, StepEntry, StepPhase};
+use jobsmith_api::ManagedJob;
 use jobsmith_engine::{
-    StepOutcome,
     compile::{self, Plan},
     evaluate_with, observe,
-    record::{self, Recorded},
-    rollup::{self, RunInput, StepView},
 };
+use jobsmith_manager::memory::RunMemo;
+use jobsmith_manager::run::report::{StepsSeen, roll_up_steps, step_record};
 use jobsmith_manager::run::{RunKind, StatusParts};
 use jobsmith_manager::status::{now, status_patch};
 use k8s_openapi::api::batch::v1::Job;
@@ -65,83 +66,51 @@ fn job(name: &str, done: bool) -> Arc<Job> {
     Arc::new(serde_json::from_value(value).unwrap_or_default())
 }
 
-/// What the reconcile remembers of a step (the fields the real memory keeps per step).
-#[derive(Clone, Default)]
-struct Memo {
-    phase: StepPhase,
-    started: bool,
-}
-
-/// One reconcile's CPU work, as `run::reconcile_with` does it; returns the patch body (if any).
+/// One reconcile's CPU work, as `run::reconcile_with` does it (its pure functions where it has
+/// them); returns the patch body (if any).
 fn reconcile(
     obj: &ManagedJob,
     plan: &Plan,
     cache: &HashMap<String, Arc<Job>>,
-    memo: &mut HashMap<String, Memo>,
+    memo: &mut RunMemo,
     written: &Value,
 ) -> Option<Value> {
-    // Observe: each step's Job by name, and its memory entry.
+    // Observe: each step's Job by name (a map standing for the shared Job cache) and its memory.
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     let mut jobs = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
-        let known = memo.entry(step.key.clone()).or_default();
+        let known = memo.steps.entry(step.key.clone()).or_default();
         let job = cache.get(&step.job_name).cloned();
         if job.is_some() {
+            known.seen = true;
             known.started = true;
         }
         outcomes.push(observe::step_outcome(job.as_deref()));
         jobs.push(job);
     }
+    let blockers = vec![None; plan.steps.len()];
     // Decide.
     let decision = evaluate_with(&plan.dag, &outcomes, &plan.policies, |_| false);
     // Roll up.
     let previous = obj.status.as_ref().map(|s| &s.run);
-    let previous_entries: HashMap<&str, &StepEntry> = obj
-        .status
-        .as_ref()
-        .map(|s| s.jobs.iter().map(|e| (e.key.as_str(), e)).collect())
-        .unwrap_or_default();
-    let views: Vec<StepView<'_>> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| StepView {
-            key: &step.key,
-            job_name: &step.job_name,
-            job: jobs[i].as_deref(),
-            blocker: None,
-            previous: previous_entries.get(step.key.as_str()).copied(),
-        })
-        .collect();
+    let entries = obj.status.as_ref().map_or(&[][..], |s| s.jobs.as_slice());
     let time = now();
-    let rolled = rollup::rollup(&RunInput {
+    let seen = StepsSeen {
+        plan,
+        jobs: &jobs,
+        blockers: &blockers,
         decision: &decision,
-        steps: &views,
-        previous,
-        generation: obj.metadata.generation,
-        now: &time,
-    });
+    };
+    let rolled = roll_up_steps(&seen, previous, entries, obj.metadata.generation, &time);
     // Move the memory to the new phases.
     for (i, step) in plan.steps.iter().enumerate() {
-        if let Some(known) = memo.get_mut(&step.key) {
-            known.phase = rolled.step_phases[i];
-        }
+        let known = memo.steps.entry(step.key.clone()).or_default();
+        known.phase = rolled.step_phases[i];
+        known.reason = None;
     }
-    // The durable record, the kind's status, the patch.
-    let states: Vec<Recorded> = outcomes
-        .iter()
-        .map(|o| match o {
-            StepOutcome::Succeeded => Recorded::Succeeded,
-            StepOutcome::Failed => Recorded::Failed,
-            StepOutcome::Running | StepOutcome::Suspended => Recorded::Created,
-            StepOutcome::NotCreated => Recorded::None,
-        })
-        .collect();
+    // The durable record, the kind's status, the patch against what was written.
     let mut run = rolled.run;
-    run.record = Some(record::encode(
-        &states,
-        record::digest(plan.steps.iter().map(|s| s.key.as_str())),
-    ));
+    run.record = Some(step_record(plan, memo, &jobs, &blockers));
     let status = ManagedJob::make_status(StatusParts {
         run,
         entries: rolled.entries,
@@ -185,7 +154,7 @@ fn measure(groups: usize, jobs: usize) -> f64 {
         }
     }
     // The status as written before the event (and the object carrying it).
-    let mut memo = HashMap::new();
+    let mut memo = RunMemo::default();
     let empty = Value::Null;
     let first = reconcile(&obj, &plan, &cache, &mut memo, &empty).unwrap_or(Value::Null);
     let written = first.clone();

@@ -18,72 +18,68 @@ use serde_json::Value;
 
 /// What was last seen of one step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct StepMemo {
-    pub(crate) phase: ApiStepPhase,
-    pub(crate) reason: Option<String>,
+pub struct StepMemo {
+    pub phase: ApiStepPhase,
+    pub reason: Option<String>,
     /// This process created the step's Job.
-    pub(crate) created: bool,
+    pub created: bool,
     /// The cache has held the step's Job at least once.
-    pub(crate) seen: bool,
+    pub seen: bool,
     /// The step had a Job at some point (created here, seen, or in the durable record): if it
     /// is gone without a recorded outcome, the step is `Lost`, never created again.
-    pub(crate) started: bool,
+    pub started: bool,
     /// Not in the record a restart started from (beyond the status' entry cap): its first
     /// observation is a baseline, not a transition (no Event, no metric).
-    pub(crate) baseline: bool,
+    pub baseline: bool,
     /// The last refused create, while it stands.
-    pub(crate) refused: Option<Refusal>,
+    pub refused: Option<Refusal>,
 }
 
 /// A create the API server refused, and when it may be tried again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
     /// The object's generation and the template's resourceVersion it was refused for: a change
     /// of either ends the refusal at once.
-    pub(crate) generation: Option<i64>,
-    pub(crate) template_version: Option<String>,
+    pub generation: Option<i64>,
+    pub template_version: Option<String>,
     /// What the step shows meanwhile.
-    pub(crate) blocker: Blocker,
+    pub blocker: Blocker,
     /// `None`: the Job itself was rejected (400/422); only a change ends it.
-    pub(crate) retry_at: Option<Instant>,
-    pub(crate) attempts: u32,
+    pub retry_at: Option<Instant>,
+    pub attempts: u32,
 }
 
 /// What was last seen of one run object.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct RunMemo {
-    pub(crate) uid: String,
-    pub(crate) phase: Option<Phase>,
+pub struct RunMemo {
+    pub uid: String,
+    pub phase: Option<Phase>,
     /// The message of the invalid-spec status last reported.
-    pub(crate) invalid: Option<String>,
-    pub(crate) steps: HashMap<String, StepMemo>,
+    pub invalid: Option<String>,
+    pub steps: HashMap<String, StepMemo>,
     /// Rebuilt from a status after a restart: steps without a record start as a baseline.
-    pub(crate) restored: bool,
+    pub restored: bool,
     /// The durable record of the status a restart started from, applied once the plan is known.
-    pub(crate) pending_record: Option<StepRecord>,
+    pub pending_record: Option<StepRecord>,
     /// The plan compiled for this generation ([`RunKind::PLAN_FROM_SPEC`] kinds only).
-    pub(crate) plan: Option<(Option<i64>, Arc<Plan>)>,
+    pub plan: Option<(Option<i64>, Arc<Plan>)>,
     /// The status this manager last wrote, and the resourceVersion of the object it was written
     /// over. While the cache still shows that version (our own write not yet delivered by the
     /// watch, typically when a Job event arrives first) the status is compared with what we
     /// wrote, not with the stale copy: otherwise the same patch would be sent again.
-    pub(crate) written: Option<WrittenStatus>,
+    pub written: Option<WrittenStatus>,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct WrittenStatus {
-    pub(crate) over_resource_version: Option<String>,
-    pub(crate) status: Value,
+pub struct WrittenStatus {
+    pub over_resource_version: Option<String>,
+    pub status: Value,
 }
 
 impl RunMemo {
     /// The record after a restart: what the status says (steps without an entry are unknown
     /// until the durable record is applied to the plan).
-    pub(crate) fn from_status(
-        uid: &str,
-        status: Option<&RunStatus>,
-        entries: &[StepEntry],
-    ) -> Self {
+    pub fn from_status(uid: &str, status: Option<&RunStatus>, entries: &[StepEntry]) -> Self {
         let invalid = status.and_then(|s| {
             let message = s.message.as_deref()?;
             rollup::is_invalid_spec(s, message).then(|| message.to_owned())
@@ -118,7 +114,7 @@ impl RunMemo {
 
     /// Applies the durable record of a restart to the plan: every step it knows gets its
     /// outcome (or at least the fact that it had a Job) whatever the entry cap left out.
-    pub(crate) fn apply_record(&mut self, plan: &Plan) {
+    pub fn apply_record(&mut self, plan: &Plan) {
         let Some(record) = self.pending_record.take() else {
             return;
         };
@@ -160,14 +156,14 @@ pub struct RunMemory {
 }
 
 impl RunMemory {
-    pub(crate) fn take(&self, namespace: &str, name: &str) -> Option<RunMemo> {
+    pub fn take(&self, namespace: &str, name: &str) -> Option<RunMemo> {
         self.runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&(namespace.to_owned(), name.to_owned()))
     }
 
-    pub(crate) fn put(&self, namespace: &str, name: &str, memo: RunMemo) {
+    pub fn put(&self, namespace: &str, name: &str, memo: RunMemo) {
         self.runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -191,13 +187,13 @@ impl RunMemory {
 }
 
 /// Whether the step reached a result of its own Job earlier (not a blocker's).
-pub(crate) fn finished_before(known: &StepMemo) -> bool {
+pub fn finished_before(known: &StepMemo) -> bool {
     known.reason.is_none() && matches!(known.phase, ApiStepPhase::Succeeded | ApiStepPhase::Failed)
 }
 
 impl RunMemo {
     /// Drops the steps that are no longer in the plan (removed from the spec).
-    pub(crate) fn forget_removed_steps(&mut self, plan: &Plan) {
+    pub fn forget_removed_steps(&mut self, plan: &Plan) {
         if self.steps.len() > plan.steps.len() {
             let keys: HashSet<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
             self.steps.retain(|k, _| keys.contains(k.as_str()));

@@ -5,6 +5,7 @@
 
 pub mod pair;
 pub mod scenarios;
+pub mod step_watch;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -41,7 +41,7 @@ mod create;
 mod kind;
 mod notes;
 mod observe;
-mod report;
+pub mod report;
 #[cfg(test)]
 mod tests;
 

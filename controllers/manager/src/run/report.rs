@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use jobsmith_api::{RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
 use jobsmith_engine::{
-    StepOutcome,
+    Decision, StepOutcome,
     compile::{self, Plan},
     conditions::bounded,
     observe,
@@ -32,31 +32,63 @@ pub(super) fn roll_up<K: RunKind>(
     previous: Option<&RunStatus>,
     now: &Time,
 ) -> Rollup {
-    let previous_entries: HashMap<&str, &StepEntry> = match previous {
-        Some(_) => obj
-            .step_entries()
-            .iter()
-            .map(|e| (e.key.as_str(), e))
-            .collect(),
-        None => HashMap::new(),
+    let entries = match previous {
+        Some(_) => obj.step_entries(),
+        None => &[],
     };
-    let views: Vec<StepView<'_>> = plan
+    roll_up_steps(
+        &StepsSeen {
+            plan,
+            jobs: &observed.jobs,
+            blockers: &observed.blockers,
+            decision: &observed.decision,
+        },
+        previous,
+        entries,
+        obj.meta().generation,
+        now,
+    )
+}
+
+/// What a reconcile saw of its steps, per step in plan order, and the decision taken on it.
+pub struct StepsSeen<'a> {
+    pub plan: &'a Plan,
+    pub jobs: &'a [Option<Arc<Job>>],
+    pub blockers: &'a [Option<Blocker>],
+    pub decision: &'a Decision,
+}
+
+/// [`roll_up`] on plain data (the reconcile benchmark measures it): the previous status and its
+/// step entries (times of steps whose Job is gone), the object's generation, the time.
+pub fn roll_up_steps(
+    seen: &StepsSeen<'_>,
+    previous: Option<&RunStatus>,
+    previous_entries: &[StepEntry],
+    generation: Option<i64>,
+    now: &Time,
+) -> Rollup {
+    let by_key: HashMap<&str, &StepEntry> = previous_entries
+        .iter()
+        .map(|e| (e.key.as_str(), e))
+        .collect();
+    let views: Vec<StepView<'_>> = seen
+        .plan
         .steps
         .iter()
         .enumerate()
         .map(|(i, step)| StepView {
             key: &step.key,
             job_name: &step.job_name,
-            job: observed.jobs[i].as_deref(),
-            blocker: observed.blockers[i].as_ref(),
-            previous: previous_entries.get(step.key.as_str()).copied(),
+            job: seen.jobs.get(i).and_then(|j| j.as_deref()),
+            blocker: seen.blockers.get(i).and_then(Option::as_ref),
+            previous: by_key.get(step.key.as_str()).copied(),
         })
         .collect();
     rollup::rollup(&RunInput {
-        decision: &observed.decision,
+        decision: seen.decision,
         steps: &views,
         previous,
-        generation: obj.meta().generation,
+        generation,
         now,
     })
 }
@@ -91,7 +123,7 @@ pub(super) fn desired_status<K: RunKind>(
 }
 
 /// The durable record of every step as this reconcile leaves it.
-pub(super) fn step_record(
+pub fn step_record(
     plan: &Plan,
     memo: &RunMemo,
     jobs: &[Option<Arc<Job>>],
