@@ -1065,14 +1065,16 @@ async fn events_over_their_budget_are_dropped_and_status_is_patched_once_per_tra
         "{metrics}"
     );
     // Two sequential steps are three transitions (a created, a done + b created, b done): one
-    // status patch each, plus at most one more when a reconcile races our own write's echo.
+    // status patch each, plus the status written before the first Job (when no Job event came
+    // first to merge it with the first transition), plus at most one more when a reconcile races
+    // our own write's echo.
     let patches = sample(
         &metrics,
         "jobsmith_api_writes_total{verb=\"patch\",resource=\"managedjobs/status\"}",
     )
     .unwrap_or(0.0);
     assert!(
-        (3.0..=4.0).contains(&patches),
+        (3.0..=5.0).contains(&patches),
         "{patches} status patches:\n{metrics}"
     );
     started.manager.stop()?;
