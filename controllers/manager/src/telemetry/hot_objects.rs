@@ -107,26 +107,22 @@ impl HotObjects {
     }
 
     /// Appends the gauge in the text exposition format (nothing when no object was reconciled).
-    pub fn render_into(&self, out: &mut String, escape: impl Fn(&str) -> String) {
+    pub fn render_into(&self, out: &mut String) {
         let top = self.top_at(Instant::now());
         if top.is_empty() {
             return;
         }
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        // Writing to a String cannot fail.
-        let _ = writeln!(
+        super::gauge_header(
             out,
-            "# HELP {METRIC} Reconciles per minute of the busiest objects (at most {SHOWN})."
+            METRIC,
+            &format!("Reconciles per minute of the busiest objects (at most {SHOWN})."),
         );
-        let _ = writeln!(out, "# TYPE {METRIC} gauge");
         for ((controller, namespace, name), rate) in top {
             let _ = writeln!(
                 out,
                 "{METRIC}{{controller=\"{controller}\",namespace=\"{}\",name=\"{}\"}} {rate:.1}",
-                escape(&namespace),
-                escape(&name)
+                super::escape_label(&namespace),
+                super::escape_label(&name)
             );
         }
     }

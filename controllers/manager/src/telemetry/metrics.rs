@@ -116,7 +116,7 @@ impl Metrics {
             .map(PrometheusHandle::render)
             .unwrap_or_default();
         self.active_jobs.render_into(&mut out);
-        self.hot_objects.render_into(&mut out, escape_label);
+        self.hot_objects.render_into(&mut out);
         out
     }
 
@@ -254,38 +254,20 @@ impl ActiveJobs {
         if series.is_empty() {
             return;
         }
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        // Writing to a String cannot fail.
-        let _ = writeln!(
+        super::gauge_header(
             out,
-            "# HELP {MJ_ACTIVE_JOBS} Jobs of a ManagedJob that are running now."
+            MJ_ACTIVE_JOBS,
+            "Jobs of a ManagedJob that are running now.",
         );
-        let _ = writeln!(out, "# TYPE {MJ_ACTIVE_JOBS} gauge");
         for ((namespace, workflow), value) in series.iter() {
             let _ = writeln!(
                 out,
                 "{MJ_ACTIVE_JOBS}{{namespace=\"{}\",workflow=\"{}\"}} {value}",
-                escape_label(namespace),
-                escape_label(workflow)
+                super::escape_label(namespace),
+                super::escape_label(workflow)
             );
         }
     }
-}
-
-/// Label value escaping of the text format: backslash, double quote and newline.
-fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
