@@ -352,6 +352,45 @@ pub struct RunStatus {
     /// finished. It is what keeps a step from running twice after its Job is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<StepRecord>,
+    /// The last retry requests the manager acted on (annotation
+    /// `jobsmith.dev/retry-requested-at`), oldest first, at most [`MAX_RETRY_ENTRIES`]
+    /// (docs/lifecycle.md "Retry in place"). A request whose value is listed here is never
+    /// acted on again (a GitOps sync that re-applies the annotation changes nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<RetryEntry>,
+    /// How many retry requests were acted on in total (also those no longer listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_count: Option<u32>,
+}
+
+/// Most entries of `status.retries` kept (the oldest go first; `retryCount` counts them all).
+pub const MAX_RETRY_ENTRIES: usize = 10;
+
+/// Most step keys listed in one retry entry (`stepCount` counts them all).
+pub const MAX_RETRY_STEPS_LISTED: usize = 20;
+
+/// One retry request the manager acted on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryEntry {
+    /// The value of the annotation `jobsmith.dev/retry-requested-at`, exactly as written.
+    pub requested_at: String,
+    /// When the manager acted on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honoured_at: Option<Time>,
+    /// The object's `metadata.generation` at that moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The steps that got a new attempt (at most 20 keys listed; `stepCount` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// How many steps got a new attempt (0: nothing had failed).
+    #[serde(default)]
+    pub step_count: u32,
+    /// Why the request was not carried out (an unparsable time, unknown steps, a kind that
+    /// cannot be retried); absent when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }
 
 /// The record of every step of a run, as sets of step positions (`"0-9,12,15-20"`) in the
@@ -379,6 +418,11 @@ pub struct StepRecord {
     /// their node did): never run again, never counted as a success.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub lost: String,
+    /// The attempt of every step above attempt 1, as attempt number -> set of positions
+    /// (`{"2": "3,7-9"}`); the four sets above describe each step's latest attempt. Absent
+    /// steps are at attempt 1 (docs/lifecycle.md "Retry in place").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attempts: BTreeMap<String, String>,
 }
 
 /// Counts of steps by phase (ManagedJob groups).
@@ -432,6 +476,10 @@ pub struct StepEntry {
     /// Why the step is in its phase, when not obvious (e.g. `NameConflict`, `TemplateNotFound`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The step's attempt (a retry in place gives a failed step a new attempt with a Job of
+    /// its own); omitted for attempt 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// Default value of `spec.retries` (ManagedJob).

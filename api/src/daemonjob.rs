@@ -141,4 +141,7 @@ pub struct NodeEntry {
     /// Why the node is in its phase, when not obvious.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The node's attempt after a retry in place; omitted for attempt 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }

@@ -26,6 +26,17 @@ pub const TEMPLATE_GENERATION: &str = "jobsmith.dev/template-generation";
 /// recorded (a TTL of the Job's own could delete it before: docs/guarantees.md).
 pub const TTL_AFTER_RECORDED: &str = "jobsmith.dev/ttl-seconds-after-finished";
 
+/// Annotation on a run object asking for a retry in place (an RFC 3339 time, like
+/// `kubectl rollout restart`'s `restartedAt`). Each value is acted on once and recorded in
+/// `status.retries` (docs/lifecycle.md "Retry in place").
+pub const RETRY_REQUESTED_AT: &str = "jobsmith.dev/retry-requested-at";
+/// Annotation beside [`RETRY_REQUESTED_AT`]: the steps to retry (comma-separated step keys),
+/// with what depends on them; absent = every failed step.
+pub const RETRY_STEPS: &str = "jobsmith.dev/retry-steps";
+/// Label on a child Job and its pod template of attempt 2 and later: the attempt number
+/// (attempt 1 carries none, as before retries existed).
+pub const ATTEMPT: &str = "jobsmith.dev/attempt";
+
 /// Sharding label of a run object (docs/scaling.md): a manager started with
 /// `--watch-label-selector` on it reconciles only the run objects it selects. Every child Job
 /// carries the run object's value (or none, like its run object), so the manager's Job watch,

@@ -51,6 +51,9 @@ pub mod fake_pod {
     pub const OUTCOME_LABEL: &str = "jobsmith.dev/e2e-outcome";
     /// The value of [`OUTCOME_LABEL`] that makes a pod fail.
     pub const OUTCOME_FAIL: &str = "fail";
+    /// The value of [`OUTCOME_LABEL`] that makes the pods of a step's first attempt fail and
+    /// those of later attempts (label `jobsmith.dev/attempt`) succeed: a retry in place succeeds.
+    pub const OUTCOME_FAIL_FIRST_ATTEMPT: &str = "fail-first-attempt";
     /// Pod annotation: the exit code of a failing pod (default 1).
     pub const EXIT_CODE_ANNOTATION: &str = "jobsmith.dev/e2e-exit-code";
     /// An image reference that is never pulled (no container ever runs on the fake nodes).

@@ -12,6 +12,8 @@
 //! - [`eligibility`]: DaemonJob node eligibility and node pinning.
 //! - [`params`]: ManagedJob params merging, globalParams, JobRun overrides, GitOps stripping.
 //! - [`template`]: JobTemplate resolution and the child Job's metadata.
+//! - [`record`]: the durable step record (`status.record`), attempts included.
+//! - [`retry`]: retry in place: new requests, the steps they re-run, the bounded history.
 //! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
 
 pub mod compile;
@@ -22,6 +24,7 @@ pub mod naming;
 pub mod observe;
 pub mod params;
 pub mod record;
+pub mod retry;
 pub mod rollup;
 pub mod schedule;
 pub mod template;

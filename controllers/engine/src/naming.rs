@@ -39,6 +39,27 @@ pub fn child_name(parts: &[&str]) -> String {
     shorten(&mapped, &full, |c| c.is_ascii_alphanumeric())
 }
 
+/// The Job name of a step's attempt `attempt`: attempt 1 (and 0) keeps the step's name
+/// `base` (runs from before retries existed are unchanged); attempt n >= 2 is
+/// `<base>-a<n>-<hash>`, the hash being of `base` and `n`, with `base` cut so that the whole
+/// stays a DNS-1123 label of at most 63 characters. The hash is always there, so an attempt's
+/// name can never equal another step's plain name (a job `j-a2` beside a job `j`).
+pub fn attempt_name(base: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        return base.to_owned();
+    }
+    let suffix = format!("-a{attempt}");
+    let hash = short_hash(&format!("{base}/attempt/{attempt}"));
+    let budget = MAX_LABEL_LEN.saturating_sub(HASH_LEN + 1 + suffix.len());
+    let cut = base
+        .get(..budget.min(base.len()))
+        .unwrap_or_default()
+        .trim_matches('-');
+    format!("{cut}{suffix}-{hash}")
+        .trim_start_matches('-')
+        .to_owned()
+}
+
 /// A container name: the same rules as a child name with a single part.
 pub fn container_name(name: &str) -> String {
     child_name(&[name])
@@ -132,6 +153,30 @@ fn shorten(mapped: &str, full: &str, may_start_or_end: impl Fn(char) -> bool) ->
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn attempt_names_are_deterministic_valid_and_distinct() {
+        assert_eq!(attempt_name("wf-g-j", 1), "wf-g-j");
+        assert_eq!(attempt_name("wf-g-j", 0), "wf-g-j");
+        let second = attempt_name("wf-g-j", 2);
+        assert!(second.starts_with("wf-g-j-a2-"), "{second}");
+        assert_eq!(second, attempt_name("wf-g-j", 2));
+        assert_ne!(second, attempt_name("wf-g-j", 3));
+        assert_ne!(second, "wf-g-j-a2");
+        let long = "x".repeat(63);
+        for n in [2, 10, 4_000_000_000] {
+            let name = attempt_name(&long, n);
+            assert!(is_dns1123_label(&name), "{name}");
+            assert!(name.contains(&format!("-a{n}-")), "{name}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn attempt_names_are_always_labels(base in "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", n in 2u32..1000) {
+            prop_assert!(is_dns1123_label(&attempt_name(&base, n)));
+        }
+    }
 
     #[test]
     fn short_valid_names_are_unchanged() {

@@ -284,9 +284,14 @@ pub fn overridable_name(field: OverridableField) -> &'static str {
 pub fn strip_gitops(map: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
     map.into_iter()
         .flatten()
-        .filter(|(key, _)| !is_gitops_tracking_key(key))
+        .filter(|(key, _)| !is_gitops_tracking_key(key) && !is_retry_request_key(key))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The retry request annotations are addressed to the manager, not to the Jobs: never copied.
+fn is_retry_request_key(key: &str) -> bool {
+    key == jobsmith_api::labels::RETRY_REQUESTED_AT || key == jobsmith_api::labels::RETRY_STEPS
 }
 
 /// Adds shared volumes to a pod and their mounts to every container (JobFlow `shareVolumes` +

@@ -10,6 +10,12 @@
 //! the plan's size and a digest of its step keys; a record whose digest does not match the
 //! current plan (the spec's steps changed) is translated by key through the plan it was written
 //! for, when the caller still has it.
+//!
+//! Attempts (retry in place, docs/lifecycle.md): the four sets describe each step's *latest*
+//! attempt; `attempts` maps every attempt number above 1 to the set of steps at that attempt
+//! (`{"2": "3,7-9"}`). A run never retried has none, so its record is unchanged. After a
+//! restart the attempt says which Job name is the step's current one, so an attempt's Job is
+//! never created twice and the outcome of an earlier attempt never stands for a later one.
 
 use std::fmt::Write as _;
 
@@ -46,10 +52,28 @@ pub fn digest<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
     out
 }
 
-/// Encodes the per-step states (indexed by plan position) with the plan's digest.
+/// Encodes the per-step states (indexed by plan position) with the plan's digest; every step
+/// at attempt 1.
 pub fn encode(states: &[Recorded], digest: String) -> StepRecord {
+    encode_attempts(states, &[], digest)
+}
+
+/// Encodes the per-step states and attempts (both indexed by plan position; a missing attempt
+/// is 1) with the plan's digest.
+pub fn encode_attempts(states: &[Recorded], attempts: &[u32], digest: String) -> StepRecord {
     let set = |want: Recorded| ranges(states.iter().map(|s| *s == want));
+    let mut numbers: Vec<u32> = attempts.iter().copied().filter(|a| *a > 1).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let attempts_of = numbers
+        .into_iter()
+        .map(|n| {
+            let members = (0..states.len()).map(|i| attempts.get(i).copied() == Some(n));
+            (n.to_string(), ranges(members))
+        })
+        .collect();
     StepRecord {
+        attempts: attempts_of,
         steps: u32::try_from(states.len()).unwrap_or(u32::MAX),
         digest,
         created: set(Recorded::Created),
@@ -75,6 +99,30 @@ pub fn decode(record: &StepRecord) -> Vec<Recorded> {
         }
     }
     states
+}
+
+/// The attempt of every step of a record written for a plan of `record.steps` steps (1 where
+/// the record says nothing; malformed parts are ignored).
+pub fn decode_attempts(record: &StepRecord) -> Vec<u32> {
+    let n = usize::try_from(record.steps).unwrap_or(0);
+    let mut attempts = vec![1; n];
+    for (number, set) in &record.attempts {
+        let Ok(number) = number.parse::<u32>() else {
+            continue;
+        };
+        for i in positions(set, n) {
+            attempts[i] = attempts[i].max(number);
+        }
+    }
+    attempts
+}
+
+/// The attempts of the record for the current plan, when it was written for it (the same
+/// digest and size): see [`for_plan`].
+pub fn attempts_for_plan(record: &StepRecord, keys: &[&str]) -> Option<Vec<u32>> {
+    let attempts = decode_attempts(record);
+    (record.digest == digest(keys.iter().copied()) && attempts.len() == keys.len())
+        .then_some(attempts)
 }
 
 /// The record translated to the current plan: directly when the digests match, through the
@@ -149,6 +197,20 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn a_retried_run_records_its_attempts_compactly() {
+        let mut attempts = vec![1; 10_000];
+        attempts[5_000..5_100].fill(2);
+        attempts[5_050] = 3;
+        let record = encode_attempts(&vec![Recorded::Succeeded; 10_000], &attempts, String::new());
+        assert_eq!(
+            record.attempts.get("2").map(String::as_str),
+            Some("5000-5049,5051-5099")
+        );
+        assert_eq!(record.attempts.get("3").map(String::as_str), Some("5050"));
+        assert_eq!(decode_attempts(&record), attempts);
+    }
+
+    #[test]
     fn a_finished_run_is_a_few_characters() {
         let states = vec![Recorded::Succeeded; 10_000];
         let record = encode(&states, digest(["a"]));
@@ -183,7 +245,9 @@ mod tests {
             succeeded: "0-1000000".into(),
             failed: String::new(),
             lost: "9".into(),
+            attempts: [("x".into(), "0".into()), ("3".into(), "1,a-,7".into())].into(),
         };
+        assert_eq!(decode_attempts(&record), vec![1, 3, 1]);
         let states = decode(&record);
         assert_eq!(states.len(), 3);
         assert_eq!(states[0], Recorded::Succeeded);
@@ -220,6 +284,25 @@ mod tests {
             }).collect();
             let record = encode(&states, digest(["k"]));
             prop_assert_eq!(decode(&record), states);
+        }
+
+        #[test]
+        fn attempts_round_trip(raw in proptest::collection::vec((0u8..5, 1u32..6), 0..300)) {
+            let states: Vec<Recorded> = raw.iter().map(|(r, _)| match r {
+                0 => Recorded::None,
+                1 => Recorded::Created,
+                2 => Recorded::Succeeded,
+                3 => Recorded::Failed,
+                _ => Recorded::Lost,
+            }).collect();
+            let attempts: Vec<u32> = raw.iter().map(|(_, a)| *a).collect();
+            let record = encode_attempts(&states, &attempts, digest(["k"]));
+            prop_assert_eq!(decode(&record), states);
+            prop_assert_eq!(decode_attempts(&record), attempts.clone());
+            // Attempt 1 costs nothing: a run never retried keeps today's record.
+            if attempts.iter().all(|a| *a == 1) {
+                prop_assert!(record.attempts.is_empty());
+            }
         }
     }
 }

@@ -143,8 +143,10 @@ impl Blocker {
 pub struct StepView<'a> {
     /// The step's status key (`group/job`, flow name, ...).
     pub key: &'a str,
-    /// The step's deterministic Job name.
+    /// The step's deterministic Job name (of its current attempt).
     pub job_name: &'a str,
+    /// The step's current attempt (1 until a retry in place gives it a new one).
+    pub attempt: u32,
     /// The step's Job when it exists and is controlled by the parent.
     pub job: Option<&'a Job>,
     /// Why the step is blocked, if it is.
@@ -297,8 +299,10 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
         start_time,
         completion_time,
         message: Some(message),
-        // Written by the run mechanism, which knows what was created and recorded.
+        // Written by the run mechanism, which knows what was created, recorded and retried.
         record: None,
+        retries: Vec::new(),
+        retry_count: None,
     };
     let (entries, omitted) = entries(input.steps, &step_phases);
     Rollup {
@@ -322,6 +326,12 @@ fn default_reason(phase: RunPhase) -> &'static str {
 
 /// One step's entry.
 fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
+    // The previous entry's times are those of the same attempt only (a retried step starts
+    // without times until its new Job exists).
+    let attempt = step.attempt.max(1);
+    let previous = step
+        .previous
+        .filter(|e| e.attempt.unwrap_or(1).max(1) == attempt);
     StepEntry {
         key: step.key.to_owned(),
         job_name: Some(step.job_name.to_owned()),
@@ -330,14 +340,15 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
         start_time: step
             .job
             .and_then(observe::created_at)
-            .or_else(|| step.previous.and_then(|e| e.start_time.as_ref()))
+            .or_else(|| previous.and_then(|e| e.start_time.as_ref()))
             .cloned(),
         completion_time: step
             .job
             .and_then(observe::finished_at)
-            .or_else(|| step.previous.and_then(|e| e.completion_time.as_ref()))
+            .or_else(|| previous.and_then(|e| e.completion_time.as_ref()))
             .cloned(),
         reason: step.blocker.map(|b| b.reason().to_owned()),
+        attempt: (attempt > 1).then_some(attempt),
     }
 }
 
@@ -401,6 +412,8 @@ pub fn invalid_spec(
         completion_time: None,
         message: Some(message.to_owned()),
         record: previous.and_then(|p| p.record.clone()),
+        retries: previous.map(|p| p.retries.clone()).unwrap_or_default(),
+        retry_count: previous.and_then(|p| p.retry_count),
     }
 }
 
@@ -510,6 +523,7 @@ mod tests {
             .map(|(i, k)| StepView {
                 key: k,
                 job_name: k,
+                attempt: 1,
                 job: jobs.get(i).and_then(Option::as_ref),
                 blocker: blockers.get(i).and_then(Option::as_ref),
                 previous: None,
@@ -753,6 +767,7 @@ mod tests {
             .map(|(i, k)| StepView {
                 key: k,
                 job_name: k,
+                attempt: 1,
                 job: jobs[i].as_ref(),
                 blocker: None,
                 previous: None,

@@ -548,6 +548,7 @@ fn drive(plan: &Plan, run: &Run, build: impl Fn(StepId) -> Result<Job, BuildErro
         .map(|(i, step)| StepView {
             key: &step.key,
             job_name: &step.job_name,
+            attempt: 1,
             job: jobs[i].as_ref(),
             blocker: blockers[i].as_ref(),
             previous: None,

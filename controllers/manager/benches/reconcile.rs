@@ -97,6 +97,7 @@ fn reconcile(
     let time = now();
     let seen = StepsSeen {
         plan,
+        attempts: &[],
         jobs: &jobs,
         blockers: &blockers,
         decision: &decision,

@@ -3,14 +3,18 @@
 //! written. Rebuilt from the durable `status.record` after a restart.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
     time::Instant,
 };
 
-use jobsmith_api::{Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
+use jobsmith_api::{
+    Phase, RetryEntry, RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord,
+};
 use jobsmith_engine::{
-    compile::Plan,
+    compile::{Plan, PlannedStep},
+    naming,
     record::{self, Recorded},
     rollup::{self, Blocker},
 };
@@ -33,6 +37,39 @@ pub struct StepMemo {
     pub baseline: bool,
     /// The last refused create, while it stands.
     pub refused: Option<Refusal>,
+    /// The step's current attempt (0 and 1 both mean the first; a retry in place moves a
+    /// failed step to the next one, whose Job has a name of its own).
+    pub attempt: u32,
+}
+
+impl StepMemo {
+    /// The step's current attempt, at least 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt.max(1)
+    }
+
+    /// The name of the Job of the step's current attempt.
+    pub fn job_name<'a>(&self, step: &'a PlannedStep) -> Cow<'a, str> {
+        match self.attempt() {
+            1 => Cow::Borrowed(step.job_name.as_str()),
+            n => Cow::Owned(naming::attempt_name(&step.job_name, n)),
+        }
+    }
+
+    /// Starts the step's next attempt (a retry in place): it counts as never created, and
+    /// only a step that had a Job of its own moves to a new attempt (a new Job name); one
+    /// that never had one (a refused create) is simply tried again.
+    pub fn retry(&mut self) {
+        let attempt = if self.started {
+            self.attempt() + 1
+        } else {
+            self.attempt()
+        };
+        *self = StepMemo {
+            attempt,
+            ..StepMemo::default()
+        };
+    }
 }
 
 /// A create the API server refused, and when it may be tried again.
@@ -68,6 +105,11 @@ pub struct RunMemo {
     /// watch, typically when a Job event arrives first) the status is compared with what we
     /// wrote, not with the stale copy: otherwise the same patch would be sent again.
     pub written: Option<WrittenStatus>,
+    /// The retry requests acted on (`status.retries`, bounded) and their total count: this,
+    /// not the cached object, says whether a request is new (the cache may not show our last
+    /// status write yet, and a request must never be acted on twice).
+    pub retries: Vec<RetryEntry>,
+    pub retry_count: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +138,7 @@ impl RunMemo {
                         StepMemo {
                             phase: e.phase,
                             reason: e.reason.clone(),
+                            attempt: e.attempt.unwrap_or(1),
                             started: e.phase != ApiStepPhase::Pending
                                 && e.phase != ApiStepPhase::Aborted
                                 && e.phase != ApiStepPhase::Skipped
@@ -109,6 +152,13 @@ impl RunMemo {
             pending_record: status.and_then(|s| s.record.clone()),
             plan: None,
             written: None,
+            retries: status.map(|s| s.retries.clone()).unwrap_or_default(),
+            retry_count: status
+                .map(|s| {
+                    s.retry_count
+                        .unwrap_or(u32::try_from(s.retries.len()).unwrap_or(0))
+                })
+                .unwrap_or(0),
         }
     }
 
@@ -125,8 +175,12 @@ impl RunMemo {
             );
             return;
         };
-        for (step, state) in plan.steps.iter().zip(states) {
+        let attempts = record::attempts_for_plan(&record, &keys).unwrap_or_default();
+        for (i, (step, state)) in plan.steps.iter().zip(states).enumerate() {
             let known = self.steps.entry(step.key.clone()).or_default();
+            if let Some(attempt) = attempts.get(i) {
+                known.attempt = known.attempt.max(*attempt);
+            }
             let (phase, reason) = match state {
                 Recorded::None => continue,
                 Recorded::Created if known.phase == ApiStepPhase::Pending => {

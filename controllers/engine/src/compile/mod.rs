@@ -245,6 +245,34 @@ pub fn defer_ttl(job: &mut Job) {
         );
 }
 
+/// Makes a built Job (named for attempt 1) the Job of the step's attempt `attempt`: attempt
+/// 1 is left as built; from attempt 2 on the name is [`naming::attempt_name`] and the Job and
+/// its pod template carry the label [`ATTEMPT`]. Applied by the run mechanism to every kind's
+/// Job, so each attempt of a step has a name of its own (docs/lifecycle.md "Retry in place").
+///
+/// [`naming::attempt_name`]: crate::naming::attempt_name
+/// [`ATTEMPT`]: jobsmith_api::labels::ATTEMPT
+pub fn apply_attempt(job: &mut Job, attempt: u32) {
+    if attempt <= 1 {
+        return;
+    }
+    let base = job.metadata.name.clone().unwrap_or_default();
+    job.metadata.name = Some(crate::naming::attempt_name(&base, attempt));
+    let value = attempt.to_string();
+    job.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(jobsmith_api::labels::ATTEMPT.to_owned(), value.clone());
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(jobsmith_api::labels::ATTEMPT.to_owned(), value);
+    }
+}
+
 /// The TTL a Job asked for through [`defer_ttl`], in seconds.
 pub fn deferred_ttl(job: &Job) -> Option<u64> {
     job.metadata

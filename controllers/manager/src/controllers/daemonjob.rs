@@ -126,6 +126,7 @@ impl RunKind for DaemonJob {
                 start_time: n.start_time.clone(),
                 completion_time: n.completion_time.clone(),
                 reason: n.reason.clone(),
+                attempt: n.attempt,
             })
             .collect()
     }
@@ -161,6 +162,7 @@ fn node_entry(e: StepEntry) -> NodeEntry {
         start_time: e.start_time,
         completion_time: e.completion_time,
         reason: e.reason,
+        attempt: e.attempt,
     }
 }
 

@@ -42,6 +42,8 @@ const BLOCKER_REASONS: [&str; 5] = [
 impl RunKind for JobRun {
     type Status = JobRunStatus;
     const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
+    // SPEC §6: exactly one Job, created once; a new run is a resubmit.
+    const RETRIABLE: bool = false;
 
     fn status(&self) -> Option<&Self::Status> {
         self.status.as_ref()

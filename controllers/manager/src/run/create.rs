@@ -86,7 +86,8 @@ pub(super) async fn create_ready<K: RunKind>(
         let mut builds = Vec::new();
         for step in todo {
             attempted[step.index()] = true;
-            match build(ctx, obj.as_ref(), plan, step, namespace) {
+            let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
+            match build(ctx, obj.as_ref(), plan, step, attempt, namespace) {
                 Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
                 // Waiting for its template holds no maxParallel slot meanwhile.
                 Err(blocker) => observed.block(step.index(), blocker),
@@ -166,7 +167,7 @@ fn record_write<K: RunKind>(
         }
         Err(error) => {
             let (blocker, retryable) = refusal_of(&error);
-            tracing::warn!(job = %planned.job_name, step = %planned.key, %error, "creating the Job was refused");
+            tracing::warn!(job = %known.job_name(planned), step = %planned.key, %error, "creating the Job was refused");
             metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
             observed.block(i, blocker.clone());
             refuse(known, generation, template_version, blocker, retryable);
@@ -244,12 +245,13 @@ fn refusal_code(error: &ApplyError) -> String {
     }
 }
 
-/// Builds one step's Job, resolving its JobTemplate from the shared cache.
+/// Builds the Job of one step's attempt, resolving its JobTemplate from the shared cache.
 pub(super) fn build<K: RunKind>(
     ctx: &Context,
     obj: &K,
     plan: &Plan,
     step: StepId,
+    attempt: u32,
     namespace: &str,
 ) -> Result<Job, Blocker> {
     let planned = plan.steps.get(step.index());
@@ -278,6 +280,7 @@ pub(super) fn build<K: RunKind>(
     };
     let mut job = obj.build_job(plan, step, template).map_err(blocker_of)?;
     compile::defer_ttl(&mut job);
+    compile::apply_attempt(&mut job, attempt);
     Ok(job)
 }
 

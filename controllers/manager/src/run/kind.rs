@@ -73,6 +73,9 @@ pub trait RunKind:
     const CONTROLLER: ControllerKind;
     /// Whether the plan reads the Node cache (DaemonJob): reconciling waits for it.
     const USES_NODES: bool = false;
+    /// Whether a retry request (`jobsmith.dev/retry-requested-at`) re-runs failed steps in
+    /// place; a kind that may not (JobRun: exactly one Job) records the request as rejected.
+    const RETRIABLE: bool = true;
 
     /// The current status.
     fn status(&self) -> Option<&Self::Status>;

@@ -42,6 +42,7 @@ mod kind;
 mod notes;
 mod observe;
 pub mod report;
+mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -183,6 +184,16 @@ async fn reconcile_with<K: RunKind>(
     memo.apply_record(&plan);
 
     let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+    let retry_note = match retry::honour_request(obj.as_ref(), &plan, &observed, &mut memo, &now) {
+        Some((note, retried)) => {
+            if retried {
+                // The retried steps are at their next attempt now: look them up again.
+                observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+            }
+            Some(note)
+        }
+        None => None,
+    };
     if previous.is_none() && memo.written.is_none() && !observed.decision.create.is_empty() {
         // An object without status reads as ready to kstatus (a Flux `wait` would pass before
         // anything ran): the first status goes out before the first Job (one write per run).
@@ -191,7 +202,7 @@ async fn reconcile_with<K: RunKind>(
         report::write::<K>(ctx, obj.as_ref(), first, &mut memo.written).await?;
     }
     let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
-    notes::announce_created(ctx, obj, &plan, &created.steps);
+    notes::announce_created(ctx, obj, &plan, &memo, &created.steps);
     let retry_in = observed.next_retry(&plan, &memo);
 
     let rolled = report::roll_up(obj.as_ref(), &plan, &observed, previous, &now);
@@ -201,7 +212,7 @@ async fn reconcile_with<K: RunKind>(
     // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go.
     let ttl_due = report::expire_recorded_jobs(ctx, &observed.jobs).await?;
     K::on_reconciled(ctx, obj, told.active);
-    notes::publish(ctx, obj, told.notes);
+    notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
     if created.more {
         // The rest of the wave, at once (see `create::CREATE_BATCH`).
         return Ok((Action::requeue(Duration::ZERO), memo));

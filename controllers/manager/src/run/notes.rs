@@ -1,7 +1,7 @@
 //! Tell: the Events of a reconcile, derived from step transitions (so a restart does not repeat
 //! them), published in the background.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use jobsmith_api::{Phase, StepPhase as ApiStepPhase};
 use jobsmith_engine::{
@@ -75,7 +75,7 @@ pub(super) fn step_notes(
             notes.push(Note {
                 kind,
                 reason: blocker.reason(),
-                message: blocker.describe(&step.key, &step.job_name),
+                message: blocker.describe(&step.key, &known.job_name(step)),
             });
         }
     }
@@ -89,7 +89,11 @@ pub(super) fn step_notes(
                 notes.push(Note {
                     kind: EventKind::Succeeded,
                     reason: "JobSucceeded",
-                    message: format!("Job {} of step {} succeeded", step.job_name, step.key),
+                    message: format!(
+                        "Job {} of step {} succeeded",
+                        known.job_name(step),
+                        step.key
+                    ),
                 });
             }
         }
@@ -98,7 +102,7 @@ pub(super) fn step_notes(
             notes.push(Note {
                 kind: EventKind::Failed,
                 reason: "JobFailed",
-                message: format!("Job {} of step {} failed", step.job_name, step.key),
+                message: format!("Job {} of step {} failed", known.job_name(step), step.key),
             });
         }
         // Aborted steps are summarised once per reconcile (`aborted_note`); skipped ones are
@@ -115,6 +119,7 @@ pub(super) fn announce_created<K: RunKind>(
     ctx: &Arc<Context>,
     obj: &Arc<K>,
     plan: &Plan,
+    memo: &RunMemo,
     created: &[StepId],
 ) {
     if created.is_empty() {
@@ -127,14 +132,20 @@ pub(super) fn announce_created<K: RunKind>(
             continue;
         };
         K::on_job_created(ctx, obj, planned);
-        tracing::info!(job = %planned.job_name, step = %planned.key, "created Job");
+        let job_name = memo
+            .steps
+            .get(&planned.key)
+            .map_or(Cow::Borrowed(planned.job_name.as_str()), |known| {
+                known.job_name(planned)
+            });
+        tracing::info!(job = %job_name, step = %planned.key, "created Job");
         if !all {
             continue;
         }
         notes.push(Note {
             kind: EventKind::Created,
             reason: "JobCreated",
-            message: format!("created Job {} for step {}", planned.job_name, planned.key),
+            message: format!("created Job {job_name} for step {}", planned.key),
         });
     }
     publish(ctx, obj, notes);

@@ -30,6 +30,8 @@ pub(super) struct Observed {
     pub(super) blockers: Vec<Option<Blocker>>,
     /// Ready steps that cannot be created now (a standing refusal); they hold no slot.
     pub(super) unavailable: Vec<bool>,
+    /// Per step: its current attempt (1 until a retry in place).
+    pub(super) attempts: Vec<u32>,
     pub(super) decision: Decision,
 }
 
@@ -49,6 +51,7 @@ pub(super) fn observe_steps<K: RunKind>(
         jobs: Vec::with_capacity(n),
         blockers: Vec::with_capacity(n),
         unavailable: Vec::with_capacity(n),
+        attempts: Vec::with_capacity(n),
         decision: Decision {
             create: Vec::new(),
             steps: Vec::new(),
@@ -72,6 +75,7 @@ pub(super) fn observe_steps<K: RunKind>(
         observed.jobs.push(seen.job);
         observed.blockers.push(seen.blocker);
         observed.unavailable.push(seen.unavailable);
+        observed.attempts.push(known.attempt());
     }
     observed.decision = decide(plan, &observed);
     observed
@@ -97,7 +101,7 @@ fn observe_step<K: RunKind>(
 ) -> StepSeen {
     let cached = ctx
         .jobs
-        .get(&ObjectRef::new(&step.job_name).within(namespace));
+        .get(&ObjectRef::new(&known.job_name(step)).within(namespace));
     let mut seen = StepSeen {
         outcome: StepOutcome::NotCreated,
         job: None,

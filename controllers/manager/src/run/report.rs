@@ -8,7 +8,7 @@ use jobsmith_engine::{
     Decision, StepOutcome,
     compile::{self, Plan},
     conditions::bounded,
-    observe,
+    naming, observe,
     record::{self, Recorded},
     rollup::{self, Blocker, Rollup, RunInput, StepView},
 };
@@ -19,7 +19,7 @@ use super::{RunError, RunKind, StatusParts, StatusView, observe::Observed};
 use crate::{
     apply,
     context::Context,
-    memory::{RunMemo, WrittenStatus, finished_before},
+    memory::{RunMemo, StepMemo, WrittenStatus, finished_before},
     status::{self, StatusError, StatusWrite},
 };
 
@@ -39,6 +39,7 @@ pub(super) fn roll_up<K: RunKind>(
     roll_up_steps(
         &StepsSeen {
             plan,
+            attempts: &observed.attempts,
             jobs: &observed.jobs,
             blockers: &observed.blockers,
             decision: &observed.decision,
@@ -53,6 +54,8 @@ pub(super) fn roll_up<K: RunKind>(
 /// What a reconcile saw of its steps, per step in plan order, and the decision taken on it.
 pub struct StepsSeen<'a> {
     pub plan: &'a Plan,
+    /// Per step: its current attempt (empty: every step at attempt 1).
+    pub attempts: &'a [u32],
     pub jobs: &'a [Option<Arc<Job>>],
     pub blockers: &'a [Option<Blocker>],
     pub decision: &'a Decision,
@@ -71,6 +74,14 @@ pub fn roll_up_steps(
         .iter()
         .map(|e| (e.key.as_str(), e))
         .collect();
+    let attempt = |i: usize| seen.attempts.get(i).copied().unwrap_or(1).max(1);
+    // Names of later attempts, computed only for the steps that have one.
+    let renamed: Vec<Option<String>> = (0..seen.plan.steps.len())
+        .map(|i| {
+            let step = &seen.plan.steps[i];
+            (attempt(i) > 1).then(|| naming::attempt_name(&step.job_name, attempt(i)))
+        })
+        .collect();
     let views: Vec<StepView<'_>> = seen
         .plan
         .steps
@@ -78,7 +89,8 @@ pub fn roll_up_steps(
         .enumerate()
         .map(|(i, step)| StepView {
             key: &step.key,
-            job_name: &step.job_name,
+            job_name: renamed[i].as_deref().unwrap_or(&step.job_name),
+            attempt: attempt(i),
             job: seen.jobs.get(i).and_then(|j| j.as_deref()),
             blocker: seen.blockers.get(i).and_then(Option::as_ref),
             previous: by_key.get(step.key.as_str()).copied(),
@@ -104,6 +116,8 @@ pub(super) fn desired_status<K: RunKind>(
 ) -> K::Status {
     let mut run = rolled.run;
     run.record = Some(step_record(plan, memo, &observed.jobs, &observed.blockers));
+    run.retries.clone_from(&memo.retries);
+    run.retry_count = (memo.retry_count > 0).then_some(memo.retry_count);
     let mut desired = K::make_status(StatusParts {
         run,
         entries: rolled.entries,
@@ -160,8 +174,14 @@ pub fn step_record(
             }
         })
         .collect();
-    record::encode(
+    let attempts: Vec<u32> = plan
+        .steps
+        .iter()
+        .map(|step| memo.steps.get(&step.key).map_or(1, StepMemo::attempt))
+        .collect();
+    record::encode_attempts(
         &states,
+        &attempts,
         record::digest(plan.steps.iter().map(|s| s.key.as_str())),
     )
 }

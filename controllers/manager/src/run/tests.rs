@@ -231,3 +231,98 @@ fn the_record_after_a_restart_comes_from_the_status() {
     assert!(memo.invalid.is_none());
     assert!(!memo.restored, "a new object has no history to protect");
 }
+
+/// Exactly once per attempt: after a restart, the record says which attempt each step is at,
+/// so the step is looked up (and, if ever, created) under that attempt's Job name; the earlier
+/// attempt's outcome no longer stands for it.
+#[test]
+fn a_restart_resumes_each_step_at_its_recorded_attempt() {
+    use jobsmith_engine::record::{Recorded, digest, encode_attempts};
+    let keys = ["a", "b", "c"];
+    let record = encode_attempts(
+        &[Recorded::Succeeded, Recorded::None, Recorded::Created],
+        &[1, 2, 3],
+        digest(keys),
+    );
+    let status = RunStatus {
+        phase: Some(Phase::Running),
+        record: Some(record),
+        ..Default::default()
+    };
+    let plan = Plan {
+        dag: jobsmith_engine::Dag::build(
+            &keys
+                .iter()
+                .map(|k| jobsmith_engine::StepSpec {
+                    key: (*k).into(),
+                    group: None,
+                    deps: vec![],
+                })
+                .collect::<Vec<_>>(),
+            &[],
+        )
+        .unwrap(),
+        steps: keys
+            .iter()
+            .map(|k| PlannedStep {
+                key: (*k).into(),
+                job_name: format!("run-{k}"),
+                group: None,
+                template_ref: None,
+            })
+            .collect(),
+        policies: Default::default(),
+    };
+    let mut memo = RunMemo::from_status("u", Some(&status), &[]);
+    memo.apply_record(&plan);
+    assert_eq!(memo.steps["a"].job_name(&plan.steps[0]), "run-a");
+    let b = &memo.steps["b"];
+    assert_eq!(b.attempt(), 2);
+    assert_eq!(
+        b.job_name(&plan.steps[1]),
+        jobsmith_engine::naming::attempt_name("run-b", 2)
+    );
+    // Attempt 2 of b never had a Job: it may be created (under its own name).
+    assert_eq!(outcome_without_job(b), (StepOutcome::NotCreated, None));
+    // Attempt 3 of c had one: gone without an outcome, it is Lost, never created again.
+    assert_eq!(memo.steps["c"].attempt(), 3);
+    assert_eq!(
+        outcome_without_job(&memo.steps["c"]),
+        (StepOutcome::Failed, Some(Blocker::Lost))
+    );
+    // And the record written back is the one read.
+    let written =
+        super::report::step_record(&plan, &memo, &[None, None, None], &[None, None, None]);
+    assert_eq!(
+        jobsmith_engine::record::decode_attempts(&written),
+        vec![1, 2, 3]
+    );
+}
+
+#[test]
+fn a_retry_moves_only_a_step_that_had_a_job_to_a_new_attempt() {
+    let mut failed = StepMemo {
+        phase: ApiStepPhase::Failed,
+        started: true,
+        seen: true,
+        ..Default::default()
+    };
+    failed.retry();
+    assert_eq!(failed.attempt(), 2);
+    assert_eq!(
+        outcome_without_job(&failed),
+        (StepOutcome::NotCreated, None)
+    );
+    failed.started = true;
+    failed.retry();
+    assert_eq!(failed.attempt(), 3);
+    // A create refused as invalid never made a Job: tried again under the same name.
+    let mut refused = StepMemo {
+        phase: ApiStepPhase::Failed,
+        reason: Some("InvalidSpec".into()),
+        ..Default::default()
+    };
+    refused.retry();
+    assert_eq!(refused.attempt(), 1);
+    assert_eq!(refused.reason, None);
+}
