@@ -46,7 +46,7 @@ pub struct GlobalArgs {
     pub no_color: bool,
 }
 
-/// The commands. `retry` and `resubmit` (SPEC §10) join this enum with the run-lifecycle work.
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Draw a run as a tree with coloured statuses
@@ -67,6 +67,10 @@ pub enum Command {
     Suspend(SuspendArgs),
     /// Resume a suspended run (spec.suspend: false)
     Resume(SuspendArgs),
+    /// Retry a run in place: re-run its failed steps and what depends on them
+    Retry(RetryArgs),
+    /// Create a new run from a run's spec (generateName NAME-); prints the new name
+    Resubmit(ResubmitArgs),
     /// Print a shell completion script
     Completion(CompletionArgs),
     /// Print the plugin's version
@@ -85,6 +89,8 @@ impl Command {
             Command::Wait(_) => "wait",
             Command::Suspend(_) => "suspend",
             Command::Resume(_) => "resume",
+            Command::Retry(_) => "retry",
+            Command::Resubmit(_) => "resubmit",
             Command::Completion(_) => "completion",
             Command::Version => "version",
         }
@@ -193,6 +199,23 @@ pub struct SuspendArgs {
     /// Take spec.suspend over from another field manager that owns it
     #[arg(long)]
     pub force_conflicts: bool,
+}
+
+/// `retry NAME [--step S]...`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The run: NAME or KIND/NAME (ManagedJob, JobFlow, DaemonJob)
+    pub name: String,
+    /// Only this step (GROUP/JOB, flow, node) and what depends on it; repeatable
+    #[arg(long = "step", value_name = "STEP")]
+    pub steps: Vec<String>,
+}
+
+/// `resubmit NAME`.
+#[derive(Debug, Args)]
+pub struct ResubmitArgs {
+    /// The run: NAME or KIND/NAME
+    pub name: String,
 }
 
 /// `completion SHELL`.

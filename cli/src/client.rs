@@ -259,6 +259,42 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Sends a JSON merge patch of the run's metadata (the retry request annotations).
+    pub async fn annotate(&self, run: &Run, patch: &Value) -> Result<Run, CliError> {
+        let obj = self
+            .runs(run.kind, Some(run.namespace()))
+            .patch(run.name(), &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(|e| CliError::Write {
+                action: "retry",
+                kind: run.kind.kind(),
+                namespace: run.namespace().to_owned(),
+                name: run.name().to_owned(),
+                message: api_message(&e),
+            })?;
+        run_of(run.kind, &obj)
+    }
+
+    /// Creates a new run of `run`'s kind in its namespace (a resubmit).
+    pub async fn create(&self, run: &Run, object: &Value) -> Result<Run, CliError> {
+        let object: DynamicObject =
+            serde_json::from_value(object.clone()).map_err(|e| CliError::Render(e.to_string()))?;
+        let obj = self
+            .runs(run.kind, Some(run.namespace()))
+            .create(&kube::api::PostParams::default(), &object)
+            .await
+            .map_err(|e| CliError::Write {
+                action: "resubmit",
+                kind: run.kind.kind(),
+                namespace: run.namespace().to_owned(),
+                name: run.name().to_owned(),
+                message: api_message(&e),
+            })?;
+        run_of(run.kind, &obj)
+    }
+}
+
 /// The apply configuration of `suspend`/`resume`: identity plus `spec.suspend`, nothing else.
 pub fn suspend_patch(kind: RunKind, name: &str, suspend: bool) -> Value {
     json!({

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::args::{
-    Command, GraphArgs, ListArgs, ListOutput, LogsArgs, StatusArgs, SuspendArgs, VisualizeArgs,
-    WaitArgs, WaitFor, format_duration,
+    Command, GraphArgs, ListArgs, ListOutput, LogsArgs, ResubmitArgs, RetryArgs, StatusArgs,
+    SuspendArgs, VisualizeArgs, WaitArgs, WaitFor, format_duration,
 };
 use crate::client::{Session, connect};
 use crate::error::{CliError, api_message};
@@ -76,6 +76,8 @@ pub async fn run(
                 Command::Wait(args) => wait(&session, args).await,
                 Command::Suspend(args) => suspend(&session, args, true).await,
                 Command::Resume(args) => suspend(&session, args, false).await,
+                Command::Retry(args) => retry(&session, args).await,
+                Command::Resubmit(args) => resubmit(&session, args).await,
                 Command::Version | Command::Completion(_) => Ok(0),
             }
         }
@@ -502,6 +504,59 @@ async fn suspend(session: &Session, args: &SuspendArgs, suspend: bool) -> Result
         jobsmith_api::API_GROUP,
         run.name(),
         if suspend { "suspended" } else { "resumed" }
+    );
+    Ok(0)
+}
+
+async fn retry(session: &Session, args: &RetryArgs) -> Result<i32, CliError> {
+    let run = resolve(session, &args.name, None).await?;
+    if run.kind == RunKind::JobRun {
+        return Err(CliError::Unsupported(format!(
+            "a JobRun runs exactly one Job and is not retried in place: kubectl jobsmith resubmit {}",
+            run.name()
+        )));
+    }
+    if !args.steps.is_empty() {
+        let plan = run.plan()?;
+        let unknown = plan
+            .as_ref()
+            .map(|p| crate::lifecycle::unknown_steps(p, &args.steps))
+            .unwrap_or_default();
+        if !unknown.is_empty() {
+            return Err(CliError::Unsupported(format!(
+                "{} {} has no step {} (steps are GROUP/JOB, flow or node names)",
+                run.kind,
+                run.name(),
+                unknown.join(", ")
+            )));
+        }
+    }
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map_err(|e| CliError::Render(e.to_string()))?
+        .to_string();
+    session
+        .annotate(&run, &crate::lifecycle::retry_patch(&now, &args.steps))
+        .await?;
+    println!(
+        "{}.{}/{} retry requested at {now}",
+        run.kind.kind().to_ascii_lowercase(),
+        jobsmith_api::API_GROUP,
+        run.name(),
+    );
+    Ok(0)
+}
+
+async fn resubmit(session: &Session, args: &ResubmitArgs) -> Result<i32, CliError> {
+    let run = resolve(session, &args.name, None).await?;
+    let created = session
+        .create(&run, &crate::lifecycle::resubmitted(&run.raw))
+        .await?;
+    println!(
+        "{}.{}/{} created",
+        run.kind.kind().to_ascii_lowercase(),
+        jobsmith_api::API_GROUP,
+        created.name(),
     );
     Ok(0)
 }

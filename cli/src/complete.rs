@@ -28,7 +28,7 @@ pub enum Offer {
 }
 
 /// Options that take a value (their next word is not a positional argument).
-const VALUE_OPTIONS: [&str; 11] = [
+const VALUE_OPTIONS: [&str; 12] = [
     "-n",
     "--namespace",
     "--context",
@@ -40,6 +40,7 @@ const VALUE_OPTIONS: [&str; 11] = [
     "--for",
     "--timeout",
     "--job",
+    "--step",
 ];
 
 /// Decides what to offer for `words` (the last one is being completed).
@@ -188,5 +189,20 @@ mod tests {
         };
         assert_eq!(flags, vec!["--watch".to_owned()]);
         assert_eq!(answer(&["a".into(), "b".into()]), "a\nb\n:4\n");
+        assert_eq!(
+            plan(&words("res")),
+            Offer::Words(vec!["resume".into(), "resubmit".into()])
+        );
+        assert_eq!(
+            plan(&words("retry x --st")),
+            Offer::Words(vec!["--step".into()])
+        );
+        assert_eq!(
+            plan(&words("retry --step g/a ")),
+            Offer::RunNames {
+                namespace: None,
+                prefix: String::new()
+            }
+        );
     }
 }

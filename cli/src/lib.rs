@@ -23,6 +23,7 @@ pub mod complete;
 pub mod error;
 pub mod graph;
 pub mod kinds;
+pub mod lifecycle;
 pub mod model;
 pub mod status;
 pub mod table;
