@@ -5,9 +5,11 @@
 //!
 //! Sizes: `BENCH_SCALE=full` is the size of the scale issue (a 10,000-step ManagedJob of 50
 //! sequential groups x 200 parallel jobs, 1,000 concurrent 5-step workflows); the default is the
-//! CI size (500 steps, 100 runs). The JobFlow is the largest the schema accepts in both sizes
-//! (`MAX_FLOWS`: 100 flows as 10 chains of 10; the CEL rule that checks every dependency names a
-//! sibling costs flows x dependencies x flows, which the API server bounds).
+//! CI size (500 steps, 100 runs). The JobFlow is 100 chains of 100 flows at full size (10,000
+//! flows, `MAX_FLOWS`) and 10 chains of 20 at CI size; its flows name one JobTemplate
+//! (`jobTemplateRef`), the way docs/scaling.md tells a user to write a 10,000-step run. At both
+//! sizes `largest_jobflow_flows` first stores (and deletes) a JobFlow of `MAX_FLOWS` flows: the
+//! schema and etcd's request limit accept the largest JobFlow the schema allows.
 //!
 //! Figures:
 //! - `big_run_wall_s`, `big_flow_wall_s`: from apply to `Succeeded`;
@@ -60,8 +62,8 @@ impl Sizes {
             Self {
                 groups: 50,
                 jobs_per_group: 200,
-                chains: 10,
-                chain_length: 10,
+                chains: 100,
+                chain_length: 100,
                 many_runs: 1000,
                 small_runs_during_big: 20,
             }
@@ -70,7 +72,7 @@ impl Sizes {
                 groups: 10,
                 jobs_per_group: 50,
                 chains: 10,
-                chain_length: 10,
+                chain_length: 20,
                 many_runs: 100,
                 small_runs_during_big: 10,
             }
@@ -95,7 +97,11 @@ fn big_managedjob(name: &str, groups: usize, jobs: usize) -> String {
     yaml
 }
 
-/// A JobFlow of `chains` independent chains of `length` flows (wide and deep).
+/// The JobTemplate every flow of the big JobFlow names (pods complete at once).
+const FLOW_TEMPLATE: &str = "apiVersion: jobsmith.dev/v1alpha1\nkind: JobTemplate\nmetadata: {name: t}\nspec: {template: {metadata: {annotations: {jobsmith.dev/e2e-duration: \"0\"}}, spec: {containers: [{name: m, image: example.invalid/fake:1}]}}}\n";
+
+/// A JobFlow of `chains` independent chains of `length` flows (wide and deep), every flow a
+/// reference to [`FLOW_TEMPLATE`] (about 50 bytes a flow, so 10,000 flows fit).
 fn big_jobflow(name: &str, chains: usize, length: usize) -> String {
     let mut yaml = format!(
         "apiVersion: jobsmith.dev/v1alpha1\nkind: JobFlow\nmetadata: {{name: {name}}}\nspec:\n  failurePolicy: ContinueIndependent\n  flows:\n"
@@ -108,7 +114,7 @@ fn big_jobflow(name: &str, chains: usize, length: usize) -> String {
                 format!(", dependencies: [c{c}-{}]", l - 1)
             };
             yaml.push_str(&format!(
-                "  - {{name: c{c}-{l}{deps}, jobTemplate: {{template: {{metadata: {{annotations: {{jobsmith.dev/e2e-duration: \"0\"}}}}, spec: {{containers: [{{name: m, image: {IMAGE}}}]}}}}}}}}\n"
+                "  - {{name: c{c}-{l}{deps}, jobTemplateRef: t}}\n"
             ));
         }
     }
@@ -410,6 +416,7 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
         .await
         .context("the small workflows did not finish")???;
 
+    apply_yaml(client, Some(ns), FLOW_TEMPLATE).await?;
     let start = Instant::now();
     apply_yaml(
         client,
@@ -544,6 +551,34 @@ async fn largest_spec(client: &Client) -> Result<()> {
     println!(
         "largest_spec_manifest_kib: {:.0} KiB",
         good_bytes as f64 / 1024.0
+    );
+    largest_jobflow(client, ns).await
+}
+
+/// Stores the largest JobFlow the schema allows (`MAX_FLOWS` flows in 100 chains, written as
+/// docs/scaling.md says) and deletes it: no manager runs in this namespace, so no Job is made.
+async fn largest_jobflow(client: &Client, ns: &str) -> Result<()> {
+    let flows = jobsmith_api::jobflow::MAX_FLOWS;
+    let yaml = big_jobflow("largest-flow", 100, flows / 100);
+    apply_yaml(client, Some(ns), &yaml)
+        .await
+        .context("the API server refused the largest JobFlow the schema allows")?;
+    let api: Api<JobFlow> = Api::namespaced(client.clone(), ns);
+    let stored = api.get("largest-flow").await?;
+    ensure!(
+        stored.spec.flows.len() == flows,
+        "the stored JobFlow lost flows"
+    );
+    let stored_bytes = serde_json::to_vec(&stored)?.len();
+    api.delete("largest-flow", &Default::default()).await?;
+    println!("largest_jobflow_flows: {flows} count");
+    println!(
+        "largest_jobflow_manifest_kib: {:.0} KiB",
+        yaml.len() as f64 / 1024.0
+    );
+    println!(
+        "largest_jobflow_stored_kib: {:.0} KiB",
+        stored_bytes as f64 / 1024.0
     );
     Ok(())
 }
