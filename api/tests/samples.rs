@@ -458,17 +458,22 @@ fn pod_label<'a>(template: &'a PodTemplateSpec, key: &str) -> Option<&'a String>
     template.metadata.as_ref()?.labels.as_ref()?.get(key)
 }
 
-/// Checks one pod: the outcome label says `fail` iff its command exits 1.
+/// The values of the outcome label that make a pod fail on the fake-node plane: `fail` always
+/// (`e2e/kwok/pod-fail.yaml`), `fail-first-attempt` only in a step's first attempt
+/// (`e2e/kwok/pod-fail-first-attempt.yaml`; its command exits 1 only then).
+const FAILING_OUTCOMES: [&str; 2] = ["fail", "fail-first-attempt"];
+
+/// Checks one pod: the outcome label names a failing outcome iff its command exits 1.
 fn check_outcome(at: &str, label: Option<&String>, commands: &str, problems: &mut Vec<String>) {
-    let labelled = label.is_some_and(|v| v == "fail");
-    if let Some(value) = label.filter(|v| *v != "fail") {
+    let labelled = label.is_some_and(|v| FAILING_OUTCOMES.contains(&v.as_str()));
+    if let Some(value) = label.filter(|v| !FAILING_OUTCOMES.contains(&v.as_str())) {
         problems.push(format!(
-            "{at}: {OUTCOME_LABEL}: {value:?} (only \"fail\" exists)"
+            "{at}: {OUTCOME_LABEL}: {value:?} (only {FAILING_OUTCOMES:?} exist)"
         ));
     }
     match (labelled, exits_one(commands)) {
         (true, false) => problems.push(format!(
-            "{at}: labelled {OUTCOME_LABEL}: fail but its command does not exit 1 ({commands:?})"
+            "{at}: labelled {OUTCOME_LABEL}: {label:?} but its command does not exit 1 ({commands:?})"
         )),
         (false, true) => problems.push(format!(
             "{at}: its command exits 1 but it lacks the label {OUTCOME_LABEL}: fail"
