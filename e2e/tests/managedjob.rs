@@ -1003,6 +1003,8 @@ spec:
     for reason in ["JobCreated", "JobSucceeded"] {
         assert_eq!(count(&events, reason), 2, "{reason}: {events:?}");
     }
+    // The run-level Events, each once: the restart does not announce the run again.
+    assert_eq!(count(&events, "Started"), 1, "{events:?}");
     assert_eq!(count(&events, "Succeeded"), 1, "{events:?}");
     Ok(())
 }
@@ -1047,7 +1049,7 @@ async fn events_over_their_budget_are_dropped_and_status_is_patched_once_per_tra
         || async {
             let text = support::scrape(started.metrics_port).await?;
             Ok(
-                (support::family_sum(&text, "jobsmith_events_dropped_total") >= 4.0)
+                (support::family_sum(&text, "jobsmith_events_dropped_total") >= 5.0)
                     .then_some(text),
             )
         },
@@ -1058,10 +1060,10 @@ async fn events_over_their_budget_are_dropped_and_status_is_patched_once_per_tra
         "jobsmith_api_writes_total{verb=\"publish\",resource=\"events\"}",
     );
     assert_eq!(published, Some(1.0), "{metrics}");
-    // JobCreated x2, JobSucceeded x2 and Succeeded: 5 Events asked for, 1 published.
+    // Started, JobCreated x2, JobSucceeded x2 and Succeeded: 6 Events asked for, 1 published.
     assert_eq!(
         support::family_sum(&metrics, "jobsmith_events_dropped_total"),
-        4.0,
+        5.0,
         "{metrics}"
     );
     // Two sequential steps are three transitions (a created, a done + b created, b done): one

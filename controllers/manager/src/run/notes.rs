@@ -213,7 +213,7 @@ pub(super) fn transitions<K: RunKind>(
         known.reason = blocker.map(|b| b.reason().to_owned());
     }
     if rolled.run.phase != memo.phase {
-        notes.extend(run_note(rolled));
+        notes.extend(run_note(rolled, memo.phase.is_none(), plan.steps.len()));
     }
     notes.extend(aborted_note(&aborted));
     memo.phase = rolled.run.phase;
@@ -221,12 +221,21 @@ pub(super) fn transitions<K: RunKind>(
     Told { notes, active }
 }
 
-/// The Event of the run's own transition to a final or suspended phase.
-fn run_note(rolled: &Rollup) -> Option<Note> {
+/// The Event of the run's own transition: `Started` when a run without a phase (a new object;
+/// after a restart the phase comes from the status) gets its first one, then the final and
+/// suspended phases.
+fn run_note(rolled: &Rollup, first: bool, steps: usize) -> Option<Note> {
     let (kind, reason) = match rolled.run.phase? {
         Phase::Succeeded => (EventKind::Succeeded, "Succeeded"),
         Phase::Failed => (EventKind::Failed, "Failed"),
         Phase::Suspended => (EventKind::Suspended, "Suspended"),
+        Phase::Pending | Phase::Running if first => {
+            return Some(Note {
+                kind: EventKind::Created,
+                reason: "Started",
+                message: format!("run started with {steps} steps"),
+            });
+        }
         _ => return None,
     };
     Some(Note {
