@@ -7,7 +7,11 @@
 //! - `api_writes_per_job`: the manager's `jobsmith_api_writes_total` over the Jobs of the run;
 //! - `manager_peak_rss_mib`: the manager's peak resident set (`VmHWM`).
 //!
-//! Sizes can be lowered for a quick look: `BENCH_WORKFLOWS`, `BENCH_STEPS`.
+//! A second run measures fan-outs: `BENCH_FANOUT_WORKFLOWS` (5) ManagedJobs of one group of
+//! `BENCH_FANOUT_WIDTH` (100) parallel jobs, `fanout_wall_s` and `fanout_api_writes_per_job`
+//! (with and without Events), its own namespace and manager.
+//!
+//! Sizes can be lowered for a quick look: `BENCH_WORKFLOWS`, `BENCH_STEPS`, and the two above.
 
 mod support;
 
@@ -42,6 +46,27 @@ fn workflow(index: usize, steps: usize) -> String {
         "apiVersion: jobsmith.dev/v1alpha1\nkind: ManagedJob\nmetadata: {{name: {}}}\nspec:\n  retries: 0\n  groups:\n  - name: g\n    jobs:\n{jobs}",
         workflow_name(index)
     )
+}
+
+/// A ManagedJob of one group of `width` parallel jobs.
+fn fan_out(index: usize, width: usize) -> String {
+    let jobs: String = (0..width)
+        .map(|k| {
+            format!(
+                "    - {{name: j{k}, parallel: true, image: example.invalid/fake:1, params: {{annotations: {{jobsmith.dev/e2e-duration: \"0\"}}}}}}\n"
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: jobsmith.dev/v1alpha1\nkind: ManagedJob\nmetadata: {{name: fan-{index:03}}}\nspec:\n  retries: 0\n  groups:\n  - name: g\n    jobs:\n{jobs}"
+    )
+}
+
+/// `(workflow index, job)` of a Job named `fan-NNN-g-jK`.
+fn parse_fan_out_job(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("fan-")?;
+    let (index, job) = rest.split_once("-g-j")?;
+    Some((index.parse().ok()?, job.parse().ok()?))
 }
 
 fn workflow_name(index: usize) -> String {
@@ -94,25 +119,8 @@ async fn bench_sequential_workflows() -> Result<()> {
     let wall = start.elapsed();
 
     let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
-    let mut not_succeeded = Vec::new();
-    for index in 0..workflows {
-        let name = workflow_name(index);
-        // The status catches up with the last Job a moment after the watcher saw it.
-        let phase = jobsmith_e2e::eventually(
-            &format!("{name} Succeeded"),
-            Duration::from_secs(60),
-            || async {
-                let mj = mjs.get(&name).await?;
-                let phase = mj.status.as_ref().and_then(|s| s.run.phase);
-                Ok((phase == Some(Phase::Succeeded)).then_some(phase))
-            },
-        )
-        .await;
-        if phase.is_err() {
-            not_succeeded.push(name);
-        }
-    }
-    ensure!(not_succeeded.is_empty(), "not Succeeded: {not_succeeded:?}");
+    let names: Vec<String> = (0..workflows).map(workflow_name).collect();
+    all_succeeded(&mjs, &names).await?;
 
     let edges = edges(&seen, workflows, steps);
     ensure!(
@@ -154,8 +162,84 @@ async fn bench_sequential_workflows() -> Result<()> {
     Ok(())
 }
 
+/// Waits until every named ManagedJob is `Succeeded` (the status follows the last Job closely).
+async fn all_succeeded(mjs: &Api<ManagedJob>, names: &[String]) -> Result<()> {
+    let mut not_succeeded = Vec::new();
+    for name in names {
+        let phase = jobsmith_e2e::eventually(
+            &format!("{name} Succeeded"),
+            Duration::from_secs(60),
+            || async {
+                let mj = mjs.get(name).await?;
+                let phase = mj.status.as_ref().and_then(|s| s.run.phase);
+                Ok((phase == Some(Phase::Succeeded)).then_some(phase))
+            },
+        )
+        .await;
+        if phase.is_err() {
+            not_succeeded.push(name.clone());
+        }
+    }
+    ensure!(not_succeeded.is_empty(), "not Succeeded: {not_succeeded:?}");
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "benchmark: run with `make bench-e2e`"]
+async fn bench_fan_out_workflows() -> Result<()> {
+    let workflows = env_usize("BENCH_FANOUT_WORKFLOWS", 5);
+    let width = env_usize("BENCH_FANOUT_WIDTH", 100);
+    let client = client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "bench-fan").await?;
+    let mut started = start_manager_with(ns.name(), "bench-fan", &[])?;
+    started
+        .manager
+        .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
+        .await?;
+    let total = workflows * width;
+    let watch = watch_steps(&client, ns.name(), parse_fan_out_job, total);
+    let start = Instant::now();
+    for index in 0..workflows {
+        apply_yaml(&client, Some(ns.name()), &fan_out(index, width)).await?;
+    }
+    tokio::time::timeout(Duration::from_secs(900), watch)
+        .await
+        .context("the fan-outs did not finish within 15 minutes")???;
+    let wall = start.elapsed();
+    let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
+    let names: Vec<String> = (0..workflows).map(|i| format!("fan-{i:03}")).collect();
+    all_succeeded(&mjs, &names).await?;
+
+    let metrics = scrape(started.metrics_port).await?;
+    let writes = family_sum(&metrics, WRITES);
+    ensure!(writes > 0.0, "no {WRITES} in /metrics:\n{metrics}");
+    let events = family_sum(
+        &metrics,
+        &format!("{WRITES}{{verb=\"publish\",resource=\"events\"}}"),
+    );
+    println!("fanout_workflows: {workflows} count");
+    println!("fanout_width: {width} count");
+    println!("fanout_wall_s: {:.1} s", wall.as_secs_f64());
+    println!(
+        "fanout_api_writes_per_job: {:.2} writes",
+        writes / total as f64
+    );
+    println!(
+        "fanout_api_writes_per_job_without_events: {:.2} writes",
+        (writes - events) / total as f64
+    );
+    for line in metrics.lines().filter(|l| l.starts_with(WRITES)) {
+        println!("# fanout {line}");
+    }
+    started.manager.stop()?;
+    Ok(())
+}
+
 #[test]
 fn job_names_parse_back_to_workflow_and_step() {
+    assert_eq!(parse_fan_out_job("fan-004-g-j99"), Some((4, 99)));
+    assert_eq!(parse_fan_out_job("bench-004-g-s9"), None);
     assert_eq!(parse_job_name("bench-007-g-s3"), Some((7, 3)));
     assert_eq!(parse_job_name("other-g-s3"), None);
     assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.0);
