@@ -473,13 +473,19 @@ pub struct StepEntry {
     /// When the Job finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
-    /// Why the step is in its phase, when not obvious (e.g. `NameConflict`, `TemplateNotFound`).
+    /// Why the step is in its phase, when not obvious (e.g. `NameConflict`, `TemplateNotFound`;
+    /// for a failed Job the reason of its `FailureTarget`/`Failed` condition, such as
+    /// `BackoffLimitExceeded`, `PodFailurePolicy` or `DeadlineExceeded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The step's attempt (a retry in place gives a failed step a new attempt with a Job of
     /// its own); omitted for attempt 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// The exit code that failed the step's Job, when the Job names it (a `podFailurePolicy`
+    /// rule that failed the Job names the container's exit code); omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// Default value of `spec.retries` (ManagedJob).

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{GlobalParams, RunStatus, StepPhase};
+use crate::retry_policy::RetryPolicy;
 
 /// Runs one Job on every eligible node, like a DaemonSet runs one pod.
 ///
@@ -66,6 +67,11 @@ pub struct DaemonJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// Retries and pod-failure rules of every node's Job (`backoffLimit`, `podFailurePolicy`).
+    /// The JobSpec's own `backoffLimit`/`podFailurePolicy` (inline or in the template) win
+    /// (docs/lifecycle.md "Retry policies").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 impl DaemonJobSpec {
@@ -144,4 +150,7 @@ pub struct NodeEntry {
     /// The node's attempt after a retry in place; omitted for attempt 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// The exit code that failed the node's Job, when the Job names it; omitted otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
+use crate::retry_policy::RetryPolicy;
 
 /// Most flows in one JobFlow: the scale target (a 10,000-step run). The schema therefore checks
 /// only what costs flows × dependencies (no self dependency); that every dependency names a
@@ -66,6 +67,11 @@ pub struct JobFlowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// Retries and pod-failure rules of every flow's Job (`backoffLimit`, `podFailurePolicy`).
+    /// A flow's own `jobTemplate` (or JobTemplate) values win over it, a flow's `retryPolicy`
+    /// wins over both (docs/lifecycle.md "Retry policies").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 fn default_failure_policy() -> FailurePolicy {
@@ -102,6 +108,10 @@ pub struct Flow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub share_volume_mounts: Option<Vec<VolumeMount>>,
+    /// Retries and pod-failure rules of this flow's Job; wins over the flow's JobSpec and the
+    /// run's `retryPolicy`, field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// Observed state of a JobFlow.

@@ -12,6 +12,7 @@ pub mod jobrun;
 pub mod jobtemplate;
 pub mod labels;
 pub mod managedjob;
+pub mod retry_policy;
 pub mod schema;
 
 pub use common::*;
@@ -19,6 +20,7 @@ pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
+pub use retry_policy::{PodConditionRule, PodConditionStatus, RetryAction, RetryPolicy};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
 };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     Dependency, FailurePolicy, Params, RunStatus, StepCounts, StepEntry, StepPhase, default_retries,
 };
+use crate::retry_policy::RetryPolicy;
 
 /// Most groups in one ManagedJob (bounds the CEL cost of the dependency rules).
 pub const MAX_GROUPS: usize = 50;
@@ -37,10 +38,16 @@ pub const MAX_JOB_DEPENDENCIES: usize = 16;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedJobSpec {
-    /// Retries of every Job (its `backoffLimit`), 0 to 100; 0 means no retry.
+    /// Retries of every Job (its `backoffLimit`), 0 to 100; 0 means no retry. The same as
+    /// `retryPolicy.limit`, which wins when set (on any level).
     #[serde(default = "default_retries")]
     #[schemars(range(min = 0, max = 100))]
     pub retries: i32,
+    /// Retries and pod-failure rules of every Job (`backoffLimit`, `podFailurePolicy`); groups
+    /// and jobs may set their own, the most specific level wins field by field
+    /// (docs/lifecycle.md "Retry policies").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
     /// Workflow-level params, merged into every group and job (the more specific level wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Params>,
@@ -87,6 +94,9 @@ pub struct ManagedJobGroup {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub dependencies: Vec<Dependency>,
+    /// Retries and pod-failure rules of the group's Jobs (over the workflow's, field by field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
     /// Jobs of the group, in execution order. Names are unique in the group.
     #[schemars(length(min = 1, max = MAX_JOBS_PER_GROUP))]
     #[x_kube(
@@ -137,6 +147,10 @@ pub struct GroupJob {
         pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub template_ref: Option<String>,
+    /// Retries and pod-failure rules of this Job (over the group's and the workflow's, field
+    /// by field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// Observed state of a ManagedJob.

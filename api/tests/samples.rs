@@ -8,7 +8,8 @@
 //! - every `templateRef`/`jobTemplateRef` names a JobTemplate of the samples, and every
 //!   ConfigMap/Secret a sample references is defined in the same file;
 //! - a pod that should fail carries `jobsmith.dev/e2e-outcome: fail` (fake-node plane) and runs a
-//!   command that exits 1 (real cluster), and no other pod does either;
+//!   command that exits 1 (real cluster), or the code of its `jobsmith.dev/e2e-exit-code`
+//!   annotation, and no other pod does either;
 //! - `docs/samples.md` lists every sample, and the YAML examples of `README.md` parse the same way.
 
 // Tests may panic on broken fixtures; the workspace lint is for production code.
@@ -31,6 +32,8 @@ use common::dropped_in;
 
 /// The label that makes a pod fail on the fake-node plane (`e2e/kwok/pod-fail.yaml`).
 const OUTCOME_LABEL: &str = "jobsmith.dev/e2e-outcome";
+/// The annotation that gives a failing fake pod its exit code (`e2e/kwok/pod-fail.yaml`).
+const EXIT_CODE_ANNOTATION: &str = "jobsmith.dev/e2e-exit-code";
 
 /// The sample directory of each kind.
 const KIND_DIRS: [(&str, &str); 5] = [
@@ -429,7 +432,13 @@ fn core_refs(value: &Value, references: &mut Vec<(&'static str, String)>) {
 
 /// Whether a shell text runs `exit 1`.
 fn exits_one(text: &str) -> bool {
-    text.match_indices("exit 1")
+    exits_with(text, "1")
+}
+
+/// Whether a shell text runs `exit <code>`.
+fn exits_with(text: &str, code: &str) -> bool {
+    let pattern = format!("exit {code}");
+    text.match_indices(&pattern)
         .any(|(at, m)| !text[at + m.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
@@ -463,12 +472,36 @@ fn pod_label<'a>(template: &'a PodTemplateSpec, key: &str) -> Option<&'a String>
 /// (`e2e/kwok/pod-fail-first-attempt.yaml`; its command exits 1 only then).
 const FAILING_OUTCOMES: [&str; 2] = ["fail", "fail-first-attempt"];
 
-/// Checks one pod: the outcome label names a failing outcome iff its command exits 1.
-fn check_outcome(at: &str, label: Option<&String>, commands: &str, problems: &mut Vec<String>) {
+fn pod_annotation<'a>(template: &'a PodTemplateSpec, key: &str) -> Option<&'a String> {
+    template.metadata.as_ref()?.annotations.as_ref()?.get(key)
+}
+
+/// Checks one pod: the outcome label names a failing outcome iff its command exits 1, or the
+/// exit code of the annotation [`EXIT_CODE_ANNOTATION`] (which only a failing pod may carry).
+fn check_outcome(
+    at: &str,
+    label: Option<&String>,
+    exit_code: Option<&String>,
+    commands: &str,
+    problems: &mut Vec<String>,
+) {
     let labelled = label.is_some_and(|v| FAILING_OUTCOMES.contains(&v.as_str()));
     if let Some(value) = label.filter(|v| !FAILING_OUTCOMES.contains(&v.as_str())) {
         problems.push(format!(
             "{at}: {OUTCOME_LABEL}: {value:?} (only {FAILING_OUTCOMES:?} exist)"
+        ));
+    }
+    if let Some(code) = exit_code.filter(|_| labelled) {
+        if !exits_with(commands, code) {
+            problems.push(format!(
+                "{at}: labelled {OUTCOME_LABEL}: fail with {EXIT_CODE_ANNOTATION}: {code} but its command does not exit {code} ({commands:?})"
+            ));
+        }
+        return;
+    }
+    if exit_code.is_some() {
+        problems.push(format!(
+            "{at}: {EXIT_CODE_ANNOTATION} without the label {OUTCOME_LABEL}: fail"
         ));
     }
     match (labelled, exits_one(commands)) {
@@ -510,10 +543,15 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                 for group in &mj.spec.groups {
                     for job in &group.jobs {
                         // labels merge key by key, the most specific level wins
-                        let label = [job.params.as_ref(), group.params.as_ref(), workflow]
+                        let levels = [job.params.as_ref(), group.params.as_ref(), workflow];
+                        let label = levels
                             .into_iter()
                             .flatten()
                             .find_map(|p| p.labels.as_ref()?.get(OUTCOME_LABEL));
+                        let exit_code = levels
+                            .into_iter()
+                            .flatten()
+                            .find_map(|p| p.annotations.as_ref()?.get(EXIT_CODE_ANNOTATION));
                         let mut commands = join(&[&job.command, &job.args]);
                         if job.command.is_none() && job.args.is_none() {
                             let spec = job
@@ -523,7 +561,7 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                             commands = spec.map(|s| pod_commands(&s.template)).unwrap_or_default();
                         }
                         let at = format!("{at} job {}/{}", group.name, job.name);
-                        check_outcome(&at, label, &commands, &mut problems);
+                        check_outcome(&at, label, exit_code, &commands, &mut problems);
                     }
                 }
             }
@@ -541,8 +579,10 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                     let Some(spec) = spec else { continue };
                     let label = pod_label(&spec.template, OUTCOME_LABEL)
                         .or_else(|| global.and_then(|g| g.get(OUTCOME_LABEL)));
+                    let exit_code = pod_annotation(&spec.template, EXIT_CODE_ANNOTATION);
                     let at = format!("{at} flow {}", flow.name);
-                    check_outcome(&at, label, &pod_commands(&spec.template), &mut problems);
+                    let commands = pod_commands(&spec.template);
+                    check_outcome(&at, label, exit_code, &commands, &mut problems);
                 }
             }
             Object::DaemonJob(dj) => {
@@ -562,13 +602,16 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                 if let Some(spec) = spec {
                     let label = pod_label(&spec.template, OUTCOME_LABEL)
                         .or_else(|| global.and_then(|g| g.get(OUTCOME_LABEL)));
-                    check_outcome(&at, label, &pod_commands(&spec.template), &mut problems);
+                    let exit_code = pod_annotation(&spec.template, EXIT_CODE_ANNOTATION);
+                    let commands = pod_commands(&spec.template);
+                    check_outcome(&at, label, exit_code, &commands, &mut problems);
                 }
             }
             Object::JobTemplate(jt) => {
                 let template = &jt.spec.effective_job_spec().template;
                 let label = pod_label(template, OUTCOME_LABEL);
-                check_outcome(&at, label, &pod_commands(template), &mut problems);
+                let exit_code = pod_annotation(template, EXIT_CODE_ANNOTATION);
+                check_outcome(&at, label, exit_code, &pod_commands(template), &mut problems);
             }
             Object::JobRun(jr) => {
                 let Some(spec) = template_spec(&templates, &jr.spec.template_ref) else {
@@ -592,7 +635,8 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                     .collect::<Vec<_>>()
                     .join(" ; ");
                 let label = pod_label(&spec.template, OUTCOME_LABEL);
-                check_outcome(&at, label, &commands, &mut problems);
+                let exit_code = pod_annotation(&spec.template, EXIT_CODE_ANNOTATION);
+                check_outcome(&at, label, exit_code, &commands, &mut problems);
             }
             Object::Core => {}
         }
@@ -679,4 +723,6 @@ fn the_helpers_catch_what_they_should() {
     assert!(exits_one("echo x; exit 1"));
     assert!(!exits_one("exit 10"));
     assert!(!exits_one("exit 0"));
+    assert!(exits_with("echo x; exit 3", "3"));
+    assert!(!exits_with("exit 30", "3"));
 }

@@ -58,6 +58,8 @@ pub struct StepView {
     pub phase: Option<String>,
     /// Why the step is in this phase.
     pub reason: Option<String>,
+    /// The exit code that failed the step's Job, when the Job named it.
+    pub exit_code: Option<i64>,
     /// When the Job started.
     pub start_time: Option<String>,
     /// When the Job finished.
@@ -76,6 +78,8 @@ pub struct NodeView {
     pub phase: Option<String>,
     /// Why.
     pub reason: Option<String>,
+    /// The exit code that failed the node's Job, when the Job named it.
+    pub exit_code: Option<i64>,
 }
 
 /// One ManagedJob group entry, leniently.

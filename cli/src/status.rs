@@ -131,7 +131,7 @@ pub fn render_step(
     let mut line = |label: &str, value: &str| {
         let _ = writeln!(out, "{:<11}{value}", format!("{label}:"));
     };
-    let (job_name, phase, reason) = if let Some(plan) = plan {
+    let (job_name, phase, reason, exit_code) = if let Some(plan) = plan {
         let id = plan
             .step_id(step)
             .ok_or_else(|| no_such_step(run, plan, step))?;
@@ -144,6 +144,7 @@ pub fn render_step(
                 status.job_name.clone().unwrap_or(planned),
                 phase_text(status.phase.as_deref()),
                 None,
+                None,
             ),
             _ => {
                 let entry = status.step(step);
@@ -151,6 +152,7 @@ pub fn render_step(
                     entry.and_then(|e| e.job_name.clone()).unwrap_or(planned),
                     phase_text(entry.and_then(|e| e.phase.as_deref())),
                     entry.and_then(|e| e.reason.clone()),
+                    entry.and_then(|e| e.exit_code),
                 )
             }
         }
@@ -174,6 +176,7 @@ pub fn render_step(
             node.job_name.clone().unwrap_or_default(),
             phase_text(node.phase.as_deref()),
             node.reason.clone(),
+            node.exit_code,
         )
     };
     line("Step", step);
@@ -183,6 +186,9 @@ pub fn render_step(
     line("Status", &color::paint(&phase, &phase, colour));
     if let Some(reason) = reason {
         line("Reason", &reason);
+    }
+    if let Some(code) = exit_code {
+        line("Exit Code", &code.to_string());
     }
     if let Some(mj) = run.managedjob()
         && let Some(params) = jobsmith_engine::compile::managedjob::job_params(&mj, step)

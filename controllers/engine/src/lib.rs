@@ -14,6 +14,8 @@
 //! - [`template`]: JobTemplate resolution and the child Job's metadata.
 //! - [`record`]: the durable step record (`status.record`), attempts included.
 //! - [`retry`]: retry in place: new requests, the steps they re-run, the bounded history.
+//! - [`retry_policy`]: `retryPolicy` levels merged and mapped onto `backoffLimit` and
+//!   `podFailurePolicy`.
 //! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
 
 pub mod compile;
@@ -25,6 +27,7 @@ pub mod observe;
 pub mod params;
 pub mod record;
 pub mod retry;
+pub mod retry_policy;
 pub mod rollup;
 pub mod schedule;
 pub mod template;

@@ -87,6 +87,57 @@ pub fn finished_at(job: &Job) -> Option<&Time> {
         .or_else(|| job.status.as_ref()?.completion_time.as_ref())
 }
 
+/// Why a Job failed, as far as the Job itself says (docs/lifecycle.md "Status history").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailureDetail {
+    /// The reason of its failure condition (`BackoffLimitExceeded`, `PodFailurePolicy`,
+    /// `DeadlineExceeded`, ...), at most [`MAX_REASON_LEN`] bytes.
+    pub reason: Option<String>,
+    /// The exit code the condition's message names (a `podFailurePolicy` rule that failed the
+    /// Job names the container and its exit code; `BackoffLimitExceeded` names none).
+    pub exit_code: Option<i32>,
+}
+
+/// Longest failure reason kept (Kubernetes' reasons are short CamelCase words; a longer one is
+/// cut so that a status entry stays small).
+pub const MAX_REASON_LEN: usize = 64;
+
+/// The failure of a failed Job: the reason and message of its earliest failure signal
+/// (`FailureTarget`, else `Failed`); `None` unless the Job failed.
+pub fn failure_detail(job: &Job) -> Option<FailureDetail> {
+    let condition = [job_condition::FAILURE_TARGET, job_condition::FAILED]
+        .iter()
+        .find_map(|t| condition_true(job, t))?;
+    let reason = condition
+        .reason
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .map(|r| cut(r, MAX_REASON_LEN).to_owned());
+    let exit_code = condition.message.as_deref().and_then(exit_code_in_message);
+    Some(FailureDetail { reason, exit_code })
+}
+
+/// The exit code a Job condition message names. The Job controller writes, for a `FailJob`
+/// rule on exit codes: `Container main for pod ns/pod failed with exit code 3 matching FailJob
+/// rule at index 0`.
+pub fn exit_code_in_message(message: &str) -> Option<i32> {
+    const MARK: &str = "with exit code ";
+    let rest = &message[message.find(MARK)? + MARK.len()..];
+    let sign = usize::from(rest.starts_with('-'));
+    let digits = rest[sign..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len() - sign);
+    rest[..sign + digits].parse().ok()
+}
+
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// When the step started: the Job's `creationTimestamp` (known from the create response, so the
 /// status records it in the same write that records the creation), else its `status.startTime`.
 pub fn created_at(job: &Job) -> Option<&Time> {
@@ -231,6 +282,43 @@ mod tests {
             ..Job::default()
         };
         assert_eq!(finished_at(&j), at.as_ref());
+    }
+
+    #[test]
+    fn the_failure_detail_names_the_reason_and_the_exit_code_of_a_fail_job_rule() {
+        let mut target = cond("FailureTarget", "True", 5);
+        target.reason = Some("PodFailurePolicy".into());
+        target.message = Some(
+            "Container main for pod ns/wf-g-j-x7k2p failed with exit code 3 matching FailJob rule at index 1"
+                .into(),
+        );
+        let j = job(vec![target], JobStatus::default());
+        assert_eq!(
+            failure_detail(&j),
+            Some(FailureDetail {
+                reason: Some("PodFailurePolicy".into()),
+                exit_code: Some(3),
+            })
+        );
+        let mut limit = cond("Failed", "True", 7);
+        limit.reason = Some("BackoffLimitExceeded".into());
+        limit.message = Some("Job has reached the specified backoff limit".into());
+        let j = job(vec![limit], JobStatus::default());
+        let detail = failure_detail(&j).unwrap();
+        assert_eq!(detail.reason.as_deref(), Some("BackoffLimitExceeded"));
+        assert_eq!(detail.exit_code, None);
+        let running = job(vec![cond("Complete", "False", 1)], JobStatus::default());
+        assert_eq!(failure_detail(&running), None);
+    }
+
+    #[test]
+    fn exit_codes_in_messages() {
+        assert_eq!(exit_code_in_message("failed with exit code 255"), Some(255));
+        assert_eq!(exit_code_in_message("with exit code -1 matching"), Some(-1));
+        assert_eq!(exit_code_in_message("with exit code x"), None);
+        assert_eq!(exit_code_in_message("with exit code "), None);
+        assert_eq!(exit_code_in_message("Pod ns/p has condition DisruptionTarget"), None);
+        assert_eq!(cut("ééé", 3), "é");
     }
 
     #[test]

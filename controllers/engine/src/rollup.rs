@@ -332,6 +332,7 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
     let previous = step
         .previous
         .filter(|e| e.attempt.unwrap_or(1).max(1) == attempt);
+    let failure = failure_of(step, phase, previous);
     StepEntry {
         key: step.key.to_owned(),
         job_name: Some(step.job_name.to_owned()),
@@ -347,8 +348,33 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
             .and_then(observe::finished_at)
             .or_else(|| previous.and_then(|e| e.completion_time.as_ref()))
             .cloned(),
-        reason: step.blocker.map(|b| b.reason().to_owned()),
+        reason: step
+            .blocker
+            .map(|b| b.reason().to_owned())
+            .or_else(|| failure.reason.clone()),
         attempt: (attempt > 1).then_some(attempt),
+        exit_code: failure.exit_code,
+    }
+}
+
+/// Why a failed step's Job failed (its condition's reason, the exit code its message names),
+/// kept from the previous entry of the same attempt when the Job is gone; nothing for a step
+/// that did not fail or is blocked (the blocker's reason says it), so the entries of succeeded
+/// and running steps stay as small as before.
+fn failure_of(
+    step: &StepView<'_>,
+    phase: ApiStepPhase,
+    previous: Option<&StepEntry>,
+) -> observe::FailureDetail {
+    if phase != ApiStepPhase::Failed || step.blocker.is_some() {
+        return observe::FailureDetail::default();
+    }
+    match step.job {
+        Some(job) => observe::failure_detail(job).unwrap_or_default(),
+        None => observe::FailureDetail {
+            reason: previous.and_then(|e| e.reason.clone()),
+            exit_code: previous.and_then(|e| e.exit_code),
+        },
     }
 }
 
@@ -624,6 +650,66 @@ mod tests {
             vec![ApiStepPhase::Failed, ApiStepPhase::Aborted]
         );
         assert_eq!(r.run.completion_time, Some(at(7)));
+    }
+
+    #[test]
+    fn a_failed_step_shows_its_jobs_reason_and_exit_code_and_keeps_them_when_the_job_is_gone() {
+        let keys = ["a", "b"];
+        let dag = Dag::build(
+            &keys
+                .iter()
+                .map(|k| StepSpec {
+                    key: (*k).to_owned(),
+                    group: None,
+                    deps: vec![],
+                })
+                .collect::<Vec<_>>(),
+            &[],
+        )
+        .unwrap();
+        let mut failed = job(5, Some(6), Some(("FailureTarget", 7)));
+        let conditions = failed.status.as_mut().unwrap().conditions.as_mut().unwrap();
+        conditions[0].reason = Some("PodFailurePolicy".into());
+        conditions[0].message = Some(
+            "Container main for pod ns/a-x failed with exit code 3 matching FailJob rule at index 0"
+                .into(),
+        );
+        let jobs = [Some(failed), Some(job(5, Some(6), Some(("Complete", 8))))];
+        let decision = evaluate(&dag, &outcomes(&jobs), &Policies::default());
+        let steps = views(&keys, &jobs, &[]);
+        let input = RunInput {
+            decision: &decision,
+            steps: &steps,
+            previous: None,
+            generation: Some(1),
+            now: &at(100),
+        };
+        let r = rollup(&input);
+        assert_eq!(r.entries[0].reason.as_deref(), Some("PodFailurePolicy"));
+        assert_eq!(r.entries[0].exit_code, Some(3));
+        // Nothing for a step that succeeded.
+        assert_eq!((r.entries[1].reason.as_ref(), r.entries[1].exit_code), (None, None));
+        // The Job is gone (its TTL): the recorded failure keeps what the entry said.
+        let gone = [None, None];
+        let mut steps = views(&keys, &gone, &[]);
+        steps[0].previous = Some(&r.entries[0]);
+        let outcomes = [StepOutcome::Failed, StepOutcome::Succeeded];
+        let decision = evaluate(&dag, &outcomes, &Policies::default());
+        let again = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            ..input
+        });
+        assert_eq!(again.entries[0].reason.as_deref(), Some("PodFailurePolicy"));
+        assert_eq!(again.entries[0].exit_code, Some(3));
+        // A later attempt starts without the earlier attempt's failure.
+        steps[0].attempt = 2;
+        let retried = rollup(&RunInput {
+            decision: &decision,
+            steps: &steps,
+            ..input
+        });
+        assert_eq!((retried.entries[0].reason.as_ref(), retried.entries[0].exit_code), (None, None));
     }
 
     #[test]

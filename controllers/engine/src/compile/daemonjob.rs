@@ -7,6 +7,8 @@
 //! scheduler still checks resources. `globalParams` env/labels/annotations are merged in (the
 //! Job's own values win; `nodeName` is ignored). The per-node Jobs are never created
 //! suspended (`spec.suspend` is the run control); pods without a `restartPolicy` get `Never`.
+//! `spec.retryPolicy` fills the Job's `backoffLimit`/`podFailurePolicy` where the JobSpec (inline
+//! or the template's) sets none; its rules with an `OnFailure` pod are refused as invalid.
 //!
 //! Eligibility needs the pod template. With an inline `template` [`plan`] has it; with a
 //! `templateRef` call [`plan_with_template`] with the resolved JobTemplate (without it only
@@ -24,6 +26,7 @@ use crate::dag::{Dag, StepId, StepSpec};
 use crate::eligibility::{Exclusions, NodeView, node_eligibility, pin_to_node};
 use crate::naming::child_name;
 use crate::params::apply_global_params;
+use crate::retry_policy;
 use crate::template::{self, ChildMeta};
 
 /// The kind, as written in labels and owner references.
@@ -54,6 +57,9 @@ pub fn plan_with_template<'a>(
 ) -> Result<Plan, InvalidSpec> {
     let name = obj.metadata.name.as_deref().unwrap_or_default();
     let template_ref = uses_template(obj)?;
+    if let Some(policy) = &obj.spec.retry_policy {
+        retry_policy::validate(policy, "spec.retryPolicy")?;
+    }
     let mut names: BTreeSet<String> = eligible_nodes(obj, template, nodes).into_iter().collect();
     names.extend(known.iter().filter(|n| !n.is_empty()).cloned());
     let steps: Vec<StepSpec> = names
@@ -137,6 +143,8 @@ pub fn build_job(
     let mut spec = template::resolve(template_ref, template, Some((&obj.spec.job, "spec")))?;
     spec.suspend = None;
     template::default_restart_policy(&mut spec.template, "Never");
+    retry_policy::apply_to_job_spec(&mut spec, None, obj.spec.retry_policy.as_ref());
+    retry_policy::check_restart_policy(&spec, &format!("node \"{node}\""))?;
     let global = obj.spec.global_params.as_ref();
     if let Some(global) = global {
         apply_global_params(&mut spec.template, global, false);

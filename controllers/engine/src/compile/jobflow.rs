@@ -1,7 +1,9 @@
 //! JobFlow (SPEC §3): flows -> steps keyed by the flow name, Jobs `<jobflow>-<flow>`.
 //!
 //! Each flow's Job: its `jobTemplate` or the referenced JobTemplate; pods get
-//! `restartPolicy: Never`; `backoffLimit` is the template's, 0 when unset; `spec.shareVolumes`
+//! `restartPolicy: Never`; `backoffLimit` and `podFailurePolicy` come from the flow's
+//! `retryPolicy`, else the template's own, else the run's `retryPolicy` (engine
+//! `retry_policy::apply_to_job_spec`), and `backoffLimit` is 0 when none sets it; `spec.shareVolumes`
 //! are added to the pod of every flow that declares `shareVolumeMounts`, whose mounts go to
 //! every container of that flow; `globalParams` env/labels/annotations are merged in (the
 //! flow's own values win) and `nodeName` pins every pod.
@@ -16,6 +18,7 @@ use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, Required, StepId, StepSpec};
 use crate::naming::child_name;
 use crate::params::{add_shared_volumes, apply_global_params};
+use crate::retry_policy;
 use crate::template::{self, ChildMeta};
 
 /// The kind, as written in labels and owner references.
@@ -36,9 +39,18 @@ pub fn plan(obj: &JobFlow) -> Result<Plan, InvalidSpec> {
             return Err(InvalidSpec::DuplicateFlow(flow.name.clone()));
         }
     }
+    let run_policy = spec.retry_policy.as_ref();
+    if let Some(policy) = run_policy {
+        retry_policy::validate(policy, "spec.retryPolicy")?;
+    }
     let mut steps = Vec::with_capacity(spec.flows.len());
     let mut planned_steps = Vec::with_capacity(spec.flows.len());
     for flow in &spec.flows {
+        if let Some(policy) = &flow.retry_policy {
+            retry_policy::validate(policy, &format!("flow \"{}\" retryPolicy", flow.name))?;
+            let merged = retry_policy::merge([Some(policy), run_policy]);
+            retry_policy::validate(&merged, &format!("flow \"{}\"", flow.name))?;
+        }
         if flow.job_template.is_some() == flow.job_template_ref.is_some() {
             return Err(InvalidSpec::NoJobSpec(format!(
                 "flow \"{}\": set exactly one of jobTemplate and jobTemplateRef",
@@ -117,6 +129,11 @@ pub fn build_job(
     )?;
 
     template::force_restart_policy(&mut spec.template, "Never");
+    retry_policy::apply_to_job_spec(
+        &mut spec,
+        flow.retry_policy.as_ref(),
+        obj.spec.retry_policy.as_ref(),
+    );
     spec.backoff_limit = Some(spec.backoff_limit.unwrap_or(0));
     if let Some(mounts) = flow.share_volume_mounts.as_ref().filter(|m| !m.is_empty()) {
         let volumes = obj.spec.share_volumes.as_deref().unwrap_or_default();

@@ -21,7 +21,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jobsmith_api::labels::{GROUP, JOB};
-use jobsmith_api::{GroupJob, JobTemplate, ManagedJob, ManagedJobGroup, Params};
+use jobsmith_api::{
+    GroupJob, JobRestartPolicy, JobTemplate, ManagedJob, ManagedJobGroup, Params, RetryPolicy,
+};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
@@ -29,6 +31,7 @@ use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, GroupSpec, Required, StepId, StepSpec};
 use crate::naming::{child_name, container_name};
 use crate::params::{apply_params, compiled_params, merge_levels, validate_params};
+use crate::retry_policy::{self, RetryPolicyError};
 use crate::template::{self, ChildMeta};
 
 /// The kind, as written in labels and owner references.
@@ -49,6 +52,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
     let name = obj.metadata.name.as_deref().unwrap_or_default();
     let spec = &obj.spec;
     validate_all_params(obj)?;
+    validate_retry_policies(obj)?;
 
     let mut group_index: HashMap<&str, usize> = HashMap::new();
     for (i, group) in spec.groups.iter().enumerate() {
@@ -230,6 +234,53 @@ fn validate_all_params(obj: &ManagedJob) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
+/// Checks the `retryPolicy` of every level and, per job, the merged one: contradictions
+/// between levels (a code the group retries and the job ignores) and rules on a job whose
+/// params ask for `restartPolicy: OnFailure`.
+fn validate_retry_policies(obj: &ManagedJob) -> Result<(), InvalidSpec> {
+    let spec = &obj.spec;
+    if let Some(policy) = &spec.retry_policy {
+        retry_policy::validate(policy, "spec.retryPolicy")?;
+    }
+    for group in &spec.groups {
+        if let Some(policy) = &group.retry_policy {
+            retry_policy::validate(policy, &format!("group \"{}\" retryPolicy", group.name))?;
+        }
+        for job in &group.jobs {
+            let at = format!("job \"{}\"", step_key(&group.name, &job.name));
+            if let Some(policy) = &job.retry_policy {
+                retry_policy::validate(policy, &format!("{at} retryPolicy"))?;
+            }
+            let merged = job_retry_policy(obj, group, job);
+            retry_policy::validate(&merged, &at)?;
+            let restart = [&job.params, &group.params, &spec.params]
+                .into_iter()
+                .find_map(|p| p.as_ref()?.restart_policy);
+            if merged.has_rules() && restart == Some(JobRestartPolicy::OnFailure) {
+                return Err(RetryPolicyError::NeedsRestartNever {
+                    at,
+                    set_by: "params",
+                    policy: JobRestartPolicy::OnFailure.as_str().to_owned(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The retry policy of one job: job, group and workflow levels merged field by field, with
+/// `spec.retries` as the limit when no level sets one.
+pub fn job_retry_policy(obj: &ManagedJob, group: &ManagedJobGroup, job: &GroupJob) -> RetryPolicy {
+    let mut merged = retry_policy::merge([
+        job.retry_policy.as_ref(),
+        group.retry_policy.as_ref(),
+        obj.spec.retry_policy.as_ref(),
+    ]);
+    merged.limit.get_or_insert(obj.spec.retries);
+    merged
+}
+
 /// The group and job of a step key, looked up in the spec.
 pub fn find_job<'a>(obj: &'a ManagedJob, key: &str) -> Option<(&'a ManagedJobGroup, &'a GroupJob)> {
     let (group_name, job_name) = key.split_once('/')?;
@@ -289,7 +340,7 @@ pub fn build_job(
         None => image_job_spec(job),
     };
     apply_params(&mut spec.template, &merged);
-    spec.backoff_limit = Some(obj.spec.retries);
+    apply_retry_policy(&mut spec, &job_retry_policy(obj, group, job), &planned.key)?;
 
     let meta = ChildMeta {
         kind: KIND,
@@ -301,6 +352,22 @@ pub fn build_job(
         template: used_template,
     };
     template::assemble_job(&meta, spec)
+}
+
+/// The job's retry policy on its JobSpec: the limit always (as `retries` always was), the
+/// rules when some level sets them (else a JobTemplate's own `podFailurePolicy` stays). Rules
+/// make the pods `restartPolicy: Never` (params that ask for `OnFailure` were refused by
+/// [`plan`]).
+fn apply_retry_policy(spec: &mut JobSpec, policy: &RetryPolicy, key: &str) -> Result<(), BuildError> {
+    spec.backoff_limit = policy.limit;
+    if policy.sets_rules() {
+        spec.pod_failure_policy = retry_policy::pod_failure_policy(policy);
+    }
+    if policy.has_rules() {
+        template::force_restart_policy(&mut spec.template, JobRestartPolicy::Never.as_str());
+    }
+    retry_policy::check_restart_policy(spec, &format!("job \"{key}\""))?;
+    Ok(())
 }
 
 /// The JobSpec of a job given by `image` (+ `command`, `args`): one container named after the

@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::dag::{Dag, GraphError, StepId};
 use crate::params::ParamsError;
+use crate::retry_policy::RetryPolicyError;
 use crate::schedule::{FailurePolicy, Policies};
 
 pub mod daemonjob;
@@ -121,6 +122,9 @@ pub enum InvalidSpec {
     /// A step has nothing to run: no image/JobSpec and no template reference.
     #[error("{0}")]
     NoJobSpec(String),
+    /// A `retryPolicy` that cannot be used (a code in both lists, rules with `OnFailure`, ...).
+    #[error(transparent)]
+    RetryPolicy(#[from] RetryPolicyError),
 }
 
 impl InvalidSpec {
@@ -136,6 +140,7 @@ impl InvalidSpec {
             Self::UnknownDependency { .. } => "unknown_dependency",
             Self::Params(_) => "invalid_params",
             Self::NoJobSpec(_) => "no_job_spec",
+            Self::RetryPolicy(_) => "invalid_retry_policy",
         }
     }
 
@@ -191,6 +196,12 @@ impl BuildError {
             self,
             Self::TemplateNotFound { .. } | Self::TemplateInvalid { .. }
         )
+    }
+}
+
+impl From<RetryPolicyError> for BuildError {
+    fn from(error: RetryPolicyError) -> Self {
+        Self::Invalid(error.to_string())
     }
 }
 

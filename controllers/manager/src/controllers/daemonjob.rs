@@ -127,6 +127,7 @@ impl RunKind for DaemonJob {
                 completion_time: n.completion_time.clone(),
                 reason: n.reason.clone(),
                 attempt: n.attempt,
+                exit_code: n.exit_code,
             })
             .collect()
     }
@@ -163,6 +164,7 @@ fn node_entry(e: StepEntry) -> NodeEntry {
         completion_time: e.completion_time,
         reason: e.reason,
         attempt: e.attempt,
+        exit_code: e.exit_code,
     }
 }
 
