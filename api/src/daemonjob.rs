@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{GlobalParams, RunStatus, StepPhase};
+use crate::kueue::Queueing;
 
 /// Runs one Job on every eligible node, like a DaemonSet runs one pod.
 ///
@@ -66,6 +67,10 @@ pub struct DaemonJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// Kueue admission of the run's Jobs: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 impl DaemonJobSpec {

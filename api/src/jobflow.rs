@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
+use crate::kueue::Queueing;
 
 /// Most flows in one JobFlow: the scale target (a 10,000-step run). The schema therefore checks
 /// only what costs flows × dependencies (no self dependency); that every dependency names a
@@ -66,6 +67,10 @@ pub struct JobFlowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// Kueue admission of the run's Jobs: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 fn default_failure_policy() -> FailurePolicy {
@@ -102,6 +107,9 @@ pub struct Flow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub share_volume_mounts: Option<Vec<VolumeMount>>,
+    /// Kueue admission of this flow's Job, overriding the JobFlow's field by field.
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 /// Observed state of a JobFlow.

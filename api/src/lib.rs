@@ -10,6 +10,7 @@ pub mod generate;
 pub mod jobflow;
 pub mod jobrun;
 pub mod jobtemplate;
+pub mod kueue;
 pub mod labels;
 pub mod managedjob;
 pub mod schema;
@@ -18,6 +19,7 @@ pub use common::*;
 pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
+pub use kueue::Queueing;
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     Dependency, FailurePolicy, Params, RunStatus, StepCounts, StepEntry, StepPhase, default_retries,
 };
+use crate::kueue::Queueing;
 
 /// Most groups in one ManagedJob (bounds the CEL cost of the dependency rules).
 pub const MAX_GROUPS: usize = 50;
@@ -63,6 +64,10 @@ pub struct ManagedJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// Kueue admission of the run's Jobs: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 fn default_failure_policy() -> FailurePolicy {
@@ -87,6 +92,9 @@ pub struct ManagedJobGroup {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub dependencies: Vec<Dependency>,
+    /// Kueue admission of the group's Jobs, overriding the workflow's field by field.
+    #[serde(flatten)]
+    pub queue: Queueing,
     /// Jobs of the group, in execution order. Names are unique in the group.
     #[schemars(length(min = 1, max = MAX_JOBS_PER_GROUP))]
     #[x_kube(
@@ -137,6 +145,9 @@ pub struct GroupJob {
         pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub template_ref: Option<String>,
+    /// Kueue admission of this job's Job, overriding the group's field by field.
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 /// Observed state of a ManagedJob.

@@ -300,7 +300,10 @@ pub fn build_job(
         annotations: merged.annotations.as_ref(),
         template: used_template,
     };
-    template::assemble_job(&meta, spec)
+    let mut built = template::assemble_job(&meta, spec)?;
+    let queue = obj.spec.queue.overridden_by(Some(&group.queue)).overridden_by(Some(&job.queue));
+    crate::kueue::queue_job(&mut built, &queue);
+    Ok(built)
 }
 
 /// The JobSpec of a job given by `image` (+ `command`, `args`): one container named after the
