@@ -21,7 +21,7 @@ TOOL_BINS := $(shell bash -c 'source e2e/scripts/versions.sh && echo "$$HELM_BIN
 export HELM ?= $(word 1,$(TOOL_BINS))/helm
 HELM_UNITTEST ?= $(word 2,$(TOOL_BINS))/helm-unittest
 
-.PHONY: help setup generate lint unit tools gitops-tools argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e bench-scale faults-full demo build install-plugin image chart
+.PHONY: help setup generate lint unit tools gitops-tools kueue-tool argocd-health argocd-capture cluster-up cluster-down e2e test bench-engine bench-e2e bench-scale faults-full demo build install-plugin image chart
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ tools: ## build the local control plane's binaries into the cache (slow once, th
 gitops-tools: ## build the Argo CD health-script harness and the kstatus checker into the tools cache
 	bash e2e/scripts/build-tools.sh argocd-lua kstatus
 
+kueue-tool: ## build Kueue (the manager and its CRDs) into the tools cache for e2e/tests/kueue.rs (slow once, then cached)
+	bash e2e/scripts/build-tools.sh kueue
+
 argocd-health: gitops-tools ## run deploy/argocd/*/health_test.yaml in Argo CD's Lua sandbox (no cluster)
 	source e2e/scripts/versions.sh && "$$ARGOCD_LUA_BIN/argocd-lua-health" test deploy/argocd
 
@@ -79,8 +82,9 @@ cluster-down: ## stop the local control plane
 	bash e2e/scripts/cluster-down.sh
 
 # with-cluster.sh builds the tools (cached) only when it starts the local plane. The image and
-# chart tests (e2e/tests/{image,chart,kustomize}.rs) need the image and helm: `image` and `chart`.
-e2e: build gitops-tools image chart ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
+# chart tests (e2e/tests/{image,chart,kustomize}.rs) need the image and helm: `image` and `chart`;
+# e2e/tests/kueue.rs needs Kueue: `kueue-tool`.
+e2e: build gitops-tools kueue-tool image chart ## end-to-end tests on the local plane (or on E2E_KUBECONFIG's cluster)
 	bash e2e/scripts/with-cluster.sh cargo test --no-fail-fast -p jobsmith-e2e -- --test-threads=$${E2E_THREADS:-4}
 
 test: setup lint unit argocd-health e2e bench-e2e bench-scale ## everything CI runs (the bench prints figures, never fails on time)

@@ -49,9 +49,12 @@ pub mod reasons {
     /// The API server refused to create a step's Job (quota, admission webhook, RBAC, ...):
     /// the step waits and the create is retried with backoff.
     pub const CREATE_REFUSED: &str = "CreateRefused";
-    /// A step's Job exists and is suspended (by its template, by hand, or queued by Kueue): the
-    /// step waits, holds no `maxParallel` slot, and runs when the Job is resumed.
+    /// A step's Job exists and is suspended (by its template, or by hand) without Kueue's queue
+    /// label: the step waits, holds no `maxParallel` slot, and runs when the Job is resumed.
     pub const STEP_SUSPENDED: &str = "StepSuspended";
+    /// A step's Job waits in a Kueue LocalQueue (created suspended with the queue label, not
+    /// admitted yet, or evicted): the step waits and runs when Kueue admits the Job.
+    pub const QUEUED: &str = "Queued";
     /// Steps are being created or are running.
     pub const PROGRESSING: &str = "Progressing";
     /// Every step succeeded.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{GlobalParams, RunStatus, StepPhase};
 use crate::retry_policy::RetryPolicy;
+use crate::kueue::Queueing;
 
 /// Runs one Job on every eligible node, like a DaemonSet runs one pod.
 ///
@@ -72,6 +73,10 @@ pub struct DaemonJobSpec {
     /// (docs/lifecycle.md "Retry policies").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+    /// Kueue admission of the run's Jobs: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 impl DaemonJobSpec {

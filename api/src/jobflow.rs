@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
 use crate::retry_policy::RetryPolicy;
+use crate::kueue::Queueing;
 
 /// Most flows in one JobFlow: the scale target (a 10,000-step run). The schema therefore checks
 /// only what costs flows × dependencies (no self dependency); that every dependency names a
@@ -72,6 +73,10 @@ pub struct JobFlowSpec {
     /// wins over both (docs/lifecycle.md "Retry policies").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+    /// Kueue admission of the run's Jobs: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 fn default_failure_policy() -> FailurePolicy {
@@ -112,6 +117,9 @@ pub struct Flow {
     /// run's `retryPolicy`, field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+    /// Kueue admission of this flow's Job, overriding the JobFlow's field by field.
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 /// Observed state of a JobFlow.

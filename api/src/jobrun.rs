@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::RunStatus;
+use crate::kueue::Queueing;
 
 /// One Job made from a JobTemplate, with `command`, `args` and `env` overrides.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -50,6 +51,10 @@ pub struct JobRunSpec {
     #[schemars(length(max = 128))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub env: Option<Vec<EnvVar>>,
+    /// Kueue admission of the run's Job: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 /// Observed state of a JobRun: ours plus a mirror of the Job's status.

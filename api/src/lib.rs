@@ -10,6 +10,7 @@ pub mod generate;
 pub mod jobflow;
 pub mod jobrun;
 pub mod jobtemplate;
+pub mod kueue;
 pub mod labels;
 pub mod managedjob;
 pub mod retry_policy;
@@ -19,6 +20,7 @@ pub use common::*;
 pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
+pub use kueue::Queueing;
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
 pub use retry_policy::{PodConditionRule, PodConditionStatus, RetryAction, RetryPolicy};
 pub use managedjob::{

@@ -9,6 +9,7 @@ use crate::common::{
     Dependency, FailurePolicy, Params, RunStatus, StepCounts, StepEntry, StepPhase, default_retries,
 };
 use crate::retry_policy::RetryPolicy;
+use crate::kueue::Queueing;
 
 /// Most groups in one ManagedJob (bounds the CEL cost of the dependency rules).
 pub const MAX_GROUPS: usize = 50;
@@ -70,6 +71,10 @@ pub struct ManagedJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// Kueue admission of the run's Jobs: `queueName` and `priorityClassName`
+    /// (docs/integrations.md "Kueue").
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 fn default_failure_policy() -> FailurePolicy {
@@ -97,6 +102,9 @@ pub struct ManagedJobGroup {
     /// Retries and pod-failure rules of the group's Jobs (over the workflow's, field by field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+    /// Kueue admission of the group's Jobs, overriding the workflow's field by field.
+    #[serde(flatten)]
+    pub queue: Queueing,
     /// Jobs of the group, in execution order. Names are unique in the group.
     #[schemars(length(min = 1, max = MAX_JOBS_PER_GROUP))]
     #[x_kube(
@@ -151,6 +159,9 @@ pub struct GroupJob {
     /// by field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+    /// Kueue admission of this job's Job, overriding the group's field by field.
+    #[serde(flatten)]
+    pub queue: Queueing,
 }
 
 /// Observed state of a ManagedJob.

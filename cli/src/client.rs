@@ -202,6 +202,7 @@ impl Session {
                 Some(StepOutcome::Succeeded) => "Succeeded",
                 Some(StepOutcome::Failed) => "Failed",
                 Some(StepOutcome::Running) => "Running",
+                Some(StepOutcome::Queued) => "Queued",
                 Some(StepOutcome::NotCreated | StepOutcome::Suspended) | None => "Pending",
             };
             extra.insert(step.key.clone(), phase.to_owned());

@@ -329,7 +329,7 @@ async fn logs(session: &Session, args: &LogsArgs) -> Result<i32, CliError> {
     for step in &steps {
         let pods = session.job_pods(run.namespace(), &step.job_name).await?;
         if pods.is_empty() && args.step.is_some() {
-            let phase = phase_text(run.status.step(&step.key).and_then(|s| s.phase.as_deref()));
+            let phase = phase_text(run.status.step(&step.key).and_then(|s| s.shown_phase()));
             return Err(CliError::Unsupported(format!(
                 "step \"{}\" of {} {} has no pod (Job {}, step {phase})",
                 step.key,

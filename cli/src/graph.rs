@@ -91,7 +91,7 @@ fn drawing(run: &Run, plan: Option<&Plan>) -> Result<Drawing, CliError> {
             d.nodes.push(Node {
                 id: format!("s{i}"),
                 label: node.node.clone(),
-                status: phase_text(node.phase.as_deref()),
+                status: phase_text(node.shown_phase()),
                 group: None,
             });
         }
@@ -111,7 +111,7 @@ fn drawing(run: &Run, plan: Option<&Plan>) -> Result<Drawing, CliError> {
     for (i, step) in plan.steps.iter().enumerate() {
         let phase = match run.kind {
             crate::kinds::RunKind::JobRun => phase_text(status.phase.as_deref()),
-            _ => phase_text(status.step(&step.key).and_then(|s| s.phase.as_deref())),
+            _ => phase_text(status.step(&step.key).and_then(|s| s.shown_phase())),
         };
         let group = step
             .group

@@ -66,6 +66,23 @@ pub struct StepView {
     pub completion_time: Option<String>,
 }
 
+impl StepView {
+    /// The phase to show: the written one, or `Queued` for a pending step whose Job waits in a
+    /// Kueue LocalQueue (reason `Queued`, docs/integrations.md).
+    pub fn shown_phase(&self) -> Option<&str> {
+        shown_phase(self.phase.as_deref(), self.reason.as_deref())
+    }
+}
+
+/// The phase to show for an entry: `Queued` when it is `Pending` (or unset) with the reason
+/// `Queued`, else the written phase.
+pub fn shown_phase<'a>(phase: Option<&'a str>, reason: Option<&str>) -> Option<&'a str> {
+    match (phase, reason) {
+        (None | Some("Pending"), Some(jobsmith_api::reasons::QUEUED)) => Some("Queued"),
+        _ => phase,
+    }
+}
+
 /// One DaemonJob node entry, leniently.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
@@ -80,6 +97,13 @@ pub struct NodeView {
     pub reason: Option<String>,
     /// The exit code that failed the node's Job, when the Job named it.
     pub exit_code: Option<i64>,
+}
+
+impl NodeView {
+    /// The phase to show (see [`StepView::shown_phase`]).
+    pub fn shown_phase(&self) -> Option<&str> {
+        shown_phase(self.phase.as_deref(), self.reason.as_deref())
+    }
 }
 
 /// One ManagedJob group entry, leniently.

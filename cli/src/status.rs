@@ -35,18 +35,30 @@ pub fn step_counts(run: &Run, plan: Option<&Plan>) -> BTreeMap<String, u64> {
                     }
                 }
             }
+            // The groups count queued steps as pending; the listed entries tell them apart.
+            let queued = status
+                .jobs
+                .iter()
+                .filter(|s| s.shown_phase() == Some("Queued"))
+                .count() as u64;
+            if queued > 0 {
+                add("queued", queued);
+                if let Some(pending) = counts.get_mut("pending") {
+                    *pending = pending.saturating_sub(queued);
+                }
+            }
         }
         Ok(RunSpec::JobRun(_)) => add(&phase_text(status.phase.as_deref()), 1),
         Ok(RunSpec::DaemonJob(_)) | Err(_) if !status.nodes.is_empty() => {
             for node in &status.nodes {
-                add(&phase_text(node.phase.as_deref()), 1);
+                add(&phase_text(node.shown_phase()), 1);
             }
         }
         _ => {
             // Steps of the plan without an entry yet are pending.
             let mut listed = 0u64;
             for step in status.jobs.iter().chain(status.flows.iter()) {
-                add(&phase_text(step.phase.as_deref()), 1);
+                add(&phase_text(step.shown_phase()), 1);
                 listed += 1;
             }
             if let Some(plan) = plan {
@@ -150,7 +162,7 @@ pub fn render_step(
                 let entry = status.step(step);
                 (
                     entry.and_then(|e| e.job_name.clone()).unwrap_or(planned),
-                    phase_text(entry.and_then(|e| e.phase.as_deref())),
+                    phase_text(entry.and_then(|e| e.shown_phase())),
                     entry.and_then(|e| e.reason.clone()),
                     entry.and_then(|e| e.exit_code),
                 )
@@ -174,7 +186,7 @@ pub fn render_step(
             })?;
         (
             node.job_name.clone().unwrap_or_default(),
-            phase_text(node.phase.as_deref()),
+            phase_text(node.shown_phase()),
             node.reason.clone(),
             node.exit_code,
         )

@@ -106,7 +106,7 @@ pub fn build(run: &Run, plan: Option<&Plan>, extra: &ExtraPhases) -> Result<Tree
         let written = run
             .status
             .step(key)
-            .and_then(|s| s.phase.as_deref())
+            .and_then(|s| s.shown_phase())
             .or_else(|| extra.get(key).map(String::as_str));
         phase_text(written)
     };
@@ -177,7 +177,7 @@ pub fn build(run: &Run, plan: Option<&Plan>, extra: &ExtraPhases) -> Result<Tree
             for node in &run.status.nodes {
                 root.children.push(TreeNode::with_status(
                     &node.node,
-                    phase_text(node.phase.as_deref()),
+                    phase_text(node.shown_phase()),
                 ));
             }
             if let Some(omitted) = run.status.omitted_nodes.filter(|n| *n > 0) {

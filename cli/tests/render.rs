@@ -94,6 +94,23 @@ fn jobflow_tree_shows_unknown_phases_in_cyan() {
 }
 
 #[test]
+fn steps_queued_in_kueue_are_shown_queued() {
+    let run = load("managedjob-queued.yaml");
+    let tree = tree_of(&run, false);
+    check("managedjob-queued.tree", &tree);
+    assert_eq!(tree.matches("[queued]").count(), 3, "{tree}");
+    let plan = run.plan().unwrap();
+    let status = status::render(&run, plan.as_ref(), false);
+    check("managedjob-queued.status", &status);
+    // The groups count queued steps as pending; the block tells them apart.
+    assert!(status.contains("  Pending:   0\n"), "{status}");
+    assert!(status.contains("  Queued:    3\n"), "{status}");
+    let step = status::render_step(&run, plan.as_ref(), "shards/shard-4", false).unwrap();
+    assert!(step.contains("Status:    queued\n"), "{step}");
+    assert!(step.contains("Reason:    Queued\n"), "{step}");
+}
+
+#[test]
 fn daemonjob_tree() {
     let run = load("daemonjob-running.yaml");
     check("daemonjob.tree", &tree_of(&run, false));

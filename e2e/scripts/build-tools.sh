@@ -199,10 +199,35 @@ build_helm_unittest() {
   write_stamp "$out" helm-unittest "$HELM_UNITTEST_VERSION"
 }
 
+# Kueue's manager, run as a host process by e2e/tests/kueue.rs (docs/integrations.md), and its CRDs
+# copied from the same module (config/components/crd/bases) into the tool dir next to the binary,
+# so that the test installs exactly the CRDs of the binary it runs.
+build_kueue() {
+  local out; out="$(tool_dir kueue "$KUEUE_VERSION")"
+  stamp_ok "$out" && [ -d "$out/crds" ] && { log "kueue v$KUEUE_VERSION cached"; return; }
+  log "building kueue v$KUEUE_VERSION (slow on a cold cache)"
+  local src; src="$(prepare_module kueue "$KUEUE_VERSION")"
+  cd "$src"
+  if [ ! -f go.mod ]; then
+    go mod init jobsmith.invalid/kueuebin
+    go mod edit -go=1.26.0
+    go get -tool "sigs.k8s.io/kueue/cmd/kueue@v$KUEUE_VERSION"
+  fi
+  go mod download
+  mkdir -p "$out/bin" "$out/crds"
+  go build -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v$KUEUE_VERSION" \
+    -o "$out/bin/kueue" sigs.k8s.io/kueue/cmd/kueue
+  local mod; mod="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"
+  cp "$mod"/config/components/crd/bases/*.yaml "$out/crds/"
+  chmod u+w "$out"/crds/*.yaml
+  save_lock kueue "$src"
+  write_stamp "$out" kueue "$KUEUE_VERSION"
+}
+
 # Default: the local control plane. Opt in to the others by name.
 want="${*:-k8s etcd kwok}"
 for t in $want; do
-  declare -F "build_${t//-/_}" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm helm-unittest argocd-lua kstatus)"; exit 2; }
+  declare -F "build_${t//-/_}" >/dev/null || { log "ERROR: unknown tool '$t' (known: k8s etcd kwok helm helm-unittest argocd-lua kstatus kueue)"; exit 2; }
 done
 mkdir -p "$E2E_CACHE"
 for t in $want; do

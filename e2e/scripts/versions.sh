@@ -13,6 +13,8 @@ HELM_VERSION=3.21.4
 GOPHER_LUA_VERSION=1.1.2
 CLI_UTILS_VERSION=0.37.2
 HELM_UNITTEST_VERSION=1.1.2
+# Kueue for e2e/tests/kueue.rs; v0.17.0 is the one version the module proxy serves here.
+KUEUE_VERSION=0.17.0
 E2E_CACHE="${E2E_CACHE:-$HOME/.cache/jobsmith-e2e}"
 GO_VERSION_TAG="$(go env GOVERSION 2>/dev/null || echo unknown)"
 tool_dir() { echo "$E2E_CACHE/$1-v$2-$GO_VERSION_TAG-linux-amd64"; }
@@ -30,3 +32,4 @@ own_tool_key() { # tool library-version
 ARGOCD_LUA_BIN="$(tool_dir argocd-lua "$(own_tool_key argocd-lua "$GOPHER_LUA_VERSION")")/bin"
 KSTATUS_BIN="$(tool_dir kstatus "$(own_tool_key kstatus "$CLI_UTILS_VERSION")")/bin"
 HELM_UNITTEST_BIN="$(tool_dir helm-unittest "$HELM_UNITTEST_VERSION")/bin"
+KUEUE_DIR="$(tool_dir kueue "$KUEUE_VERSION")"

@@ -5,6 +5,7 @@
 //!
 //! - [`naming`]: deterministic child names and label values.
 //! - [`observe`]: a `batch/v1` Job -> [`StepOutcome`].
+//! - [`kueue`]: Kueue admission: queued Jobs (created suspended with the queue label).
 //! - [`dag`]: the step graph and its validation.
 //! - [`schedule`]: observed outcomes + policies -> what to create, phases, progress.
 //! - [`conditions`]: kstatus conditions with stable `lastTransitionTime`.
@@ -22,6 +23,7 @@ pub mod compile;
 pub mod conditions;
 pub mod dag;
 pub mod eligibility;
+pub mod kueue;
 pub mod naming;
 pub mod observe;
 pub mod params;

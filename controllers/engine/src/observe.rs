@@ -16,9 +16,14 @@ pub enum StepOutcome {
     /// The Job exists and has not reported a final result.
     Running,
     /// The Job exists, has not finished and is suspended (`spec.suspend`: created so by its
-    /// template, suspended by hand, or queued by Kueue). It holds no `maxParallel` slot and is
-    /// never created again; it runs when resumed.
+    /// template, or suspended by hand) without a Kueue queue label. It holds no `maxParallel`
+    /// slot and is never created again; it runs when resumed.
     Suspended,
+    /// The Job exists, has not finished, is suspended and carries the Kueue queue label: it
+    /// waits for Kueue's admission ([`crate::kueue`]). The step has not started, but the Job
+    /// holds a `maxParallel` slot (Kueue may admit it at any moment, and Jobsmith never
+    /// suspends a Job again), and it is never created again.
+    Queued,
     /// The Job reported success.
     Succeeded,
     /// The Job reported failure.
@@ -61,8 +66,12 @@ pub fn job_outcome(job: &Job) -> StepOutcome {
         .any(|t| condition_true(job, t).is_some());
     if succeeded {
         StepOutcome::Succeeded
-    } else if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
-        StepOutcome::Suspended
+    } else if is_suspended(job) {
+        if crate::kueue::queue_name(job).is_some() {
+            StepOutcome::Queued
+        } else {
+            StepOutcome::Suspended
+        }
     } else {
         StepOutcome::Running
     }
@@ -79,7 +88,10 @@ pub fn finished_at(job: &Job) -> Option<&Time> {
     let signal = match job_outcome(job) {
         StepOutcome::Succeeded => [job_condition::SUCCESS_CRITERIA_MET, job_condition::COMPLETE],
         StepOutcome::Failed => [job_condition::FAILURE_TARGET, job_condition::FAILED],
-        StepOutcome::NotCreated | StepOutcome::Running | StepOutcome::Suspended => return None,
+        StepOutcome::NotCreated
+        | StepOutcome::Running
+        | StepOutcome::Suspended
+        | StepOutcome::Queued => return None,
     };
     signal
         .iter()
@@ -335,8 +347,42 @@ mod tests {
             ..Job::default()
         };
         assert!(is_suspended(&j));
+        assert_eq!(job_outcome(&j), StepOutcome::Suspended);
         assert_eq!(active_pods(&j), 0);
         assert!(!is_suspended(&Job::default()));
         assert_eq!(started_at(&j), None);
+    }
+
+    #[test]
+    fn a_suspended_job_with_a_queue_label_is_queued_until_admitted() {
+        let mut j = Job {
+            spec: Some(JobSpec {
+                suspend: Some(true),
+                ..JobSpec::default()
+            }),
+            ..Job::default()
+        };
+        crate::kueue::queue_job(
+            &mut j,
+            &jobsmith_api::Queueing {
+                queue_name: Some("q".into()),
+                priority_class_name: None,
+            },
+        );
+        assert_eq!(job_outcome(&j), StepOutcome::Queued);
+        // Kueue admits it: it runs like any Job.
+        if let Some(spec) = j.spec.as_mut() {
+            spec.suspend = Some(false);
+        }
+        assert_eq!(job_outcome(&j), StepOutcome::Running);
+        // A finished queued Job is its outcome.
+        j.status = Some(JobStatus {
+            conditions: Some(vec![cond("Complete", "True", 3)]),
+            ..JobStatus::default()
+        });
+        if let Some(spec) = j.spec.as_mut() {
+            spec.suspend = Some(true);
+        }
+        assert_eq!(job_outcome(&j), StepOutcome::Succeeded);
     }
 }

@@ -70,6 +70,12 @@ pub enum Blocker {
     /// The step's Job exists and is suspended: the step waits (`Pending`), holds no
     /// `maxParallel` slot, and runs when the Job is resumed.
     Suspended,
+    /// The step's Job waits for Kueue's admission (suspended, with the queue label): the step
+    /// waits (`Pending`) and runs when Kueue admits the Job ([`crate::kueue`]).
+    Queued {
+        /// The Kueue LocalQueue named by the Job.
+        queue: String,
+    },
     /// DaemonJob: the step's node disappeared before its Job finished. The step is terminal,
     /// does not count as success, and its phase is `NodeLost`.
     NodeLost {
@@ -91,6 +97,7 @@ impl Blocker {
             Self::Lost => api_reasons::LOST,
             Self::CreateRefused { .. } => api_reasons::CREATE_REFUSED,
             Self::Suspended => api_reasons::STEP_SUSPENDED,
+            Self::Queued { .. } => api_reasons::QUEUED,
         }
     }
 
@@ -134,6 +141,9 @@ impl Blocker {
             Self::Suspended => {
                 format!("step {key}: Job \"{job_name}\" is suspended; it runs when resumed")
             }
+            Self::Queued { queue } => format!(
+                "step {key}: Job \"{job_name}\" is queued in Kueue LocalQueue \"{queue}\"; it runs when admitted"
+            ),
         }
     }
 }

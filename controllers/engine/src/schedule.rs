@@ -24,6 +24,11 @@
 //!   at most `N` (`0` is treated as `1`, so a run can always finish); only steps with a Job
 //!   count, so a step that cannot be created now (`unavailable`: a missing template, a refused
 //!   create) holds no slot. Ready steps are created in input (list) order.
+//! - A **queued** step (its Job waits for Kueue's admission, [`crate::kueue`]) has not started:
+//!   it is `Pending`, and the run is `Pending` until some step ran. But its Job holds a
+//!   `maxParallel` slot: Kueue may admit every queued Job at once and Jobsmith never suspends
+//!   a Job again, so with a queue `maxParallel` bounds the Jobs created and not finished,
+//!   admitted or not. A Job suspended otherwise (its template, by hand) holds no slot.
 //! - `Pending` is the run phase before any step was observed started (the first Jobs are being
 //!   created); then `Running`.
 //! - An observed Job always wins over derived state: a step with a Job is `Running`,
@@ -332,8 +337,10 @@ fn combine(states: impl Iterator<Item = DepState>) -> DepState {
 
 fn phase_of(outcome: StepOutcome) -> StepPhase {
     match outcome {
-        // A suspended Job runs nothing: its step waits (and holds no slot).
-        StepOutcome::NotCreated | StepOutcome::Suspended => StepPhase::Pending,
+        // A suspended or queued Job runs nothing (yet): its step waits.
+        StepOutcome::NotCreated | StepOutcome::Suspended | StepOutcome::Queued => {
+            StepPhase::Pending
+        }
         StepOutcome::Running => StepPhase::Running,
         StepOutcome::Succeeded => StepPhase::Succeeded,
         StepOutcome::Failed => StepPhase::Failed,
@@ -426,6 +433,8 @@ struct Activity {
     started: bool,
     /// Steps whose Job is suspended (they count as `Pending`).
     suspended: u32,
+    /// Steps whose Job waits for Kueue's admission (they count as `Pending`).
+    queued: u32,
 }
 
 fn run_phase(totals: &Counts, total: u32, suspend: bool, activity: &Activity) -> RunPhase {
@@ -433,6 +442,7 @@ fn run_phase(totals: &Counts, total: u32, suspend: bool, activity: &Activity) ->
         creating,
         started,
         suspended,
+        queued,
     } = *activity;
     if totals.running > 0 {
         RunPhase::Running
@@ -446,7 +456,7 @@ fn run_phase(totals: &Counts, total: u32, suspend: bool, activity: &Activity) ->
         RunPhase::Suspended
     } else if creating > 0 && started {
         RunPhase::Running
-    } else if suspended > 0 && totals.terminal() > 0 {
+    } else if suspended + queued > 0 && totals.terminal() > 0 {
         // Some steps ran; the rest wait for their suspended Jobs (Kueue admission, a resume).
         RunPhase::Running
     } else {
@@ -476,6 +486,9 @@ fn summary(
     let with_failure = |mut rest: String| {
         if activity.suspended > 0 {
             rest.push_str(&format!(", {} suspended", activity.suspended));
+        }
+        if activity.queued > 0 {
+            rest.push_str(&format!(", {} queued", activity.queued));
         }
         match &failure {
             Some(f) => format!("{f}; {rest}"),
@@ -550,9 +563,21 @@ pub fn evaluate_with(
             }
         }
     }
+    let count = |outcome: StepOutcome| {
+        outcomes
+            .iter()
+            .take(dag.len())
+            .filter(|o| **o == outcome)
+            .count() as u32
+    };
+    let suspended = count(StepOutcome::Suspended);
+    let queued = count(StepOutcome::Queued);
     let mut create = Vec::new();
     if !policies.suspend && !stop {
-        let room = policies.limit().saturating_sub(totals.running) as usize;
+        // A queued Job may be admitted at any moment: it holds its slot.
+        let room = policies
+            .limit()
+            .saturating_sub(totals.running + queued) as usize;
         create.extend(
             dag.steps()
                 .filter(|s| {
@@ -561,21 +586,19 @@ pub fn evaluate_with(
                 .take(room),
         );
     }
-    // A suspended Job has not started anything (yet).
-    let started = outcomes
-        .iter()
-        .take(dag.len())
-        .any(|o| !matches!(o, StepOutcome::NotCreated | StepOutcome::Suspended));
-    let suspended = outcomes
-        .iter()
-        .take(dag.len())
-        .filter(|o| **o == StepOutcome::Suspended)
-        .count() as u32;
+    // A suspended or queued Job has not started anything (yet).
+    let started = outcomes.iter().take(dag.len()).any(|o| {
+        !matches!(
+            o,
+            StepOutcome::NotCreated | StepOutcome::Suspended | StepOutcome::Queued
+        )
+    });
     let total = dag.len() as u32;
     let activity = Activity {
         creating: create.len(),
         started,
         suspended,
+        queued,
     };
     let phase = run_phase(&totals, total, policies.suspend, &activity);
     let first_failed = dag.steps().find(|s| phases[s.index()] == StepPhase::Failed);

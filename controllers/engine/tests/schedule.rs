@@ -10,7 +10,7 @@ use jobsmith_engine::schedule::{
 use jobsmith_engine::{Dag, Required, StepOutcome};
 
 use Required::{Completed, Failed as ReqFailed, Succeeded as ReqSucceeded};
-use StepOutcome::{Failed, NotCreated, Running, Succeeded, Suspended};
+use StepOutcome::{Failed, NotCreated, Queued, Running, Succeeded, Suspended};
 
 fn outcomes(dag: &Dag, set: &[(&str, StepOutcome)]) -> Vec<StepOutcome> {
     let mut o = vec![NotCreated; dag.len()];
@@ -426,6 +426,47 @@ fn suspended_jobs_hold_no_slot_and_are_never_aborted_or_recreated() {
     assert_eq!(d.steps[0], StepPhase::Pending);
     assert_eq!(d.steps[2], StepPhase::Aborted);
     assert!(d.create.is_empty());
+}
+
+#[test]
+fn queued_jobs_have_not_started_but_hold_their_maxparallel_slot() {
+    let steps: Vec<_> = (0..4).map(|i| step(&format!("s{i}"), None, &[])).collect();
+    let dag = Dag::build(&steps, &[]).unwrap();
+    let p = Policies {
+        max_parallel: Some(2),
+        ..CI
+    };
+    // s0 and s1 wait for Kueue: nothing started, the run is Pending, and no third Job is
+    // created (Kueue could admit all of them at once).
+    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Queued), ("s1", Queued)]), &p);
+    assert_eq!(d.steps[0], StepPhase::Pending);
+    assert!(d.create.is_empty());
+    assert_eq!(d.phase, RunPhase::Pending);
+    assert!(d.message.contains("2 queued"), "{}", d.message);
+    // One admitted (running), one still queued: still no room.
+    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Running), ("s1", Queued)]), &p);
+    assert_eq!(d.phase, RunPhase::Running);
+    assert!(d.create.is_empty());
+    // s0 done: its slot goes to the next step.
+    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Succeeded), ("s1", Queued)]), &p);
+    assert_eq!(keys(&dag, &d.create), ["s2"]);
+    assert_eq!(d.phase, RunPhase::Running);
+    // Without maxParallel every ready step is created (and queued) at once.
+    let d = evaluate(&dag, &[], &CI);
+    assert_eq!(d.create.len(), 4);
+    // Some steps ran and the rest are queued: Running, and the message says so.
+    let rest = outcomes(
+        &dag,
+        &[
+            ("s0", Succeeded),
+            ("s1", Queued),
+            ("s2", Queued),
+            ("s3", Queued),
+        ],
+    );
+    let d = evaluate(&dag, &rest, &CI);
+    assert_eq!(d.phase, RunPhase::Running);
+    assert!(d.message.contains("3 queued"), "{}", d.message);
 }
 
 /// The ManagedJob seed (jobs-manager-operator README): first-group (parallel), second-group

@@ -135,13 +135,13 @@ proptest! {
     #[test]
     fn any_observed_state_evaluates_without_panic_and_jobs_win(
         graph_seed in any::<u64>(),
-        state in proptest::collection::vec(0u8..5, 0..25),
+        state in proptest::collection::vec(0u8..6, 0..25),
         ff in any::<bool>(),
         max_parallel in proptest::option::of(1u32..4),
     ) {
         let (steps, groups) = random_graph(graph_seed, 20);
         let dag = Dag::build(&steps, &groups).expect("valid");
-        let outcomes: Vec<StepOutcome> = state.iter().map(|w| [StepOutcome::NotCreated, StepOutcome::Running, StepOutcome::Succeeded, StepOutcome::Failed, StepOutcome::Suspended][*w as usize % 5]).collect();
+        let outcomes: Vec<StepOutcome> = state.iter().map(|w| [StepOutcome::NotCreated, StepOutcome::Running, StepOutcome::Succeeded, StepOutcome::Failed, StepOutcome::Suspended, StepOutcome::Queued][*w as usize % 6]).collect();
         let p = policies(ff, max_parallel);
         let d = evaluate(&dag, &outcomes, &p);
         prop_assert_eq!(&d, &evaluate(&dag, &outcomes, &p));
@@ -151,7 +151,7 @@ proptest! {
                 StepOutcome::Succeeded => Some(StepPhase::Succeeded),
                 StepOutcome::Failed => Some(StepPhase::Failed),
                 // A suspended Job waits and is never aborted or created again.
-                StepOutcome::Suspended => Some(StepPhase::Pending),
+                StepOutcome::Suspended | StepOutcome::Queued => Some(StepPhase::Pending),
                 StepOutcome::NotCreated => None,
             };
             if let Some(e) = expected {
@@ -160,6 +160,15 @@ proptest! {
         }
         for s in &d.create {
             prop_assert_eq!(outcomes.get(s.index()).copied().unwrap_or_default(), StepOutcome::NotCreated);
+        }
+        // maxParallel bounds the running and queued Jobs together with the new ones.
+        if let Some(limit) = max_parallel {
+            let held = outcomes
+                .iter()
+                .take(dag.len())
+                .filter(|o| matches!(o, StepOutcome::Running | StepOutcome::Queued))
+                .count();
+            prop_assert!(d.create.is_empty() || held + d.create.len() <= limit as usize);
         }
     }
 

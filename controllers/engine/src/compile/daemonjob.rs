@@ -6,9 +6,11 @@
 //! with required node affinity on `metadata.name` (`matchFields`, as DaemonSets do), so the
 //! scheduler still checks resources. `globalParams` env/labels/annotations are merged in (the
 //! Job's own values win; `nodeName` is ignored). The per-node Jobs are never created
-//! suspended (`spec.suspend` is the run control); pods without a `restartPolicy` get `Never`.
-//! `spec.retryPolicy` fills the Job's `backoffLimit`/`podFailurePolicy` where the JobSpec (inline
-//! or the template's) sets none; its rules with an `OnFailure` pod are refused as invalid.
+//! suspended (`spec.suspend` is the run control), except for Kueue: with a `queueName` they
+//! are created suspended for Kueue to admit ([`crate::kueue`]); pods without a
+//! `restartPolicy` get `Never`. `spec.retryPolicy` fills the Job's `backoffLimit`/
+//! `podFailurePolicy` where the JobSpec (inline or the template's) sets none; its rules with an
+//! `OnFailure` pod are refused as invalid.
 //!
 //! Eligibility needs the pod template. With an inline `template` [`plan`] has it; with a
 //! `templateRef` call [`plan_with_template`] with the resolved JobTemplate (without it only
@@ -159,5 +161,7 @@ pub fn build_job(
         annotations: global.and_then(|g| g.annotations.as_ref()),
         template: template_ref.and(template),
     };
-    template::assemble_job(&meta, spec)
+    let mut job = template::assemble_job(&meta, spec)?;
+    crate::kueue::queue_job(&mut job, &obj.spec.queue);
+    Ok(job)
 }

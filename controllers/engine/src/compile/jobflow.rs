@@ -153,5 +153,7 @@ pub fn build_job(
         annotations: global.and_then(|g| g.annotations.as_ref()),
         template: template_ref.and(template),
     };
-    template::assemble_job(&meta, spec)
+    let mut job = template::assemble_job(&meta, spec)?;
+    crate::kueue::queue_job(&mut job, &obj.spec.queue.overridden_by(Some(&flow.queue)));
+    Ok(job)
 }

@@ -72,5 +72,7 @@ pub fn build_job(
         annotations: None,
         template,
     };
-    template::assemble_job(&meta, spec)
+    let mut job = template::assemble_job(&meta, spec)?;
+    crate::kueue::queue_job(&mut job, &obj.spec.queue);
+    Ok(job)
 }

@@ -351,7 +351,10 @@ pub fn build_job(
         annotations: merged.annotations.as_ref(),
         template: used_template,
     };
-    template::assemble_job(&meta, spec)
+    let mut built = template::assemble_job(&meta, spec)?;
+    let queue = obj.spec.queue.overridden_by(Some(&group.queue)).overridden_by(Some(&job.queue));
+    crate::kueue::queue_job(&mut built, &queue);
+    Ok(built)
 }
 
 /// The job's retry policy on its JobSpec: the limit always (as `retries` always was), the

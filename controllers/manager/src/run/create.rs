@@ -11,6 +11,7 @@ use jobsmith_engine::{
     StepId, StepOutcome,
     compile::{self, BuildError, Plan, PlannedStep},
     conditions::bounded,
+    observe,
     rollup::Blocker,
 };
 use k8s_openapi::api::batch::v1::Job;
@@ -141,7 +142,11 @@ fn record_write<K: RunKind>(
     let (generation, template_version) = inputs;
     match write {
         Ok(JobWrite::Created(job)) => {
-            observed.outcomes[i] = StepOutcome::Running;
+            // Running, or queued when it was created suspended for Kueue (its slot either way).
+            observed.outcomes[i] = match observe::job_outcome(&job) {
+                StepOutcome::Queued => StepOutcome::Queued,
+                _ => StepOutcome::Running,
+            };
             // The response stands in for the cache entry the watch has not delivered yet, so
             // the first status already carries the step's start time.
             observed.jobs[i] = Some(Arc::new(*job));

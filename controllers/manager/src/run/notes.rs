@@ -51,7 +51,7 @@ pub(super) fn aborted_note(keys: &[&str]) -> Option<Note> {
 }
 
 /// The Events (and finish hooks) of one step's transition. `all`: `--step-events=all`, which
-/// adds the per-step Normal Events (`JobSucceeded`, `StepSuspended`) to the Warnings.
+/// adds the per-step Normal Events (`JobSucceeded`, `StepSuspended`, `Queued`) to the Warnings.
 pub(super) fn step_notes(
     step: &PlannedStep,
     known: &StepMemo,
@@ -67,7 +67,8 @@ pub(super) fn step_notes(
     {
         let kind = match blocker {
             Blocker::NameConflict => EventKind::Conflict,
-            Blocker::Suspended => EventKind::Suspended,
+            // Normal Events, only with `--step-events=all`: waiting is not a problem.
+            Blocker::Suspended | Blocker::Queued { .. } => EventKind::Suspended,
             Blocker::Invalid { .. } => EventKind::Invalid,
             _ => EventKind::Failed,
         };

@@ -140,10 +140,24 @@ fn observe_step<K: RunKind>(
         seen.outcome = StepOutcome::Failed;
         seen.blocker = Some(lost);
     }
-    if seen.outcome == StepOutcome::Suspended && seen.blocker.is_none() {
-        seen.blocker = Some(Blocker::Suspended);
+    if seen.blocker.is_none() {
+        seen.blocker = waiting_blocker(seen.outcome, seen.job.as_deref());
     }
     seen
+}
+
+/// Why a step whose Job exists waits: suspended, or queued in a Kueue LocalQueue.
+fn waiting_blocker(outcome: StepOutcome, job: Option<&Job>) -> Option<Blocker> {
+    match outcome {
+        StepOutcome::Suspended => Some(Blocker::Suspended),
+        StepOutcome::Queued => Some(Blocker::Queued {
+            queue: job
+                .and_then(jobsmith_engine::kueue::queue_name)
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+        _ => None,
+    }
 }
 
 pub(super) fn decide(plan: &Plan, observed: &Observed) -> Decision {

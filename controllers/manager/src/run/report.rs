@@ -158,9 +158,10 @@ pub fn step_record(
                 return match observe::job_outcome(job) {
                     StepOutcome::Succeeded => Recorded::Succeeded,
                     StepOutcome::Failed => Recorded::Failed,
-                    StepOutcome::Running | StepOutcome::Suspended | StepOutcome::NotCreated => {
-                        Recorded::Created
-                    }
+                    StepOutcome::Running
+                    | StepOutcome::Suspended
+                    | StepOutcome::Queued
+                    | StepOutcome::NotCreated => Recorded::Created,
                 };
             }
             let Some(known) = memo.steps.get(&step.key) else {
