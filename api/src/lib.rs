@@ -12,6 +12,7 @@ pub mod jobrun;
 pub mod jobtemplate;
 pub mod labels;
 pub mod managedjob;
+pub mod outputs;
 pub mod schema;
 
 pub use common::*;
@@ -19,6 +20,9 @@ pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
+pub use outputs::{
+    OutputEnvVar, OutputEnvVarSource, OutputSource, StepOutput, StepOutputRef, StepOutputs,
+};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
 };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     Dependency, FailurePolicy, Params, RunStatus, StepCounts, StepEntry, StepPhase, default_retries,
 };
+use crate::outputs::{MAX_OUTPUTS_PER_STEP, StepOutput};
 
 /// Most groups in one ManagedJob (bounds the CEL cost of the dependency rules).
 pub const MAX_GROUPS: usize = 50;
@@ -137,6 +138,12 @@ pub struct GroupJob {
         pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub template_ref: Option<String>,
+    /// Small results of this job, read from its container's termination message when its Job
+    /// succeeded; dependents take them with `valueFrom.stepOutput` (docs/integrations.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_OUTPUTS_PER_STEP))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub outputs: Vec<StepOutput>,
 }
 
 /// Observed state of a ManagedJob.

@@ -76,6 +76,18 @@ pub enum Blocker {
         /// The node's name.
         node: String,
     },
+    /// The step reads an output its producer did not provide: the step fails without a Job
+    /// (docs/integrations.md "Step outputs").
+    OutputMissing {
+        /// Which variable, which output, and why it is missing.
+        message: String,
+    },
+    /// The step's producer succeeded but its outputs could not be read yet (the pod list was
+    /// refused or failed): the step waits and the read is tried again with backoff.
+    OutputUnread {
+        /// The producer's key.
+        step: String,
+    },
 }
 
 impl Blocker {
@@ -91,6 +103,8 @@ impl Blocker {
             Self::Lost => api_reasons::LOST,
             Self::CreateRefused { .. } => api_reasons::CREATE_REFUSED,
             Self::Suspended => api_reasons::STEP_SUSPENDED,
+            Self::OutputMissing { .. } => api_reasons::OUTPUT_MISSING,
+            Self::OutputUnread { .. } => api_reasons::OUTPUT_PENDING,
         }
     }
 
@@ -103,6 +117,7 @@ impl Blocker {
                 | Self::Invalid { .. }
                 | Self::NodeLost { .. }
                 | Self::Lost
+                | Self::OutputMissing { .. }
         )
     }
 
@@ -134,6 +149,10 @@ impl Blocker {
             Self::Suspended => {
                 format!("step {key}: Job \"{job_name}\" is suspended; it runs when resumed")
             }
+            Self::OutputMissing { message } => format!("step {key}: {message}"),
+            Self::OutputUnread { step } => format!(
+                "step {key}: waiting for the outputs of step \"{step}\" to be read"
+            ),
         }
     }
 }
@@ -303,6 +322,7 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
         record: None,
         retries: Vec::new(),
         retry_count: None,
+        outputs: Vec::new(),
     };
     let (entries, omitted) = entries(input.steps, &step_phases);
     Rollup {
@@ -414,6 +434,7 @@ pub fn invalid_spec(
         record: previous.and_then(|p| p.record.clone()),
         retries: previous.map(|p| p.retries.clone()).unwrap_or_default(),
         retry_count: previous.and_then(|p| p.retry_count),
+        outputs: previous.map(|p| p.outputs.clone()).unwrap_or_default(),
     }
 }
 
