@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     EnvFromSource, EnvVar, ResourceRequirements, Volume, VolumeMount,
 };
+
+use crate::outputs::{OutputEnvVar, StepOutputs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -49,6 +51,13 @@ pub mod reasons {
     /// The API server refused to create a step's Job (quota, admission webhook, RBAC, ...):
     /// the step waits and the create is retried with backoff.
     pub const CREATE_REFUSED: &str = "CreateRefused";
+    /// A step reads an output that its producer did not provide (no termination message, not
+    /// JSON, no such key, over the size bound, or the producer did not succeed): the step
+    /// fails without a Job.
+    pub const OUTPUT_MISSING: &str = "OutputMissing";
+    /// A step waits for the outputs of its producer to be read (the read was refused or
+    /// failed; it is tried again with backoff).
+    pub const OUTPUT_PENDING: &str = "OutputPending";
     /// A step's Job exists and is suspended (by its template, or by hand) without Kueue's queue
     /// label: the step waits, holds no `maxParallel` slot, and runs when the Job is resumed.
     pub const STEP_SUSPENDED: &str = "StepSuspended";
@@ -252,11 +261,12 @@ pub struct Params {
     #[schemars(length(max = 64))]
     pub from_env: Option<Vec<EnvFromSource>>,
     /// Environment variables of the containers, merged by name (the job's first, then the
-    /// group's, then the workflow's).
+    /// group's, then the workflow's). Besides the `core/v1` sources, `valueFrom.stepOutput`
+    /// takes the value of an output of a step this job depends on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
-    pub env: Option<Vec<EnvVar>>,
+    pub env: Option<Vec<OutputEnvVar>>,
     /// Pod volumes, merged by name. Each item is a `core/v1` Volume, validated by the API
     /// server when the Job is created.
     #[serde(
@@ -364,6 +374,11 @@ pub struct RunStatus {
     /// How many retry requests were acted on in total (also those no longer listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_count: Option<u32>,
+    /// The outputs of the steps that declare some, read once when each step's Job succeeded
+    /// (docs/integrations.md "Step outputs"); kept whatever the cap on step entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["step".into()]))]
+    pub outputs: Vec<StepOutputs>,
 }
 
 /// Most entries of `status.retries` kept (the oldest go first; `retryCount` counts them all).

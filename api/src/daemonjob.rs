@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{GlobalParams, RunStatus, StepPhase};
-use crate::retry_policy::RetryPolicy;
 use crate::kueue::Queueing;
+use crate::retry_policy::RetryPolicy;
 
 /// Runs one Job on every eligible node, like a DaemonSet runs one pod.
 ///

@@ -225,7 +225,10 @@ fn write_rows(out: &mut String, path: &str, schema: &Value, required: bool) {
 /// Fields whose type is a Kubernetes core type: documented by Kubernetes, so the reference
 /// does not repeat their sub-fields.
 const UPSTREAM_LEAVES: &[(&str, &str)] = &[
-    ("env", "core/v1 EnvVar"),
+    (
+        "env",
+        "core/v1 EnvVar (ManagedJob params and JobFlow flows: also `valueFrom.stepOutput {step, name}`)",
+    ),
     ("fromEnv", "core/v1 EnvFromSource"),
     ("volumeMount", "core/v1 VolumeMount"),
     ("shareVolumeMounts", "core/v1 VolumeMount"),

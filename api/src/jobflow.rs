@@ -8,8 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
-use crate::retry_policy::RetryPolicy;
 use crate::kueue::Queueing;
+use crate::outputs::{MAX_OUTPUTS_PER_STEP, OutputEnvVar, StepOutput};
+use crate::retry_policy::RetryPolicy;
 
 /// Most flows in one JobFlow: the scale target (a 10,000-step run). The schema therefore checks
 /// only what costs flows × dependencies (no self dependency); that every dependency names a
@@ -120,6 +121,19 @@ pub struct Flow {
     /// Kueue admission of this flow's Job, overriding the JobFlow's field by field.
     #[serde(flatten)]
     pub queue: Queueing,
+    /// Environment variables set in every container (and init container) of this flow,
+    /// replacing the containers' own of the same name; `valueFrom.stepOutput` takes the value
+    /// of an output of a flow this one depends on (docs/integrations.md "Step outputs").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<OutputEnvVar>,
+    /// Small results of this flow, read from its container's termination message when its Job
+    /// succeeded; dependents take them with `valueFrom.stepOutput`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_OUTPUTS_PER_STEP))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub outputs: Vec<StepOutput>,
 }
 
 /// Observed state of a JobFlow.

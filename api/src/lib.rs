@@ -13,6 +13,7 @@ pub mod jobtemplate;
 pub mod kueue;
 pub mod labels;
 pub mod managedjob;
+pub mod outputs;
 pub mod retry_policy;
 pub mod schema;
 
@@ -20,12 +21,15 @@ pub use common::*;
 pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
-pub use kueue::Queueing;
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
-pub use retry_policy::{PodConditionRule, PodConditionStatus, RetryAction, RetryPolicy};
+pub use kueue::Queueing;
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
 };
+pub use outputs::{
+    OutputEnvVar, OutputEnvVarSource, OutputSource, StepOutput, StepOutputRef, StepOutputs,
+};
+pub use retry_policy::{PodConditionRule, PodConditionStatus, RetryAction, RetryPolicy};
 
 /// API group of every Jobsmith kind.
 pub const API_GROUP: &str = "jobsmith.dev";

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     Dependency, FailurePolicy, Params, RunStatus, StepCounts, StepEntry, StepPhase, default_retries,
 };
-use crate::retry_policy::RetryPolicy;
 use crate::kueue::Queueing;
+use crate::outputs::{MAX_OUTPUTS_PER_STEP, StepOutput};
+use crate::retry_policy::RetryPolicy;
 
 /// Most groups in one ManagedJob (bounds the CEL cost of the dependency rules).
 pub const MAX_GROUPS: usize = 50;
@@ -162,6 +163,12 @@ pub struct GroupJob {
     /// Kueue admission of this job's Job, overriding the group's field by field.
     #[serde(flatten)]
     pub queue: Queueing,
+    /// Small results of this job, read from its container's termination message when its Job
+    /// succeeded; dependents take them with `valueFrom.stepOutput` (docs/integrations.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_OUTPUTS_PER_STEP))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub outputs: Vec<StepOutput>,
 }
 
 /// Observed state of a ManagedJob.

@@ -35,7 +35,10 @@ fn assert_retry_policy(node: &Value) {
         let codes = at(node, &[list]);
         assert_eq!(codes["x-kubernetes-list-type"], "set", "{list}: {codes}");
         assert_eq!(codes["maxItems"], 255, "{list}");
-        assert_eq!(codes["items"]["minimum"], 1, "{list}: exit code 0 is success");
+        assert_eq!(
+            codes["items"]["minimum"], 1,
+            "{list}: exit code 0 is success"
+        );
         assert_eq!(codes["items"]["maximum"], 255, "{list}");
     }
     let conditions = at(node, &["onPodConditions"]);

@@ -56,6 +56,9 @@ pub mod fake_pod {
     pub const OUTCOME_FAIL_FIRST_ATTEMPT: &str = "fail-first-attempt";
     /// Pod annotation: the exit code of a failing pod (default 1).
     pub const EXIT_CODE_ANNOTATION: &str = "jobsmith.dev/e2e-exit-code";
+    /// Pod annotation: the termination message of every container of a pod that succeeds
+    /// (`state.terminated.message`, what step outputs read).
+    pub const MESSAGE_ANNOTATION: &str = "jobsmith.dev/e2e-message";
     /// An image reference that is never pulled (no container ever runs on the fake nodes).
     pub const IMAGE: &str = "example.invalid/fake:1";
 }

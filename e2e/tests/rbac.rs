@@ -1,6 +1,7 @@
 //! `deploy/rbac.yaml` is enough: a manager that impersonates the `jobsmith` ServiceAccount (via
 //! the kubeconfig's `as:`) runs a ManagedJob, a JobRun from a JobTemplate and a DaemonJob to
-//! completion, publishes Events and holds its Lease, with no request refused.
+//! completion, passes a step output (the pod list it needs), publishes Events and holds its
+//! Lease, with no request refused.
 
 mod support;
 
@@ -61,6 +62,9 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
         !can_i("get", "secrets", ns.name()).await?,
         "may read Secrets"
     );
+    // Step outputs list the pods of a succeeded Job; pods are never watched.
+    ensure!(can_i("list", "pods", ns.name()).await?, "cannot list Pods");
+    ensure!(!can_i("watch", "pods", ns.name()).await?, "may watch Pods");
 
     let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));
     std::fs::create_dir_all(&dir)?;
@@ -134,6 +138,23 @@ spec:
   templateRef: echo
 ---
 apiVersion: jobsmith.dev/v1alpha1
+kind: ManagedJob
+metadata: {name: outputs}
+spec:
+  retries: 0
+  groups:
+  - name: g
+    jobs:
+    - name: build
+      image: example.invalid/fake:1
+      params: {annotations: {jobsmith.dev/e2e-message: '{"version":"7.0.1"}'}}
+      outputs: [{name: version, from: terminationMessage, jsonKey: version}]
+    - name: test
+      image: example.invalid/fake:1
+      params:
+        env: [{name: VERSION, valueFrom: {stepOutput: {step: build, name: version}}}]
+---
+apiVersion: jobsmith.dev/v1alpha1
 kind: DaemonJob
 metadata: {name: per-node}
 spec:
@@ -152,6 +173,24 @@ spec:
         m.status.as_ref().map(|s| &s.run)
     })
     .await?;
+    let with_outputs = wait_run(
+        &mjs,
+        "outputs",
+        "ManagedJob outputs Succeeded",
+        succeeded,
+        |m| m.status.as_ref().map(|s| &s.run),
+    )
+    .await?;
+    let recorded = with_outputs
+        .status
+        .as_ref()
+        .and_then(|s| s.run.outputs.first())
+        .and_then(|o| o.values.get("version").cloned());
+    ensure!(
+        recorded.as_deref() == Some("7.0.1"),
+        "status.outputs: {:?}",
+        with_outputs.status.map(|s| s.run.outputs)
+    );
     let runs: Api<JobRun> = Api::namespaced(client.clone(), ns.name());
     wait_run(&runs, "run", "JobRun run Succeeded", succeeded, |r| {
         r.status.as_ref().map(|s| &s.run)

@@ -66,6 +66,13 @@
   - create
   - delete
 - apiGroups:
+  - ''
+  resources:
+  - pods
+  verbs:
+  - get
+  - list
+- apiGroups:
   - events.k8s.io
   resources:
   - events

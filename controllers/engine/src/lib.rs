@@ -14,6 +14,8 @@
 //! - [`params`]: ManagedJob params merging, globalParams, JobRun overrides, GitOps stripping.
 //! - [`template`]: JobTemplate resolution and the child Job's metadata.
 //! - [`record`]: the durable step record (`status.record`), attempts included.
+//! - [`outputs`]: step outputs: what a step reads, the values read from a succeeded pod's
+//!   termination message, the values set in a dependent's Job.
 //! - [`retry`]: retry in place: new requests, the steps they re-run, the bounded history.
 //! - [`retry_policy`]: `retryPolicy` levels merged and mapped onto `backoffLimit` and
 //!   `podFailurePolicy`.
@@ -26,6 +28,7 @@ pub mod eligibility;
 pub mod kueue;
 pub mod naming;
 pub mod observe;
+pub mod outputs;
 pub mod params;
 pub mod record;
 pub mod retry;

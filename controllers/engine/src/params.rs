@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jobsmith_api::jobtemplate::OverridableField;
 use jobsmith_api::labels::is_gitops_tracking_key;
-use jobsmith_api::{GlobalParams, ImagePullPolicyParam, JobRestartPolicy, JobRunSpec, Params};
+use jobsmith_api::{
+    GlobalParams, ImagePullPolicyParam, JobRestartPolicy, JobRunSpec, OutputEnvVar, Params,
+};
 use k8s_openapi::api::core::v1::{
     Container, EnvFromSource, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec,
     ResourceRequirements, Volume, VolumeMount,
@@ -184,7 +186,10 @@ pub fn apply_params(pod: &mut PodTemplateSpec, params: &Params) {
 
 fn apply_to_container(container: &mut Container, params: &Params, pull: Option<&str>) {
     if let Some(env) = &params.env {
-        container.env = merge_by_key(Some(env), container.env.as_deref(), |e| e.name.clone());
+        // A `stepOutput` variable stays a name without value here, in its merged position;
+        // the run mechanism sets the value when the Job is created (engine `outputs`).
+        let env: Vec<EnvVar> = env.iter().map(OutputEnvVar::to_env_var).collect();
+        container.env = merge_by_key(Some(&env), container.env.as_deref(), |e| e.name.clone());
     }
     if let Some(sources) = &params.from_env {
         container.env_from = merge_from_env(container.env_from.as_deref(), Some(sources));
@@ -357,6 +362,24 @@ fn merge_by_key<T: Clone, K: Ord>(
         }
     }
     Some(out)
+}
+
+/// Sets a JobFlow flow's own `env` in every container and init container of its pod, replacing
+/// the containers' entries of the same name in place (the flow's list wins) or appending. A
+/// `stepOutput` variable is a name without value until the run mechanism sets it.
+pub fn apply_flow_env(pod: &mut PodTemplateSpec, env: &[OutputEnvVar]) {
+    if env.is_empty() {
+        return;
+    }
+    let env: Vec<EnvVar> = env.iter().map(OutputEnvVar::to_env_var).collect();
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    let containers = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten());
+    for container in containers {
+        container.env = merge_in_place(container.env.take(), &env);
+    }
 }
 
 /// `existing` with every entry of `overrides` replacing the one of the same name in place, or

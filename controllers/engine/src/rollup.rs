@@ -82,6 +82,18 @@ pub enum Blocker {
         /// The node's name.
         node: String,
     },
+    /// The step reads an output its producer did not provide: the step fails without a Job
+    /// (docs/integrations.md "Step outputs").
+    OutputMissing {
+        /// Which variable, which output, and why it is missing.
+        message: String,
+    },
+    /// The step's producer succeeded but its outputs could not be read yet (the pod list was
+    /// refused or failed): the step waits and the read is tried again with backoff.
+    OutputUnread {
+        /// The producer's key.
+        step: String,
+    },
 }
 
 impl Blocker {
@@ -98,6 +110,8 @@ impl Blocker {
             Self::CreateRefused { .. } => api_reasons::CREATE_REFUSED,
             Self::Suspended => api_reasons::STEP_SUSPENDED,
             Self::Queued { .. } => api_reasons::QUEUED,
+            Self::OutputMissing { .. } => api_reasons::OUTPUT_MISSING,
+            Self::OutputUnread { .. } => api_reasons::OUTPUT_PENDING,
         }
     }
 
@@ -110,6 +124,7 @@ impl Blocker {
                 | Self::Invalid { .. }
                 | Self::NodeLost { .. }
                 | Self::Lost
+                | Self::OutputMissing { .. }
         )
     }
 
@@ -144,6 +159,10 @@ impl Blocker {
             Self::Queued { queue } => format!(
                 "step {key}: Job \"{job_name}\" is queued in Kueue LocalQueue \"{queue}\"; it runs when admitted"
             ),
+            Self::OutputMissing { message } => format!("step {key}: {message}"),
+            Self::OutputUnread { step } => {
+                format!("step {key}: waiting for the outputs of step \"{step}\" to be read")
+            }
         }
     }
 }
@@ -313,6 +332,7 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
         record: None,
         retries: Vec::new(),
         retry_count: None,
+        outputs: Vec::new(),
     };
     let (entries, omitted) = entries(input.steps, &step_phases);
     Rollup {
@@ -450,6 +470,7 @@ pub fn invalid_spec(
         record: previous.and_then(|p| p.record.clone()),
         retries: previous.map(|p| p.retries.clone()).unwrap_or_default(),
         retry_count: previous.and_then(|p| p.retry_count),
+        outputs: previous.map(|p| p.outputs.clone()).unwrap_or_default(),
     }
 }
 
@@ -698,7 +719,10 @@ mod tests {
         assert_eq!(r.entries[0].reason.as_deref(), Some("PodFailurePolicy"));
         assert_eq!(r.entries[0].exit_code, Some(3));
         // Nothing for a step that succeeded.
-        assert_eq!((r.entries[1].reason.as_ref(), r.entries[1].exit_code), (None, None));
+        assert_eq!(
+            (r.entries[1].reason.as_ref(), r.entries[1].exit_code),
+            (None, None)
+        );
         // The Job is gone (its TTL): the recorded failure keeps what the entry said.
         let gone = [None, None];
         let mut steps = views(&keys, &gone, &[]);
@@ -719,7 +743,13 @@ mod tests {
             steps: &steps,
             ..input
         });
-        assert_eq!((retried.entries[0].reason.as_ref(), retried.entries[0].exit_code), (None, None));
+        assert_eq!(
+            (
+                retried.entries[0].reason.as_ref(),
+                retried.entries[0].exit_code
+            ),
+            (None, None)
+        );
     }
 
     #[test]

@@ -4,13 +4,13 @@
 
 use std::{
     borrow::Cow,
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
     time::Instant,
 };
 
 use jobsmith_api::{
-    Phase, RetryEntry, RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord,
+    Phase, RetryEntry, RunStatus, StepEntry, StepOutputs, StepPhase as ApiStepPhase, StepRecord,
 };
 use jobsmith_engine::{
     compile::{Plan, PlannedStep},
@@ -110,6 +110,9 @@ pub struct RunMemo {
     /// status write yet, and a request must never be acted on twice).
     pub retries: Vec<RetryEntry>,
     pub retry_count: u32,
+    /// The outputs read of each producing step (by step key), as `status.outputs` records
+    /// them: a step listed here is never read again.
+    pub outputs: BTreeMap<String, StepOutputs>,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +162,14 @@ impl RunMemo {
                         .unwrap_or(u32::try_from(s.retries.len()).unwrap_or(0))
                 })
                 .unwrap_or(0),
+            outputs: status
+                .map(|s| {
+                    s.outputs
+                        .iter()
+                        .map(|o| (o.step.clone(), o.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -17,7 +17,8 @@ use k8s_openapi::api::batch::v1::Job;
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, Required, StepId, StepSpec};
 use crate::naming::child_name;
-use crate::params::{add_shared_volumes, apply_global_params};
+use crate::outputs::{self, OutputInput};
+use crate::params::{add_shared_volumes, apply_flow_env, apply_global_params};
 use crate::retry_policy;
 use crate::template::{self, ChildMeta};
 
@@ -89,14 +90,39 @@ pub fn plan(obj: &JobFlow) -> Result<Plan, InvalidSpec> {
                 .is_none()
                 .then(|| flow.job_template_ref.clone())
                 .flatten(),
+            outputs: flow.outputs.clone(),
+            inputs: flow_inputs(flow, &names)?,
         });
     }
     let dag = Dag::build(&steps, &[])?;
+    outputs::check_plan(&dag, &planned_steps)?;
     Ok(Plan {
         dag,
         steps: planned_steps,
         policies: policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
     })
+}
+
+/// The flow's env variables that take another flow's output.
+fn flow_inputs(flow: &Flow, names: &HashSet<&str>) -> Result<Vec<OutputInput>, InvalidSpec> {
+    let mut inputs = Vec::new();
+    for var in &flow.env {
+        let Some(source) = var.step_output() else {
+            continue;
+        };
+        if !names.contains(source.step.as_str()) {
+            return Err(InvalidSpec::Outputs(format!(
+                "step \"{}\": env {}: unknown step \"{}\"",
+                flow.name, var.name, source.step
+            )));
+        }
+        inputs.push(OutputInput {
+            env: var.name.clone(),
+            step: source.step.clone(),
+            output: source.name.clone(),
+        });
+    }
+    Ok(inputs)
 }
 
 /// The flow of a step key.
@@ -135,6 +161,7 @@ pub fn build_job(
         obj.spec.retry_policy.as_ref(),
     );
     spec.backoff_limit = Some(spec.backoff_limit.unwrap_or(0));
+    apply_flow_env(&mut spec.template, &flow.env);
     if let Some(mounts) = flow.share_volume_mounts.as_ref().filter(|m| !m.is_empty()) {
         let volumes = obj.spec.share_volumes.as_deref().unwrap_or_default();
         add_shared_volumes(&mut spec.template, volumes, mounts);

@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, GroupSpec, Required, StepId, StepSpec};
 use crate::naming::{child_name, container_name};
+use crate::outputs::{self, OutputInput};
 use crate::params::{apply_params, compiled_params, merge_levels, validate_params};
 use crate::retry_policy::{self, RetryPolicyError};
 use crate::template::{self, ChildMeta};
@@ -90,10 +91,18 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
                 job_name,
                 group: Some(group.name.clone()),
                 template_ref: job.template_ref.clone(),
+                outputs: job.outputs.clone(),
+                inputs: Vec::new(),
             });
         }
     }
     jobs.keys = planned_steps.iter().map(|s| s.key.clone()).collect();
+    let mut next = planned_steps.iter_mut();
+    for group in &spec.groups {
+        for (job, planned) in group.jobs.iter().zip(next.by_ref()) {
+            planned.inputs = job_inputs(obj, group, job, &jobs)?;
+        }
+    }
 
     let mut groups = Vec::with_capacity(spec.groups.len());
     for (gi, group) in spec.groups.iter().enumerate() {
@@ -123,6 +132,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
     }
 
     let dag = Dag::build(&steps, &groups)?;
+    outputs::check_plan(&dag, &planned_steps)?;
     Ok(Plan {
         dag,
         steps: planned_steps,
@@ -207,6 +217,50 @@ impl JobIndex<'_> {
         }
         self.by_job_name.get(name).cloned()
     }
+}
+
+/// The env variables of a job that take another step's output: its params' `env` merged by
+/// name over the three levels (the most specific wins), the producer resolved as a job
+/// dependency is (a job of the same group, `group/job`, or the full Job name).
+fn job_inputs(
+    obj: &ManagedJob,
+    group: &ManagedJobGroup,
+    job: &GroupJob,
+    jobs: &JobIndex<'_>,
+) -> Result<Vec<OutputInput>, InvalidSpec> {
+    let levels = [
+        job.params.as_ref(),
+        group.params.as_ref(),
+        obj.spec.params.as_ref(),
+    ];
+    let mut seen = HashSet::new();
+    let mut inputs = Vec::new();
+    for var in levels
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p.env.iter().flatten())
+    {
+        if !seen.insert(var.name.as_str()) {
+            continue;
+        }
+        let Some(source) = var.step_output() else {
+            continue;
+        };
+        let step = jobs.resolve(&group.name, &source.step).ok_or_else(|| {
+            InvalidSpec::Outputs(format!(
+                "step \"{}\": env {}: unknown step \"{}\"",
+                step_key(&group.name, &job.name),
+                var.name,
+                source.step
+            ))
+        })?;
+        inputs.push(OutputInput {
+            env: var.name.clone(),
+            step,
+            output: source.name.clone(),
+        });
+    }
+    Ok(inputs)
 }
 
 fn into_deps(deps: BTreeMap<String, Required>) -> Vec<DepSpec> {
@@ -352,7 +406,11 @@ pub fn build_job(
         template: used_template,
     };
     let mut built = template::assemble_job(&meta, spec)?;
-    let queue = obj.spec.queue.overridden_by(Some(&group.queue)).overridden_by(Some(&job.queue));
+    let queue = obj
+        .spec
+        .queue
+        .overridden_by(Some(&group.queue))
+        .overridden_by(Some(&job.queue));
     crate::kueue::queue_job(&mut built, &queue);
     Ok(built)
 }
@@ -361,7 +419,11 @@ pub fn build_job(
 /// rules when some level sets them (else a JobTemplate's own `podFailurePolicy` stays). Rules
 /// make the pods `restartPolicy: Never` (params that ask for `OnFailure` were refused by
 /// [`plan`]).
-fn apply_retry_policy(spec: &mut JobSpec, policy: &RetryPolicy, key: &str) -> Result<(), BuildError> {
+fn apply_retry_policy(
+    spec: &mut JobSpec,
+    policy: &RetryPolicy,
+    key: &str,
+) -> Result<(), BuildError> {
     spec.backoff_limit = policy.limit;
     if policy.sets_rules() {
         spec.pod_failure_policy = retry_policy::pod_failure_policy(policy);

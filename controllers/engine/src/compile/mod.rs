@@ -23,7 +23,7 @@ pub mod jobrun;
 pub mod managedjob;
 
 /// One step of a plan: becomes exactly one Job.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlannedStep {
     /// Status key: `group/job`, the flow name, the node name, the JobRun name.
     pub key: String,
@@ -33,6 +33,10 @@ pub struct PlannedStep {
     pub group: Option<String>,
     /// JobTemplate to resolve when the Job is created.
     pub template_ref: Option<String>,
+    /// The outputs the step declares (read once when its Job succeeded).
+    pub outputs: Vec<jobsmith_api::StepOutput>,
+    /// The env variables of its Job whose values are other steps' outputs.
+    pub inputs: Vec<crate::outputs::OutputInput>,
 }
 
 /// A compiled run: `dag` step `StepId(i)` is `steps[i]`.
@@ -125,6 +129,9 @@ pub enum InvalidSpec {
     /// A `retryPolicy` that cannot be used (a code in both lists, rules with `OnFailure`, ...).
     #[error(transparent)]
     RetryPolicy(#[from] RetryPolicyError),
+    /// Step outputs declared or read wrongly (unknown step or output, not a dependency, ...).
+    #[error("{0}")]
+    Outputs(String),
 }
 
 impl InvalidSpec {
@@ -141,6 +148,7 @@ impl InvalidSpec {
             Self::Params(_) => "invalid_params",
             Self::NoJobSpec(_) => "no_job_spec",
             Self::RetryPolicy(_) => "invalid_retry_policy",
+            Self::Outputs(_) => "invalid_outputs",
         }
     }
 

@@ -20,6 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::{
     RunKind,
     observe::{Observed, decide, template_version},
+    outputs,
 };
 use crate::{
     apply::{self, ApplyError, JobWrite},
@@ -88,10 +89,25 @@ pub(super) async fn create_ready<K: RunKind>(
         for step in todo {
             attempted[step.index()] = true;
             let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
-            match build(ctx, obj.as_ref(), plan, step, attempt, namespace) {
+            let built =
+                build(ctx, obj.as_ref(), plan, step, attempt, namespace).and_then(|mut job| {
+                    outputs::set_inputs(&mut job, plan, step, observed, memo)?;
+                    Ok(job)
+                });
+            match built {
                 Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
-                // Waiting for its template holds no maxParallel slot meanwhile.
-                Err(blocker) => observed.block(step.index(), blocker),
+                Err(blocker) => {
+                    if let (Blocker::OutputUnread { .. }, Some(planned)) =
+                        (&blocker, plan.steps.get(step.index()))
+                    {
+                        // Looked at again after a backoff (the producer's pods are read again
+                        // in that reconcile).
+                        let known = memo.steps.entry(planned.key.clone()).or_default();
+                        refuse(known, generation, None, blocker.clone(), true);
+                    }
+                    // Waiting (template, outputs) holds no maxParallel slot meanwhile.
+                    observed.block(step.index(), blocker);
+                }
             }
         }
         let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =

@@ -41,6 +41,7 @@ mod create;
 mod kind;
 mod notes;
 mod observe;
+mod outputs;
 pub mod report;
 mod retry;
 #[cfg(test)]
@@ -201,6 +202,8 @@ async fn reconcile_with<K: RunKind>(
         let first = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
         report::write::<K>(ctx, obj.as_ref(), first, &mut memo.written).await?;
     }
+    // Outputs of steps that just succeeded, before their dependents' Jobs are built.
+    outputs::read_new(ctx, &plan, namespace, &observed, &mut memo).await;
     let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
     notes::announce_created(ctx, obj, &plan, &memo, &created.steps);
     let retry_in = observed.next_retry(&plan, &memo);

@@ -118,6 +118,7 @@ pub(super) fn desired_status<K: RunKind>(
     run.record = Some(step_record(plan, memo, &observed.jobs, &observed.blockers));
     run.retries.clone_from(&memo.retries);
     run.retry_count = (memo.retry_count > 0).then_some(memo.retry_count);
+    run.outputs = super::outputs::recorded(plan, memo);
     let mut desired = K::make_status(StatusParts {
         run,
         entries: rolled.entries,
@@ -285,6 +286,8 @@ pub(super) fn minimal_status(status: &Value) -> Value {
         "completionTime",
         "message",
         "record",
+        // Dependents read these; they are bounded (docs/integrations.md "Step outputs").
+        "outputs",
     ];
     match status {
         Value::Object(fields) => Value::Object(
