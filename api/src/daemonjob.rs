@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{GlobalParams, RunStatus, StepPhase};
+use crate::lifecycle::JobsCleanup;
 
 /// Runs one Job on every eligible node, like a DaemonSet runs one pod.
 ///
@@ -66,6 +67,10 @@ pub struct DaemonJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<i32>,
+    /// What happens to the child Jobs (and their pods) once the run finished: `onSuccess` and
+    /// `onFailure`, each `Keep` (default) or `Delete`. The run object and its status stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_cleanup: Option<JobsCleanup>,
 }
 
 impl DaemonJobSpec {

@@ -11,6 +11,7 @@ pub mod jobflow;
 pub mod jobrun;
 pub mod jobtemplate;
 pub mod labels;
+pub mod lifecycle;
 pub mod managedjob;
 pub mod schema;
 
@@ -19,6 +20,7 @@ pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
+pub use lifecycle::{CleanupAction, JobsCleanup};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
 };

@@ -14,12 +14,14 @@
 //! - [`template`]: JobTemplate resolution and the child Job's metadata.
 //! - [`record`]: the durable step record (`status.record`), attempts included.
 //! - [`retry`]: retry in place: new requests, the steps they re-run, the bounded history.
+//! - [`lifecycle`]: the whole run's deadline, the cleanup of its Jobs, the run's own TTL.
 //! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
 
 pub mod compile;
 pub mod conditions;
 pub mod dag;
 pub mod eligibility;
+pub mod lifecycle;
 pub mod naming;
 pub mod observe;
 pub mod params;
@@ -36,5 +38,6 @@ pub use dag::{
 };
 pub use observe::{StepOutcome, job_outcome};
 pub use schedule::{
-    Decision, FailurePolicy, Policies, Progress, RunPhase, StepPhase, evaluate, evaluate_with,
+    Decision, FailurePolicy, Policies, Progress, RunPhase, StepPhase, evaluate, evaluate_at,
+    evaluate_with,
 };

@@ -225,6 +225,9 @@ pub(super) fn transitions<K: RunKind>(
 fn run_note(rolled: &Rollup) -> Option<Note> {
     let (kind, reason) = match rolled.run.phase? {
         Phase::Succeeded => (EventKind::Succeeded, "Succeeded"),
+        Phase::Failed if rolled.reason == jobsmith_api::reasons::DEADLINE_EXCEEDED => {
+            (EventKind::Failed, jobsmith_api::reasons::DEADLINE_EXCEEDED)
+        }
         Phase::Failed => (EventKind::Failed, "Failed"),
         Phase::Suspended => (EventKind::Suspended, "Suspended"),
         _ => return None,
