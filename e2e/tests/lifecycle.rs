@@ -35,13 +35,14 @@ fn jf_run(jf: &JobFlow) -> Option<&RunStatus> {
     jf.status.as_ref().map(|s| &s.run)
 }
 
+/// The reason of the Job's final failure signal (`FailureTarget` comes first, then `Failed`).
 fn job_failure_reason(job: &Job) -> Option<String> {
     job.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
-        .find(|c| c.type_ == "Failed" && c.status == "True")
+        .find(|c| matches!(c.type_.as_str(), "FailureTarget" | "Failed") && c.status == "True")
         .and_then(|c| c.reason.clone())
 }
 
