@@ -77,6 +77,9 @@ pub mod reasons {
     pub const SUSPENDED: &str = "Suspended";
     /// The object was observed but not acted on yet.
     pub const PENDING: &str = "Pending";
+    /// The run's `spec.activeDeadlineSeconds` passed before it finished: no new step started,
+    /// running Jobs were stopped, the run failed.
+    pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     /// The JobTemplate is valid and usable.
     pub const TEMPLATE_VALID: &str = "TemplateValid";
 }

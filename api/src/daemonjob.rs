@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{GlobalParams, RunStatus, StepPhase};
 use crate::kueue::Queueing;
+use crate::lifecycle::JobsCleanup;
 use crate::retry_policy::RetryPolicy;
 
 /// Runs one Job on every eligible node, like a DaemonSet runs one pod.
@@ -77,6 +78,10 @@ pub struct DaemonJobSpec {
     /// (docs/integrations.md "Kueue").
     #[serde(flatten)]
     pub queue: Queueing,
+    /// What happens to the child Jobs (and their pods) once the run finished: `onSuccess` and
+    /// `onFailure`, each `Keep` (default) or `Delete`. The run object and its status stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_cleanup: Option<JobsCleanup>,
 }
 
 impl DaemonJobSpec {

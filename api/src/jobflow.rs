@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{FailurePolicy, GlobalParams, RunStatus, StepEntry};
 use crate::kueue::Queueing;
+use crate::lifecycle::JobsCleanup;
 use crate::outputs::{MAX_OUTPUTS_PER_STEP, OutputEnvVar, StepOutput};
 use crate::retry_policy::RetryPolicy;
 
@@ -78,6 +79,22 @@ pub struct JobFlowSpec {
     /// (docs/integrations.md "Kueue").
     #[serde(flatten)]
     pub queue: Queueing,
+    /// Seconds the whole run may take, counted from `status.startTime` (after a retry in place,
+    /// from the moment the retry was acted on). Past it no new step starts, running Jobs are
+    /// stopped (their own `activeDeadlineSeconds` is shortened; they are never deleted) and the
+    /// run is `Failed` with reason `DeadlineExceeded` (docs/lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+    /// Seconds after the run finished (`status.completionTime`) when the run object itself is
+    /// deleted, and with it its Jobs and their pods. 0: as soon as it finished. Unset: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// What happens to the child Jobs (and their pods) once the run finished: `onSuccess` and
+    /// `onFailure`, each `Keep` (default) or `Delete`. The run object and its status stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_cleanup: Option<JobsCleanup>,
 }
 
 fn default_failure_policy() -> FailurePolicy {

@@ -12,6 +12,7 @@ pub mod jobrun;
 pub mod jobtemplate;
 pub mod kueue;
 pub mod labels;
+pub mod lifecycle;
 pub mod managedjob;
 pub mod outputs;
 pub mod retry_policy;
@@ -23,6 +24,7 @@ pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
 pub use kueue::Queueing;
+pub use lifecycle::{CleanupAction, JobsCleanup};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
 };

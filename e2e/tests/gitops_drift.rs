@@ -63,6 +63,8 @@ struct Sample {
     name: String,
     /// `spec.suspend`: the run ends Suspended.
     suspend: bool,
+    /// `spec.jobsCleanup.onSuccess: Delete`: a succeeded run keeps no Job (docs/lifecycle.md).
+    deletes_jobs: bool,
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -126,6 +128,12 @@ fn rendered_samples(tool: &Tool, namespace: &str) -> Result<(String, Vec<Sample>
                 .and_then(|s| s.get("suspend"))
                 .and_then(serde_yaml::Value::as_bool)
                 .unwrap_or(false);
+            let deletes_jobs = object
+                .get("spec")
+                .and_then(|s| s.get("jobsCleanup"))
+                .and_then(|c| c.get("onSuccess"))
+                .and_then(serde_yaml::Value::as_str)
+                == Some("Delete");
             let meta = object
                 .get_mut("metadata")
                 .and_then(serde_yaml::Value::as_mapping_mut)
@@ -150,6 +158,7 @@ fn rendered_samples(tool: &Tool, namespace: &str) -> Result<(String, Vec<Sample>
                     kind,
                     name,
                     suspend,
+                    deletes_jobs,
                 });
             }
             docs.push(serde_json::to_value(&value)?);
@@ -290,8 +299,11 @@ async fn samples_cause_no_drift(tool: &Tool, prefix: &str) -> Result<()> {
             .iter()
             .filter(|j| j.owner_references().iter().any(|o| &o.uid == uid))
             .count();
+        let cleaned = ours
+            .iter()
+            .any(|s| s.deletes_jobs && *key == format!("{}/{}", s.kind, s.name));
         ensure!(
-            phase != "Succeeded" || owned > 0,
+            phase != "Succeeded" || owned > 0 || cleaned,
             "{key} Succeeded without a Job of its own"
         );
     }

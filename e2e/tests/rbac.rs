@@ -1,7 +1,9 @@
 //! `deploy/rbac.yaml` is enough: a manager that impersonates the `jobsmith` ServiceAccount (via
 //! the kubeconfig's `as:`) runs a ManagedJob, a JobRun from a JobTemplate and a DaemonJob to
 //! completion, passes a step output (the pod list it needs), publishes Events and holds its
-//! Lease, with no request refused.
+//! Lease, with no request refused; and a ManagedJob with the lifecycle controls
+//! (docs/lifecycle.md) is stopped at its deadline (a Job patch), its Jobs cleaned up (Job
+//! deletes) and the run itself deleted by its TTL.
 
 mod support;
 
@@ -53,6 +55,19 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
     ensure!(
         !can_i("update", "jobs.batch", ns.name()).await?,
         "may update Jobs"
+    );
+    // Patch: only to stop a running Job at its run's deadline; delete of a run: its TTL.
+    ensure!(
+        can_i("patch", "jobs.batch", ns.name()).await?,
+        "cannot patch Jobs"
+    );
+    ensure!(
+        can_i("delete", "managedjobs.jobsmith.dev", ns.name()).await?,
+        "cannot delete ManagedJobs"
+    );
+    ensure!(
+        !can_i("update", "managedjobs.jobsmith.dev", ns.name()).await?,
+        "may update ManagedJobs"
     );
     ensure!(
         !can_i("delete", "pods", ns.name()).await?,
@@ -163,6 +178,22 @@ spec:
       nodeSelector: {kubernetes.io/hostname: kwok-node-0}
       containers:
       - {name: main, image: example.invalid/fake:1}
+---
+apiVersion: jobsmith.dev/v1alpha1
+kind: ManagedJob
+metadata: {name: lifecycle}
+spec:
+  retries: 0
+  activeDeadlineSeconds: 2
+  ttlSecondsAfterFinished: 1
+  jobsCleanup: {onFailure: Delete}
+  groups:
+  - name: g
+    jobs:
+    - name: slow
+      image: example.invalid/fake:1
+      params:
+        annotations: {jobsmith.dev/e2e-duration: "60000"}
 "#,
     )
     .await?;
@@ -210,6 +241,10 @@ spec:
         "DaemonJob status: {:?}",
         dj.status
     );
+
+    // The lifecycle run: stopped at its deadline (Job patch), its Job deleted (jobsCleanup) and
+    // the run itself deleted by its TTL, all as the ServiceAccount.
+    jobsmith_e2e::wait_deleted(&mjs, "lifecycle", Duration::from_secs(60)).await?;
 
     // Events were published (events.k8s.io create).
     let events = jobsmith_e2e::eventually(

@@ -37,6 +37,13 @@
 - apiGroups:
   - jobsmith.dev
   resources:
+  - managedjobs
+  - jobflows
+  verbs:
+  - delete
+- apiGroups:
+  - jobsmith.dev
+  resources:
   - managedjobs/status
   - jobflows/status
   - daemonjobs/status
@@ -64,6 +71,7 @@
   - list
   - watch
   - create
+  - patch
   - delete
 - apiGroups:
   - ''

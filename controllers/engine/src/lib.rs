@@ -19,6 +19,7 @@
 //! - [`retry`]: retry in place: new requests, the steps they re-run, the bounded history.
 //! - [`retry_policy`]: `retryPolicy` levels merged and mapped onto `backoffLimit` and
 //!   `podFailurePolicy`.
+//! - [`lifecycle`]: the whole run's deadline, the cleanup of its Jobs, the run's own TTL.
 //! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
 
 pub mod compile;
@@ -26,6 +27,7 @@ pub mod conditions;
 pub mod dag;
 pub mod eligibility;
 pub mod kueue;
+pub mod lifecycle;
 pub mod naming;
 pub mod observe;
 pub mod outputs;
@@ -44,5 +46,6 @@ pub use dag::{
 };
 pub use observe::{StepOutcome, job_outcome};
 pub use schedule::{
-    Decision, FailurePolicy, Policies, Progress, RunPhase, StepPhase, evaluate, evaluate_with,
+    Decision, FailurePolicy, Policies, Progress, RunPhase, StepPhase, evaluate, evaluate_at,
+    evaluate_with,
 };

@@ -8,6 +8,8 @@
 //!   step is blocked ([`Blocker`]), `Ready` is `False` with the blocker's reason (`NameConflict`,
 //!   `TemplateNotFound`, ...) and so are the reasons of `Stalled`/`Failed` when the run failed:
 //!   the table's reasons win over the generic `Pending`/`Progressing`/`Failed`.
+//!   Past the run's deadline ([`Decision::deadline_exceeded`]) every condition carries the reason
+//!   `DeadlineExceeded` (it wins over a blocker's).
 //! - `startTime` is the earliest `creationTimestamp` of the run's Jobs (or the previous value
 //!   when earlier: Jobs may be deleted by their TTL); `completionTime` is set once the run is
 //!   terminal, to the latest final signal of its Jobs (kept as is while the run stays terminal),
@@ -287,6 +289,14 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
                 types::STALLED | types::FAILED => condition.reason.clone_from(&reason),
                 _ => {}
             }
+        }
+    }
+
+    if decision.deadline_exceeded {
+        // The deadline explains the run whatever else happened to its steps.
+        reason = api_reasons::DEADLINE_EXCEEDED.to_owned();
+        for condition in &mut desired {
+            condition.reason.clone_from(&reason);
         }
     }
 

@@ -31,6 +31,12 @@
 //!   admitted or not. A Job suspended otherwise (its template, by hand) holds no slot.
 //! - `Pending` is the run phase before any step was observed started (the first Jobs are being
 //!   created); then `Running`.
+//! - **Past the run's deadline** (`deadline_exceeded`, decided by [`crate::lifecycle`]) no new
+//!   step starts, except the steps [`runs_past_deadline`] exempts: every other step that has not
+//!   started (no Job, or a suspended one) is `Aborted`, the running ones are listed in
+//!   [`Decision::stop`] (the manager stops their Jobs), and the run is `Failed` once all steps are
+//!   terminal and the deadline cut any of them short (else, every step having finished anyway,
+//!   it keeps its own outcome). [`Decision::deadline_exceeded`] then says why.
 //! - An observed Job always wins over derived state: a step with a Job is `Running`,
 //!   `Succeeded` or `Failed` whatever its dependencies say.
 //!
@@ -228,6 +234,19 @@ pub struct Decision {
     pub progress: Progress,
     /// A short human-readable summary for `status.message`.
     pub message: String,
+    /// The run's deadline passed before it finished and decides its outcome: the status carries
+    /// the reason `DeadlineExceeded` (false once every step finished anyway and the run
+    /// succeeded).
+    pub deadline_exceeded: bool,
+    /// Running (or suspended) steps past the deadline whose Jobs must be stopped, in step order.
+    pub stop: Vec<StepId>,
+}
+
+/// Whether a step may still start after the run's deadline passed. No step class is exempt
+/// yet; the exit steps (`spec.onExit`) are meant to be: they run after the deadline too, so
+/// this answers true for them (and their Jobs are not stopped).
+pub fn runs_past_deadline(_dag: &Dag, _step: StepId) -> bool {
+    false
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -435,6 +454,8 @@ struct Activity {
     suspended: u32,
     /// Steps whose Job waits for Kueue's admission (they count as `Pending`).
     queued: u32,
+    /// Steps the deadline aborted before they started.
+    cut_short: u32,
 }
 
 fn run_phase(totals: &Counts, total: u32, suspend: bool, activity: &Activity) -> RunPhase {
@@ -443,11 +464,12 @@ fn run_phase(totals: &Counts, total: u32, suspend: bool, activity: &Activity) ->
         started,
         suspended,
         queued,
+        cut_short,
     } = *activity;
     if totals.running > 0 {
         RunPhase::Running
     } else if totals.terminal() >= total {
-        if totals.failed > 0 {
+        if totals.failed > 0 || cut_short > 0 {
             RunPhase::Failed
         } else {
             RunPhase::Succeeded
@@ -536,6 +558,19 @@ pub fn evaluate_with(
     policies: &Policies,
     unavailable: impl Fn(StepId) -> bool,
 ) -> Decision {
+    evaluate_at(dag, outcomes, policies, false, unavailable)
+}
+
+/// [`evaluate_with`] at a moment when the run's deadline has passed (`deadline_exceeded`) or not.
+/// The plan's policies are per spec generation; the deadline changes with the clock, so it is a
+/// separate input (see the module doc for its rule).
+pub fn evaluate_at(
+    dag: &Dag,
+    outcomes: &[StepOutcome],
+    policies: &Policies,
+    deadline_exceeded: bool,
+    unavailable: impl Fn(StepId) -> bool,
+) -> Decision {
     let Derived {
         mut phases,
         ready,
@@ -572,6 +607,11 @@ pub fn evaluate_with(
     };
     let suspended = count(StepOutcome::Suspended);
     let queued = count(StepOutcome::Queued);
+    let (to_stop, cut_short) = if deadline_exceeded {
+        cut_at_deadline(dag, outcomes, &mut phases, &mut totals, &mut groups)
+    } else {
+        (Vec::new(), 0)
+    };
     let mut create = Vec::new();
     if !policies.suspend && !stop {
         // A queued Job may be admitted at any moment: it holds its slot.
@@ -597,10 +637,15 @@ pub fn evaluate_with(
         started,
         suspended,
         queued,
+        cut_short,
     };
     let phase = run_phase(&totals, total, policies.suspend, &activity);
     let first_failed = dag.steps().find(|s| phases[s.index()] == StepPhase::Failed);
-    let message = summary(dag, phase, &totals, &activity, first_failed);
+    let mut message = summary(dag, phase, &totals, &activity, first_failed);
+    let deadline_exceeded = deadline_exceeded && phase != RunPhase::Succeeded;
+    if deadline_exceeded {
+        message = deadline_message(&message, to_stop.len());
+    }
     Decision {
         groups: dag
             .groups()
@@ -614,5 +659,49 @@ pub fn evaluate_with(
             total,
         },
         message,
+        deadline_exceeded,
+        stop: to_stop,
+    }
+}
+
+/// Past the deadline: every step that may not run past it and has not started (no Job, or a
+/// suspended one) becomes `Aborted`; the running ones (and the suspended ones) are to be
+/// stopped. Returns those and how many steps were aborted.
+fn cut_at_deadline(
+    dag: &Dag,
+    outcomes: &[StepOutcome],
+    phases: &mut [StepPhase],
+    totals: &mut Counts,
+    groups: &mut [Counts],
+) -> (Vec<StepId>, u32) {
+    let mut to_stop = Vec::new();
+    let mut cut_short = 0;
+    for s in dag.steps() {
+        let i = s.index();
+        if runs_past_deadline(dag, s) {
+            continue;
+        }
+        let outcome = outcomes.get(i).copied().unwrap_or_default();
+        if matches!(outcome, StepOutcome::Running | StepOutcome::Suspended) {
+            to_stop.push(s);
+        }
+        if phases[i] == StepPhase::Pending {
+            phases[i] = StepPhase::Aborted;
+            totals.aborted += 1;
+            cut_short += 1;
+            if let Some(g) = dag.step_group(s) {
+                groups[g.index()].add(StepPhase::Aborted);
+            }
+        }
+    }
+    (to_stop, cut_short)
+}
+
+fn deadline_message(message: &str, stopping: usize) -> String {
+    match stopping {
+        0 => format!("deadline exceeded (activeDeadlineSeconds); {message}"),
+        n => format!(
+            "deadline exceeded (activeDeadlineSeconds), stopping {n} running Jobs; {message}"
+        ),
     }
 }

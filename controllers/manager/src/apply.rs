@@ -5,7 +5,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, PostParams, Preconditions, PropagationPolicy},
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy},
     runtime::reflector::ObjectRef,
 };
 
@@ -41,6 +41,12 @@ pub enum ApplyError {
         name: String,
         source: kube::Error,
     },
+    #[error("stopping Job {namespace}/{name} at the run's deadline: {source}")]
+    Stop {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
     #[error("reading existing Job {namespace}/{name}: {source}")]
     ReadExisting {
         namespace: String,
@@ -56,6 +62,7 @@ impl ApplyError {
             ApplyError::Create { .. } => "job_create",
             ApplyError::ReadExisting { .. } => "job_read",
             ApplyError::Delete { .. } => "job_delete",
+            ApplyError::Stop { .. } => "job_stop",
             ApplyError::Fenced(_) => "fenced",
         }
     }
@@ -150,6 +157,34 @@ pub async fn delete_finished_job(ctx: &Context, job: &Job) -> Result<(), ApplyEr
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
         Err(source) => Err(ApplyError::Delete {
+            namespace,
+            name,
+            source,
+        }),
+    }
+}
+
+/// Stops a running Job at its run's deadline: sets its `activeDeadlineSeconds` to `seconds`
+/// (engine `lifecycle::stopping_deadline`: already past), so the Job controller fails it with
+/// reason `DeadlineExceeded` and removes its pods. The Job itself is never deleted here. A merge
+/// patch of that one field (`spec.activeDeadlineSeconds` is mutable on a Job, and the Job
+/// controller re-syncs a Job whose deadline changed); gone already: nothing to do.
+pub async fn stop_job(ctx: &Context, job: &Job, seconds: i64) -> Result<(), ApplyError> {
+    let (Some(namespace), Some(name)) = (job.namespace(), job.metadata.name.clone()) else {
+        return Err(ApplyError::MissingIdentity);
+    };
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({"spec": {"activeDeadlineSeconds": seconds}});
+    let params = PatchParams {
+        field_manager: Some(ctx.field_manager.to_owned()),
+        ..Default::default()
+    };
+    ctx.limiter.acquire().await?;
+    metrics::api_write("patch", "jobs".into());
+    match api.patch(&name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(source) => Err(ApplyError::Stop {
             namespace,
             name,
             source,

@@ -30,6 +30,7 @@ use jobsmith_api::{
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
+    lifecycle::Lifecycle,
     rollup::Blocker,
 };
 use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
@@ -100,6 +101,17 @@ impl RunKind for DaemonJob {
         template: Option<&JobTemplate>,
     ) -> Result<Job, BuildError> {
         compile::daemonjob::build_job(self, plan, step, template)
+    }
+
+    /// Only `jobsCleanup`: `spec.activeDeadlineSeconds` and `spec.ttlSecondsAfterFinished` are
+    /// the inline JobSpec's fields (as in the seed), i.e. each node's Job's own deadline and TTL
+    /// (the TTL held back until the outcome is recorded); a DaemonJob reopens when a node
+    /// joins, so a deadline or TTL of the whole run would not fit it (docs/lifecycle.md).
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            jobs_cleanup: self.spec.jobs_cleanup.unwrap_or_default(),
+            ..Lifecycle::default()
+        }
     }
 
     fn make_status(parts: StatusParts<'_>) -> DaemonJobStatus {

@@ -5,6 +5,7 @@ use jobsmith_api::{JobFlow, JobFlowStatus, JobTemplate, StepEntry};
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan},
+    lifecycle::Lifecycle,
 };
 use k8s_openapi::api::batch::v1::Job;
 
@@ -38,6 +39,14 @@ impl RunKind for JobFlow {
         template: Option<&JobTemplate>,
     ) -> Result<Job, BuildError> {
         compile::jobflow::build_job(self, plan, step, template)
+    }
+
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            active_deadline_seconds: self.spec.active_deadline_seconds,
+            ttl_seconds_after_finished: self.spec.ttl_seconds_after_finished,
+            jobs_cleanup: self.spec.jobs_cleanup.unwrap_or_default(),
+        }
     }
 
     fn make_status(parts: StatusParts<'_>) -> JobFlowStatus {

@@ -5,6 +5,7 @@ use jobsmith_api::{JobTemplate, ManagedJob, ManagedJobStatus, StepEntry};
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
+    lifecycle::Lifecycle,
     rollup,
 };
 use k8s_openapi::api::batch::v1::Job;
@@ -53,6 +54,14 @@ impl RunKind for ManagedJob {
         template: Option<&JobTemplate>,
     ) -> Result<Job, BuildError> {
         compile::managedjob::build_job(self, plan, step, template)
+    }
+
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            active_deadline_seconds: self.spec.active_deadline_seconds,
+            ttl_seconds_after_finished: self.spec.ttl_seconds_after_finished,
+            jobs_cleanup: self.spec.jobs_cleanup.unwrap_or_default(),
+        }
     }
 
     fn make_status(parts: StatusParts<'_>) -> ManagedJobStatus {

@@ -7,6 +7,7 @@ use jobsmith_api::{JobTemplate, RunStatus, StepEntry, StepPhase as ApiStepPhase}
 use jobsmith_engine::{
     Decision, StepId,
     compile::{BuildError, InvalidSpec, Plan, PlannedStep},
+    lifecycle::Lifecycle,
     rollup::Blocker,
 };
 use k8s_openapi::{NamespaceResourceScope, api::batch::v1::Job};
@@ -106,6 +107,13 @@ pub trait RunKind:
     fn make_status(parts: StatusParts<'_>) -> Self::Status;
     /// Whether some step names the JobTemplate `name` (to reconcile on template changes).
     fn references_template(&self, name: &str) -> bool;
+
+    /// The run's lifecycle controls (`spec.activeDeadlineSeconds`, `spec.ttlSecondsAfterFinished`,
+    /// `spec.jobsCleanup`; docs/lifecycle.md). Default: none (JobRun: its one Job carries its
+    /// template's own deadline and TTL).
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::default()
+    }
 
     /// A step's Job was created (metrics).
     fn on_job_created(_ctx: &Context, _obj: &Self, _step: &PlannedStep) {}

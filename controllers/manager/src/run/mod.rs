@@ -39,6 +39,7 @@
 
 mod create;
 mod kind;
+mod lifecycle;
 mod notes;
 mod observe;
 mod outputs;
@@ -50,7 +51,7 @@ mod tests;
 use std::{marker::PhantomData, sync::Arc, time::Duration};
 
 use futures::stream::BoxStream;
-use jobsmith_api::{JobTemplate, Phase};
+use jobsmith_api::{JobTemplate, Phase, RunStatus};
 use jobsmith_engine::{
     compile::{InvalidSpec, Plan},
     rollup,
@@ -133,6 +134,8 @@ pub enum RunError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Status(#[from] StatusError),
+    #[error("deleting {name} after its ttlSecondsAfterFinished: {source}")]
+    Expire { name: String, source: kube::Error },
 }
 
 impl ErrorCategory for RunError {
@@ -141,6 +144,7 @@ impl ErrorCategory for RunError {
             RunError::MissingIdentity => "identity",
             RunError::Apply(e) => e.category(),
             RunError::Status(e) => e.category(),
+            RunError::Expire { .. } => "run_delete",
         }
     }
 }
@@ -184,12 +188,13 @@ async fn reconcile_with<K: RunKind>(
     memo.invalid = None;
     memo.apply_record(&plan);
 
-    let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+    let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo, &now);
     let retry_note = match retry::honour_request(obj.as_ref(), &plan, &observed, &mut memo, &now) {
         Some((note, retried)) => {
-            if retried {
-                // The retried steps are at their next attempt now: look them up again.
-                observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo);
+            if retried || obj.lifecycle().active_deadline_seconds.is_some() {
+                // The retried steps are at their next attempt now, and a retry restarts the
+                // run's deadline: look them up again.
+                observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo, &now);
             }
             Some(note)
         }
@@ -206,26 +211,52 @@ async fn reconcile_with<K: RunKind>(
     outputs::read_new(ctx, &plan, namespace, &observed, &mut memo).await;
     let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
     notes::announce_created(ctx, obj, &plan, &memo, &created.steps);
+    // Past the run's deadline: its running Jobs are stopped (never deleted).
+    lifecycle::stop_past_deadline(ctx, &observed, &now).await?;
     let retry_in = observed.next_retry(&plan, &memo);
 
     let rolled = report::roll_up(obj.as_ref(), &plan, &observed, previous, &now);
     let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
     let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
+    let finished = finished_part(desired.run());
     report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
-    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go.
+    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go,
+    // and so may the Jobs of a finished run (jobsCleanup) and the run itself (its TTL).
     let ttl_due = report::expire_recorded_jobs(ctx, &observed.jobs).await?;
+    let cleaned = lifecycle::clean_up(ctx, obj.as_ref(), &finished, namespace, uid, &now).await;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
+    let expires_in = match cleaned? {
+        lifecycle::AfterWrite::Kept { expires_in } => expires_in,
+        lifecycle::AfterWrite::Deleted => return Ok((Action::await_change(), memo)),
+    };
     if created.more {
         // The rest of the wave, at once (see `create::CREATE_BATCH`).
         return Ok((Action::requeue(Duration::ZERO), memo));
     }
-    let next = [Some(RESYNC), retry_in, ttl_due]
+    // The deadline is hit on time without any event: the reconcile comes back when it passes.
+    let deadline_in = observed.deadline.due_in();
+    let wake = wake_after([retry_in, ttl_due, deadline_in, expires_in]);
+    Ok((wake, memo))
+}
+
+/// Requeue at the earliest of the given moments, at the latest after [`RESYNC`].
+fn wake_after(due: impl IntoIterator<Item = Option<Duration>>) -> Action {
+    let next = due
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(RESYNC);
-    Ok((Action::requeue(next.max(Duration::from_millis(100))), memo))
+        .map_or(RESYNC, |d| d.min(RESYNC));
+    Action::requeue(next.max(Duration::from_millis(100)))
+}
+
+/// The parts of a status the cleanup reads (phase and completion time).
+fn finished_part(run: &RunStatus) -> RunStatus {
+    RunStatus {
+        phase: run.phase,
+        completion_time: run.completion_time.clone(),
+        ..RunStatus::default()
+    }
 }
 
 /// The plan of the object's spec: compiled once per generation for [`RunKind::PLAN_FROM_SPEC`]

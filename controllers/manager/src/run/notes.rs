@@ -228,6 +228,9 @@ pub(super) fn transitions<K: RunKind>(
 fn run_note(rolled: &Rollup, first: bool, steps: usize) -> Option<Note> {
     let (kind, reason) = match rolled.run.phase? {
         Phase::Succeeded => (EventKind::Succeeded, "Succeeded"),
+        Phase::Failed if rolled.reason == jobsmith_api::reasons::DEADLINE_EXCEEDED => {
+            (EventKind::Failed, jobsmith_api::reasons::DEADLINE_EXCEEDED)
+        }
         Phase::Failed => (EventKind::Failed, "Failed"),
         Phase::Suspended => (EventKind::Suspended, "Suspended"),
         Phase::Pending | Phase::Running if first => {

@@ -10,10 +10,13 @@ use jobsmith_api::StepPhase as ApiStepPhase;
 use jobsmith_engine::{
     Decision, StepOutcome,
     compile::{Plan, PlannedStep},
-    evaluate_with, observe,
+    evaluate_at,
+    lifecycle::{self, Deadline},
+    observe,
     rollup::Blocker,
 };
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, runtime::reflector::ObjectRef};
 
 use super::{RunKind, create::CONFLICT_RECHECK};
@@ -32,11 +35,14 @@ pub(super) struct Observed {
     pub(super) unavailable: Vec<bool>,
     /// Per step: its current attempt (1 until a retry in place).
     pub(super) attempts: Vec<u32>,
+    /// The run's deadline at this reconcile (engine `lifecycle`).
+    pub(super) deadline: Deadline,
     pub(super) decision: Decision,
 }
 
 /// Reads each step's Job by name from the shared cache; what the memory and the record say
-/// stands in for a Job that is gone.
+/// stands in for a Job that is gone. The run's deadline is judged at `now` from the spec, the
+/// status as read and the retries acted on so far.
 pub(super) fn observe_steps<K: RunKind>(
     obj: &K,
     ctx: &Context,
@@ -44,6 +50,7 @@ pub(super) fn observe_steps<K: RunKind>(
     namespace: &str,
     uid: &str,
     memo: &mut RunMemo,
+    now: &Time,
 ) -> Observed {
     let n = plan.steps.len();
     let mut observed = Observed {
@@ -52,6 +59,12 @@ pub(super) fn observe_steps<K: RunKind>(
         blockers: Vec::with_capacity(n),
         unavailable: Vec::with_capacity(n),
         attempts: Vec::with_capacity(n),
+        deadline: lifecycle::deadline(
+            obj.lifecycle().active_deadline_seconds,
+            obj.run_status(),
+            &memo.retries,
+            now.0,
+        ),
         decision: Decision {
             create: Vec::new(),
             steps: Vec::new(),
@@ -59,6 +72,8 @@ pub(super) fn observe_steps<K: RunKind>(
             phase: Default::default(),
             progress: Default::default(),
             message: String::new(),
+            deadline_exceeded: false,
+            stop: Vec::new(),
         },
     };
     let restored = memo.restored;
@@ -161,13 +176,20 @@ fn waiting_blocker(outcome: StepOutcome, job: Option<&Job>) -> Option<Blocker> {
 }
 
 pub(super) fn decide(plan: &Plan, observed: &Observed) -> Decision {
-    evaluate_with(&plan.dag, &observed.outcomes, &plan.policies, |s| {
-        observed
-            .unavailable
-            .get(s.index())
-            .copied()
-            .unwrap_or(false)
-    })
+    let exceeded = observed.deadline.is_exceeded();
+    evaluate_at(
+        &plan.dag,
+        &observed.outcomes,
+        &plan.policies,
+        exceeded,
+        |s| {
+            observed
+                .unavailable
+                .get(s.index())
+                .copied()
+                .unwrap_or(false)
+        },
+    )
 }
 
 /// The outcome of a step whose Job is not in the cache, and why when it is not plain.

@@ -329,3 +329,70 @@ fn a_retry_moves_only_a_step_that_had_a_job_to_a_new_attempt() {
     assert_eq!(refused.attempt(), 1);
     assert_eq!(refused.reason, None);
 }
+
+#[test]
+fn a_run_its_deadline_ended_stays_ended_after_a_restart() {
+    use jobsmith_api::reasons;
+    use jobsmith_engine::{evaluate_at, lifecycle};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use k8s_openapi::jiff::Timestamp;
+
+    let at = |s: i64| Time(Timestamp::from_second(s).unwrap());
+    let keys = ["g/quick", "g/slow", "g/never"];
+    let status = RunStatus {
+        phase: Some(Phase::Failed),
+        start_time: Some(at(100)),
+        completion_time: Some(at(105)),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: reasons::DEADLINE_EXCEEDED.into(),
+            message: String::new(),
+            last_transition_time: at(105),
+            observed_generation: Some(1),
+        }],
+        ..Default::default()
+    };
+    let entry = |key: &str, phase| StepEntry {
+        key: key.into(),
+        phase,
+        ..Default::default()
+    };
+    // The Jobs are gone (jobsCleanup, say): only the status remains.
+    let entries = [
+        entry(keys[0], ApiStepPhase::Succeeded),
+        entry(keys[1], ApiStepPhase::Failed),
+        entry(keys[2], ApiStepPhase::Aborted),
+    ];
+    let memo = RunMemo::from_status("u", Some(&status), &entries);
+    let outcomes: Vec<StepOutcome> = keys
+        .iter()
+        .map(|k| outcome_without_job(&memo.steps[*k]).0)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            StepOutcome::Succeeded,
+            StepOutcome::Failed,
+            StepOutcome::NotCreated
+        ]
+    );
+    let deadline = lifecycle::deadline(Some(4), Some(&status), &memo.retries, at(500).0);
+    assert!(deadline.is_exceeded());
+    let dag = jobsmith_engine::Dag::build(
+        &keys
+            .iter()
+            .map(|k| jobsmith_engine::StepSpec {
+                key: (*k).into(),
+                group: None,
+                deps: vec![],
+            })
+            .collect::<Vec<_>>(),
+        &[],
+    )
+    .unwrap();
+    let decision = evaluate_at(&dag, &outcomes, &Default::default(), true, |_| false);
+    assert!(decision.create.is_empty() && decision.stop.is_empty());
+    assert_eq!(decision.phase, jobsmith_engine::RunPhase::Failed);
+    assert!(decision.deadline_exceeded);
+}
