@@ -480,6 +480,9 @@ pub struct StepEntry {
     /// its own); omitted for attempt 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// true for an exit step (`spec.onExit`); omitted for the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_exit: bool,
 }
 
 /// Default value of `spec.retries` (ManagedJob).

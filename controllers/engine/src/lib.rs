@@ -14,12 +14,14 @@
 //! - [`template`]: JobTemplate resolution and the child Job's metadata.
 //! - [`record`]: the durable step record (`status.record`), attempts included.
 //! - [`retry`]: retry in place: new requests, the steps they re-run, the bounded history.
+//! - [`exit`]: exit steps (`spec.onExit`): reserved names, the run's outcome in their env.
 //! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
 
 pub mod compile;
 pub mod conditions;
 pub mod dag;
 pub mod eligibility;
+pub mod exit;
 pub mod naming;
 pub mod observe;
 pub mod params;

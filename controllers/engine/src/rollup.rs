@@ -153,6 +153,8 @@ pub struct StepView<'a> {
     pub blocker: Option<&'a Blocker>,
     /// The step's entry in the previous status: its times stand when its Job is gone.
     pub previous: Option<&'a StepEntry>,
+    /// An exit step (`spec.onExit`): its entry says `onExit: true`.
+    pub exit: bool,
 }
 
 /// Everything the roll-up reads.
@@ -349,6 +351,7 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
             .cloned(),
         reason: step.blocker.map(|b| b.reason().to_owned()),
         attempt: (attempt > 1).then_some(attempt),
+        on_exit: step.exit,
     }
 }
 
@@ -527,6 +530,7 @@ mod tests {
                 job: jobs.get(i).and_then(Option::as_ref),
                 blocker: blockers.get(i).and_then(Option::as_ref),
                 previous: None,
+                exit: false,
             })
             .collect()
     }
@@ -771,6 +775,7 @@ mod tests {
                 job: jobs[i].as_ref(),
                 blocker: None,
                 previous: None,
+                exit: false,
             })
             .collect();
         let r = rollup(&RunInput {

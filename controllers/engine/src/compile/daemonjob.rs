@@ -71,6 +71,7 @@ pub fn plan_with_template<'a>(
             job_name: job_name(name, node),
             group: None,
             template_ref: template_ref.map(str::to_owned),
+            exit: false,
         })
         .collect();
     let dag = Dag::build(&steps, &[])?;

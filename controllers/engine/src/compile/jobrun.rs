@@ -43,6 +43,7 @@ pub fn plan(obj: &JobRun) -> Result<Plan, InvalidSpec> {
             key: name,
             group: None,
             template_ref: Some(obj.spec.template_ref.clone()),
+            exit: false,
         }],
         policies: Policies::default(),
     })

@@ -32,6 +32,10 @@ pub struct PlannedStep {
     pub group: Option<String>,
     /// JobTemplate to resolve when the Job is created.
     pub template_ref: Option<String>,
+    /// An exit step (`spec.onExit`): started only once every other step is terminal, whatever
+    /// the outcome (also after FailFast stopped new work), and built with the run's outcome in
+    /// its env (`crate::exit`). The scheduler reads it through [`Dag::is_exit`].
+    pub exit: bool,
 }
 
 /// A compiled run: `dag` step `StepId(i)` is `steps[i]`.
@@ -46,6 +50,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan whose graph knows which steps are exit steps (from [`PlannedStep::exit`]).
+    pub fn new(mut dag: Dag, steps: Vec<PlannedStep>, policies: Policies) -> Plan {
+        let exit: Vec<bool> = steps.iter().map(|s| s.exit).collect();
+        dag.mark_exit_steps(&exit);
+        Plan {
+            dag,
+            steps,
+            policies,
+        }
+    }
+
     /// The step with this id.
     pub fn step(&self, id: StepId) -> Option<&PlannedStep> {
         self.steps.get(id.index())
@@ -121,6 +136,18 @@ pub enum InvalidSpec {
     /// A step has nothing to run: no image/JobSpec and no template reference.
     #[error("{0}")]
     NoJobSpec(String),
+    /// An exit step depends on a step that is not an exit step (exit steps run after all of
+    /// them anyway).
+    #[error("{owner}: exit steps may depend only on other exit steps, not on \"{name}\"")]
+    ExitDependency {
+        /// Who holds it: `job "onExit/j"`, `flow "f"`.
+        owner: String,
+        /// The name as written.
+        name: String,
+    },
+    /// A name reserved for the exit steps is used by something else.
+    #[error("{0}")]
+    ReservedName(String),
 }
 
 impl InvalidSpec {
@@ -133,7 +160,8 @@ impl InvalidSpec {
             | Self::DuplicateFlow(_)
             | Self::JobNameCollision { .. } => "duplicate_name",
             Self::SelfDependency(_) => "self_dependency",
-            Self::UnknownDependency { .. } => "unknown_dependency",
+            Self::UnknownDependency { .. } | Self::ExitDependency { .. } => "unknown_dependency",
+            Self::ReservedName(_) => "duplicate_name",
             Self::Params(_) => "invalid_params",
             Self::NoJobSpec(_) => "no_job_spec",
         }

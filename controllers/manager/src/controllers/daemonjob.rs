@@ -127,6 +127,7 @@ impl RunKind for DaemonJob {
                 completion_time: n.completion_time.clone(),
                 reason: n.reason.clone(),
                 attempt: n.attempt,
+                on_exit: false,
             })
             .collect()
     }

@@ -97,6 +97,7 @@ fn the_record_of_a_restart_covers_steps_beyond_the_entry_cap() {
                 job_name: format!("run-{k}"),
                 group: None,
                 template_ref: None,
+                exit: false,
             })
             .collect(),
         policies: Default::default(),
@@ -120,6 +121,7 @@ fn events_are_derived_from_transitions_only() {
         job_name: "wf-g-a".into(),
         group: Some("g".into()),
         template_ref: None,
+        exit: false,
     };
     let mut notes = Vec::new();
     let mut finished = Vec::new();
@@ -269,6 +271,7 @@ fn a_restart_resumes_each_step_at_its_recorded_attempt() {
                 job_name: format!("run-{k}"),
                 group: None,
                 template_ref: None,
+                exit: false,
             })
             .collect(),
         policies: Default::default(),
