@@ -507,6 +507,9 @@ pub struct StepEntry {
     /// rule that failed the Job names the container's exit code); omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// true for an exit step (`spec.onExit`); omitted for the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_exit: bool,
 }
 
 /// Default value of `spec.retries` (ManagedJob).

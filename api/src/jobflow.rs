@@ -20,6 +20,8 @@ use crate::retry_policy::RetryPolicy;
 pub const MAX_FLOWS: usize = 10_000;
 /// Most dependencies of one flow.
 pub const MAX_FLOW_DEPENDENCIES: usize = 25;
+/// Most exit flows (`spec.onExit`) of one JobFlow.
+pub const MAX_EXIT_FLOWS: usize = 50;
 
 /// A DAG of Jobs ("flows"): each flow starts when the flows it depends on succeeded.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -95,6 +97,17 @@ pub struct JobFlowSpec {
     /// `onFailure`, each `Keep` (default) or `Delete`. The run object and its status stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs_cleanup: Option<JobsCleanup>,
+    /// Exit flows: flows that run once every other flow is terminal, whatever the outcome, with
+    /// `JOBSMITH_RUN_PHASE`, `JOBSMITH_FAILED_STEPS` and `JOBSMITH_RUN_NAME` in their env.
+    /// Names are unique among all flows; their dependencies name other exit flows only. A failed
+    /// exit flow makes the run `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXIT_FLOWS))]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new("self.all(f, !has(f.dependencies) || f.dependencies.all(d, d != f.name))").message("a flow cannot depend on itself")
+    )]
+    pub on_exit: Vec<Flow>,
 }
 
 fn default_failure_policy() -> FailurePolicy {

@@ -20,6 +20,8 @@ pub const MAX_GROUPS: usize = 50;
 pub const MAX_JOBS_PER_GROUP: usize = 300;
 /// Most explicit dependencies of one job.
 pub const MAX_JOB_DEPENDENCIES: usize = 16;
+/// Most exit steps (`spec.onExit`) of one ManagedJob.
+pub const MAX_EXIT_JOBS: usize = 50;
 
 /// A workflow of Jobs: groups run in list order unless `parallel`, jobs inside a group likewise,
 /// plus explicit dependencies; params are merged from workflow to group to job.
@@ -93,6 +95,18 @@ pub struct ManagedJobSpec {
     /// `onFailure`, each `Keep` (default) or `Delete`. The run object and its status stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs_cleanup: Option<JobsCleanup>,
+    /// Exit steps: jobs that run once every other job is terminal, whatever the outcome, with
+    /// `JOBSMITH_RUN_PHASE`, `JOBSMITH_FAILED_STEPS` and `JOBSMITH_RUN_NAME` in their env. They
+    /// form the group `onExit` (step keys `onExit/<job>`, Jobs `<managedjob>-onexit-<job>`),
+    /// ordered like the jobs of a group; their dependencies name other exit jobs only. A failed
+    /// exit job makes the run `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXIT_JOBS))]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new("self.all(j, !has(j.dependencies) || j.dependencies.all(d, d.name != j.name))").message("a job cannot depend on itself")
+    )]
+    pub on_exit: Vec<GroupJob>,
 }
 
 fn default_failure_policy() -> FailurePolicy {

@@ -380,12 +380,14 @@ fn template_refs(object: &Object) -> Vec<String> {
             .groups
             .iter()
             .flat_map(|g| &g.jobs)
+            .chain(&mj.spec.on_exit)
             .filter_map(|j| j.template_ref.clone())
             .collect(),
         Object::JobFlow(jf) => jf
             .spec
             .flows
             .iter()
+            .chain(&jf.spec.on_exit)
             .filter_map(|f| f.job_template_ref.clone())
             .collect(),
         Object::DaemonJob(dj) => dj.spec.template_ref.iter().cloned().collect(),
@@ -540,10 +542,17 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
         match &document.object {
             Object::ManagedJob(mj) => {
                 let workflow = mj.spec.params.as_ref();
-                for group in &mj.spec.groups {
-                    for job in &group.jobs {
+                // Exit jobs (spec.onExit) are the group `onExit`, without group params.
+                let groups = mj
+                    .spec
+                    .groups
+                    .iter()
+                    .map(|g| (g.name.as_str(), g.params.as_ref(), &g.jobs))
+                    .chain([("onExit", None, &mj.spec.on_exit)]);
+                for (group_name, group_params, jobs) in groups {
+                    for job in jobs {
                         // labels merge key by key, the most specific level wins
-                        let levels = [job.params.as_ref(), group.params.as_ref(), workflow];
+                        let levels = [job.params.as_ref(), group_params, workflow];
                         let label = levels
                             .into_iter()
                             .flatten()
@@ -560,7 +569,7 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                                 .and_then(|name| template_spec(&templates, name));
                             commands = spec.map(|s| pod_commands(&s.template)).unwrap_or_default();
                         }
-                        let at = format!("{at} job {}/{}", group.name, job.name);
+                        let at = format!("{at} job {group_name}/{}", job.name);
                         check_outcome(&at, label, exit_code, &commands, &mut problems);
                     }
                 }
@@ -571,7 +580,7 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                     .global_params
                     .as_ref()
                     .and_then(|g| g.labels.as_ref());
-                for flow in &jf.spec.flows {
+                for flow in jf.spec.flows.iter().chain(&jf.spec.on_exit) {
                     let spec = flow.job_template.as_ref().or_else(|| {
                         let name = flow.job_template_ref.as_deref()?;
                         template_spec(&templates, name)

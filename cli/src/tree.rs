@@ -18,10 +18,14 @@
 //! (the one the manager schedules), so the tree shows what really gates a step: a sequential
 //! job shows the nearest earlier job whose success implies all before it. A dependency that
 //! requires another outcome than success says so: `depends on: x (failed)`.
+//!
+//! Exit steps (`spec.onExit`) come last, as their own group `onExit` (a ManagedJob's shows the
+//! group's status; a JobFlow has no group status, so its `onExit` line has none), with the
+//! line `runs after every other step` and then their steps as above.
 
 use std::collections::BTreeMap;
 
-use jobsmith_engine::{Dep, Plan, Required, Target};
+use jobsmith_engine::{Dep, Plan, Required, Target, exit};
 
 use crate::color;
 use crate::error::CliError;
@@ -152,6 +156,20 @@ pub fn build(run: &Run, plan: Option<&Plan>, extra: &ExtraPhases) -> Result<Tree
                 }
                 root.children.push(node);
             }
+            if !spec.on_exit.is_empty() {
+                let phase = run
+                    .status
+                    .group(exit::GROUP)
+                    .and_then(|g| g.phase.as_deref());
+                let mut node = exit_node(Some(phase_text(phase)));
+                for job in &spec.on_exit {
+                    let key =
+                        jobsmith_engine::compile::managedjob::step_key(exit::GROUP, &job.name);
+                    node.children
+                        .push(step_node(plan, &key, &job.name, &step_phase(&key)));
+                }
+                root.children.push(node);
+            }
         }
         (RunSpec::JobFlow(spec), Some(plan)) => {
             for flow in &spec.flows {
@@ -161,6 +179,18 @@ pub fn build(run: &Run, plan: Option<&Plan>, extra: &ExtraPhases) -> Result<Tree
                     &flow.name,
                     &step_phase(&flow.name),
                 ));
+            }
+            if !spec.on_exit.is_empty() {
+                let mut node = exit_node(None);
+                for flow in &spec.on_exit {
+                    node.children.push(step_node(
+                        plan,
+                        &flow.name,
+                        &flow.name,
+                        &step_phase(&flow.name),
+                    ));
+                }
+                root.children.push(node);
             }
         }
         (RunSpec::JobRun(_), Some(plan)) => {
@@ -189,6 +219,17 @@ pub fn build(run: &Run, plan: Option<&Plan>, extra: &ExtraPhases) -> Result<Tree
         (_, None) => {}
     }
     Ok(root)
+}
+
+/// The group line of the exit steps, with the line that says when they run.
+fn exit_node(status: Option<String>) -> TreeNode {
+    let mut node = match status {
+        Some(status) => TreeNode::with_status(exit::GROUP, status),
+        None => TreeNode::line(exit::GROUP),
+    };
+    node.children
+        .push(TreeNode::line("runs after every other step"));
+    node
 }
 
 /// A step line with its dependency lines.

@@ -79,6 +79,18 @@ fn managedjob_with_failure_handlers_tree() {
 }
 
 #[test]
+fn exit_steps_are_their_own_group_in_the_tree() {
+    let run = load("on-exit-failed.yaml");
+    let tree = tree_of(&run, false);
+    check("on-exit.tree", &tree);
+    assert!(tree.contains("└── onExit [succeeded]\n    ├── runs after every other step\n"));
+    let run = load("jobflow-on-exit-running.yaml");
+    let tree = tree_of(&run, false);
+    check("jobflow-on-exit.tree", &tree);
+    assert!(tree.contains("└── onExit\n    ├── runs after every other step\n"));
+}
+
+#[test]
 fn jobflow_tree_shows_unknown_phases_in_cyan() {
     let run = load("jobflow-running.yaml");
     check("jobflow.tree", &tree_of(&run, false));

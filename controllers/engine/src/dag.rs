@@ -290,6 +290,8 @@ pub struct Dag {
     names: HashMap<String, Target>,
     order: Vec<Node>,
     topo_steps: Vec<StepId>,
+    /// Per step: an exit step (`spec.onExit`, [`Dag::mark_exit_steps`]); empty when none is.
+    exit: Vec<bool>,
 }
 
 impl Dag {
@@ -423,6 +425,7 @@ impl Dag {
             names,
             order: Vec::new(),
             topo_steps: Vec::new(),
+            exit: Vec::new(),
         };
         dag.order_nodes()?;
         Ok(dag)
@@ -596,6 +599,30 @@ impl Dag {
     /// `true` when there are no steps.
     pub fn is_empty(&self) -> bool {
         self.step_keys.is_empty()
+    }
+
+    /// Marks the exit steps (`spec.onExit`, docs/lifecycle.md "Exit steps"): the scheduler
+    /// starts them only once every other step is terminal. `exit[i]` is step `i`'s flag;
+    /// missing entries are `false`. Set by the kinds' compile step from
+    /// [`PlannedStep::exit`](crate::compile::PlannedStep::exit), the one source of the flag.
+    pub fn mark_exit_steps(&mut self, exit: &[bool]) {
+        self.exit = if exit.iter().any(|e| *e) {
+            (0..self.len())
+                .map(|i| exit.get(i).copied().unwrap_or(false))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// Whether `step` is an exit step.
+    pub fn is_exit(&self, step: StepId) -> bool {
+        self.exit.get(step.index()).copied().unwrap_or(false)
+    }
+
+    /// Whether the graph has exit steps.
+    pub fn has_exit_steps(&self) -> bool {
+        !self.exit.is_empty()
     }
 
     /// Number of groups.

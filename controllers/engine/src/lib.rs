@@ -20,12 +20,14 @@
 //! - [`retry_policy`]: `retryPolicy` levels merged and mapped onto `backoffLimit` and
 //!   `podFailurePolicy`.
 //! - [`lifecycle`]: the whole run's deadline, the cleanup of its Jobs, the run's own TTL.
+//! - [`exit`]: exit steps (`spec.onExit`): reserved names, the run's outcome in their env.
 //! - [`compile`]: each kind's spec -> [`compile::Plan`] and the complete child Jobs.
 
 pub mod compile;
 pub mod conditions;
 pub mod dag;
 pub mod eligibility;
+pub mod exit;
 pub mod kueue;
 pub mod lifecycle;
 pub mod naming;

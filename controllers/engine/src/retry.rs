@@ -15,6 +15,11 @@
 //!   ran because of the failure (aborted, skipped handlers) need no new attempt: they are
 //!   decided again by the scheduler once the failed steps run again. Succeeded steps keep
 //!   their result.
+//! - Exit steps (`spec.onExit`) report on the run: when a retry re-runs any other step, every
+//!   exit step that finished (succeeded or failed) gets a new attempt too, and runs again once
+//!   the re-run is over, with the new outcome in its env. An exit step still running is left
+//!   alone. A retry that re-runs only failed exit steps re-runs just those (and the exit steps
+//!   downstream of them, when selected).
 
 use jobsmith_api::{MAX_RETRY_ENTRIES, MAX_RETRY_STEPS_LISTED, RetryEntry};
 use k8s_openapi::jiff::Timestamp;
@@ -67,10 +72,11 @@ pub fn parse_request(
     Ok(Request::Steps(positions))
 }
 
-/// The steps (plan positions) that get a new attempt: the failed ones, restricted by the request.
+/// The steps (plan positions) that get a new attempt: the failed ones, restricted by the
+/// request, and the finished exit steps when any other step runs again.
 pub fn selection(dag: &Dag, outcomes: &[StepOutcome], request: &Request) -> Vec<usize> {
     let failed = |i: usize| outcomes.get(i) == Some(&StepOutcome::Failed);
-    match request {
+    let mut selected: Vec<usize> = match request {
         Request::All => (0..outcomes.len()).filter(|i| failed(*i)).collect(),
         Request::Steps(roots) => {
             let reach = downstream(dag, roots);
@@ -78,7 +84,20 @@ pub fn selection(dag: &Dag, outcomes: &[StepOutcome], request: &Request) -> Vec<
                 .filter(|i| reach[*i] && failed(*i))
                 .collect()
         }
+    };
+    let is_exit = |i: usize| dag.is_exit(crate::dag::StepId(i as u32));
+    if selected.iter().any(|i| !is_exit(*i)) {
+        let finished = |i: usize| {
+            matches!(
+                outcomes.get(i),
+                Some(StepOutcome::Succeeded | StepOutcome::Failed)
+            )
+        };
+        selected.extend((0..outcomes.len()).filter(|i| is_exit(*i) && finished(*i)));
+        selected.sort_unstable();
+        selected.dedup();
     }
+    selected
 }
 
 /// Which steps are `roots` or depend on one of them, directly or through groups (indexed by
@@ -172,6 +191,32 @@ mod tests {
             }],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_retry_of_other_steps_reruns_the_finished_exit_steps() {
+        use StepOutcome::*;
+        // a -> b; exit steps x1, x2 (x2 still running), x3 never created.
+        let mut dag = Dag::build(
+            &[
+                step("a", None, &[]),
+                step("b", None, &["a"]),
+                step("x1", None, &[]),
+                step("x2", None, &[]),
+                step("x3", None, &[]),
+            ],
+            &[],
+        )
+        .unwrap();
+        dag.mark_exit_steps(&[false, false, true, true, true]);
+        let outcomes = [Failed, NotCreated, Succeeded, Running, NotCreated];
+        assert_eq!(selection(&dag, &outcomes, &Request::All), vec![0, 2]);
+        // Only a failed exit step: only it runs again.
+        let outcomes = [Succeeded, Succeeded, Failed, Succeeded, NotCreated];
+        assert_eq!(selection(&dag, &outcomes, &Request::All), vec![2]);
+        // Nothing failed: nothing runs again.
+        let outcomes = [Succeeded, Succeeded, Succeeded, Succeeded, Succeeded];
+        assert!(selection(&dag, &outcomes, &Request::All).is_empty());
     }
 
     #[test]

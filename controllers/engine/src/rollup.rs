@@ -184,6 +184,8 @@ pub struct StepView<'a> {
     pub blocker: Option<&'a Blocker>,
     /// The step's entry in the previous status: its times stand when its Job is gone.
     pub previous: Option<&'a StepEntry>,
+    /// An exit step (`spec.onExit`): its entry says `onExit: true`.
+    pub exit: bool,
 }
 
 /// Everything the roll-up reads.
@@ -394,6 +396,7 @@ fn entry(step: &StepView<'_>, phase: ApiStepPhase) -> StepEntry {
             .or_else(|| failure.reason.clone()),
         attempt: (attempt > 1).then_some(attempt),
         exit_code: failure.exit_code,
+        on_exit: step.exit,
     }
 }
 
@@ -594,6 +597,7 @@ mod tests {
                 job: jobs.get(i).and_then(Option::as_ref),
                 blocker: blockers.get(i).and_then(Option::as_ref),
                 previous: None,
+                exit: false,
             })
             .collect()
     }
@@ -907,6 +911,7 @@ mod tests {
                 job: jobs[i].as_ref(),
                 blocker: None,
                 previous: None,
+                exit: false,
             })
             .collect();
         let r = rollup(&RunInput {

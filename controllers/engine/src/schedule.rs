@@ -40,6 +40,12 @@
 //! - An observed Job always wins over derived state: a step with a Job is `Running`,
 //!   `Succeeded` or `Failed` whatever its dependencies say.
 //!
+//! - **Exit steps** ([`Dag::is_exit`], `spec.onExit`) start only once every other step is
+//!   terminal (after FailFast's aborts), whatever the outcome: FailFast stops new *other* steps,
+//!   never exit steps. Among themselves only their own dependencies apply. `suspend` and
+//!   `max_parallel` hold them like any step. They count in the phase (a failed exit step
+//!   fails the run; the run is `Running` while they run) and in the progress.
+//!
 //! [`evaluate`] computes a [`Decision`] from scratch in O(steps + edges); the manager calls it
 //! once per reconcile (its cost at 10,000 steps is measured by `make bench-engine`).
 
@@ -242,11 +248,10 @@ pub struct Decision {
     pub stop: Vec<StepId>,
 }
 
-/// Whether a step may still start after the run's deadline passed. No step class is exempt
-/// yet; the exit steps (`spec.onExit`) are meant to be: they run after the deadline too, so
-/// this answers true for them (and their Jobs are not stopped).
-pub fn runs_past_deadline(_dag: &Dag, _step: StepId) -> bool {
-    false
+/// Whether a step may still start after the run's deadline passed: the exit steps
+/// (`spec.onExit`) do, and their Jobs are not stopped.
+pub fn runs_past_deadline(dag: &Dag, step: StepId) -> bool {
+    dag.is_exit(step)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -581,7 +586,10 @@ pub fn evaluate_at(
     for p in &phases {
         totals.add(*p);
     }
-    let stop = policies.failure == FailurePolicy::FailFast && totals.failed > 0;
+    let failed_before_exit = dag
+        .steps()
+        .any(|s| !dag.is_exit(s) && phases[s.index()] == StepPhase::Failed);
+    let stop = policies.failure == FailurePolicy::FailFast && failed_before_exit;
     if stop && totals.running == 0 {
         for s in dag.steps() {
             let i = s.index();
@@ -589,7 +597,7 @@ pub fn evaluate_at(
             let has_job = outcomes
                 .get(i)
                 .is_some_and(|o| *o != StepOutcome::NotCreated);
-            if phases[i] == StepPhase::Pending && !has_job {
+            if phases[i] == StepPhase::Pending && !has_job && !dag.is_exit(s) {
                 phases[i] = StepPhase::Aborted;
                 totals.aborted += 1;
                 if let Some(g) = dag.step_group(s) {
@@ -612,14 +620,30 @@ pub fn evaluate_at(
     } else {
         (Vec::new(), 0)
     };
+    // Exit steps wait for every other step to be terminal (the deadline's aborted ones
+    // included); FailFast and the deadline stop only the others.
+    let exit_gate_open = dag.has_exit_steps()
+        && dag
+            .steps()
+            .all(|s| dag.is_exit(s) || phases[s.index()].is_terminal());
+    let may_start = |s: StepId| {
+        if dag.is_exit(s) {
+            exit_gate_open
+        } else {
+            !stop
+        }
+    };
     let mut create = Vec::new();
-    if !policies.suspend && !stop {
+    if !policies.suspend {
         // A queued Job may be admitted at any moment: it holds its slot.
         let room = policies.limit().saturating_sub(totals.running + queued) as usize;
         create.extend(
             dag.steps()
                 .filter(|s| {
-                    ready[s.index()] && phases[s.index()] == StepPhase::Pending && !unavailable(*s)
+                    ready[s.index()]
+                        && phases[s.index()] == StepPhase::Pending
+                        && !unavailable(*s)
+                        && may_start(*s)
                 })
                 .take(room),
         );
@@ -682,7 +706,10 @@ fn cut_at_deadline(
             continue;
         }
         let outcome = outcomes.get(i).copied().unwrap_or_default();
-        if matches!(outcome, StepOutcome::Running | StepOutcome::Suspended) {
+        if matches!(
+            outcome,
+            StepOutcome::Running | StepOutcome::Suspended | StepOutcome::Queued
+        ) {
             to_stop.push(s);
         }
         if phases[i] == StepPhase::Pending {

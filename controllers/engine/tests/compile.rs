@@ -1036,3 +1036,229 @@ fn params_cannot_move_a_job_out_of_its_parents_shard() {
     let m = mj("  groups:\n    - {name: g, jobs: [{name: j, image: busybox}]}\n");
     assert!(!labels(&build_mj(&m, "g/j", None).unwrap()).contains_key(SHARD));
 }
+
+// ---------------------------------------------------------------- exit steps (spec.onExit)
+
+#[test]
+fn managedjob_exit_jobs_are_the_last_group_and_marked_exit_steps() {
+    let obj = mj("  params: {labels: {level: workflow}}
+  groups:
+    - {name: g, params: {labels: {level: group}}, jobs: [{name: a, image: i}, {name: b, image: i}]}
+  onExit:
+    - {name: report, image: r}
+    - {name: notify, image: n}
+    - {name: side, image: s, parallel: true}
+    - {name: last, image: l, parallel: true, dependencies: [{name: report, status: completed}]}
+");
+    let plan = managedjob::plan(&obj).unwrap();
+    let keys: Vec<(&str, &str, bool)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.key.as_str(), s.job_name.as_str(), s.exit))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("g/a", "wf-g-a", false),
+            ("g/b", "wf-g-b", false),
+            ("onExit/report", "wf-onexit-report", true),
+            ("onExit/notify", "wf-onexit-notify", true),
+            ("onExit/side", "wf-onexit-side", true),
+            ("onExit/last", "wf-onexit-last", true),
+        ]
+    );
+    for s in plan.dag.steps() {
+        assert_eq!(plan.dag.is_exit(s), plan.steps[s.index()].exit);
+    }
+    assert_eq!(
+        plan.dag.group_key(plan.dag.group_id("onExit").unwrap()),
+        "onExit"
+    );
+    // Ordered like the jobs of a group, and never after a normal step.
+    assert!(deps(&plan, "onExit/report").is_empty());
+    assert_eq!(
+        deps(&plan, "onExit/notify"),
+        [("onExit/report".to_owned(), Required::Succeeded)]
+    );
+    assert!(deps(&plan, "onExit/side").is_empty());
+    assert_eq!(
+        deps(&plan, "onExit/last"),
+        [("onExit/report".to_owned(), Required::Completed)]
+    );
+    assert!(group_deps(&plan, "onExit").is_empty());
+    // Params: workflow then job (no group level); labels of the group onExit.
+    let job = build_mj(&obj, "onExit/report", None).unwrap();
+    assert_eq!(job.metadata.name.as_deref(), Some("wf-onexit-report"));
+    assert_eq!(labels(&job)["level"], "workflow");
+    assert_eq!(labels(&job)["jobsmith.dev/group"], "onExit");
+    assert_eq!(labels(&job)["jobsmith.dev/job"], "report");
+    assert_eq!(pod(&job).containers[0].image.as_deref(), Some("r"));
+    assert_eq!(
+        managedjob::job_params(&obj, "onExit/report")
+            .and_then(|p| p.labels)
+            .map(|l| l["level"].clone()),
+        Some("workflow".to_owned())
+    );
+}
+
+#[test]
+fn invalid_exit_steps_name_the_problem() {
+    assert_eq!(
+        invalid(
+            "  groups:\n    - {name: g, jobs: [{name: a, image: i}]}\n  onExit:\n    - {name: r, image: i, dependencies: [{name: a}]}\n"
+        ),
+        "job \"onExit/r\": exit steps may depend only on other exit steps, not on \"a\""
+    );
+    assert_eq!(
+        invalid(
+            "  groups:\n    - {name: g, jobs: [{name: a, image: i}]}\n  onExit:\n    - {name: r, image: i, dependencies: [{name: g/a}]}\n"
+        ),
+        "job \"onExit/r\": exit steps may depend only on other exit steps, not on \"g/a\""
+    );
+    assert_eq!(
+        invalid(
+            "  groups:\n    - {name: g, jobs: [{name: a, image: i, dependencies: [{name: onExit/r}]}]}\n  onExit:\n    - {name: r, image: i}\n"
+        ),
+        "job \"g/a\": unknown dependency \"onExit/r\""
+    );
+    assert_eq!(
+        invalid(
+            "  groups:\n    - {name: g, dependencies: [{name: onExit}], jobs: [{name: a, image: i}]}\n  onExit:\n    - {name: r, image: i}\n"
+        ),
+        "group \"g\": unknown dependency \"onExit\""
+    );
+    assert_eq!(
+        invalid(
+            "  groups:\n    - {name: onexit, jobs: [{name: r, image: i}]}\n  onExit:\n    - {name: r, image: i}\n"
+        ),
+        "\"onexit/r\" and \"onExit/r\" both get the Job name \"wf-onexit-r\""
+    );
+    assert_eq!(
+        invalid("  groups:\n    - {name: onExit, jobs: [{name: r, image: i}]}\n"),
+        "group \"onExit\": the name is reserved for spec.onExit"
+    );
+    assert_eq!(
+        invalid(
+            "  groups:\n    - {name: g, jobs: [{name: a, image: i}]}\n  onExit:\n    - {name: r, image: i}\n    - {name: r, image: i}\n"
+        ),
+        "duplicate job name \"r\""
+    );
+    // A group `onexit` whose job names differ is fine.
+    managedjob::plan(&mj(
+        "  groups:\n    - {name: onexit, jobs: [{name: a, image: i}]}\n  onExit:\n    - {name: r, image: i}\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn jobflow_exit_flows() {
+    let tpl = "jobTemplate: {template: {spec: {containers: [{name: c, image: i}]}}}";
+    let obj = jf(&format!(
+        "  flows:\n    - {{name: a, {tpl}}}\n    - {{name: b, dependencies: [a], {tpl}}}\n  onExit:\n    - {{name: x, {tpl}}}\n    - {{name: y, dependencies: [x], {tpl}}}\n"
+    ));
+    let plan = jobflow::plan(&obj).unwrap();
+    let keys: Vec<(&str, &str, bool)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.key.as_str(), s.job_name.as_str(), s.exit))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("a", "flow-a", false),
+            ("b", "flow-b", false),
+            ("x", "flow-x", true),
+            ("y", "flow-y", true),
+        ]
+    );
+    assert_eq!(deps(&plan, "y"), [("x".to_owned(), Required::Succeeded)]);
+    let id = plan.step_id("y").unwrap();
+    let job = jobflow::build_job(&obj, &plan, id, None).unwrap();
+    assert_eq!(job.metadata.name.as_deref(), Some("flow-y"));
+
+    let f = |spec: &str| jobflow::plan(&jf(spec)).expect_err("invalid").to_string();
+    assert_eq!(
+        f(&format!(
+            "  flows:\n    - {{name: a, {tpl}}}\n  onExit:\n    - {{name: a, {tpl}}}\n"
+        )),
+        "duplicate flow name \"a\""
+    );
+    assert_eq!(
+        f(&format!(
+            "  flows:\n    - {{name: a, {tpl}}}\n  onExit:\n    - {{name: x, dependencies: [a], {tpl}}}\n"
+        )),
+        "flow \"x\": exit steps may depend only on other exit steps, not on \"a\""
+    );
+    assert_eq!(
+        f(&format!(
+            "  flows:\n    - {{name: a, dependencies: [x], {tpl}}}\n  onExit:\n    - {{name: x, {tpl}}}\n"
+        )),
+        "flow \"a\": unknown dependency \"x\""
+    );
+}
+
+#[test]
+fn exit_steps_get_the_outcome_of_the_others_in_their_env() {
+    use jobsmith_engine::exit;
+    let tpl = "jobTemplate: {template: {spec: {initContainers: [{name: init, image: i}], containers: [{name: c, image: i, env: [{name: JOBSMITH_RUN_PHASE, value: mine}, {name: KEEP, value: k}]}, {name: d, image: i}]}}}";
+    let obj = jf(&format!(
+        "  flows:\n    - {{name: a, {tpl}}}\n    - {{name: b, {tpl}}}\n    - {{name: c, dependencies: [a], {tpl}}}\n  onExit:\n    - {{name: x, {tpl}}}\n"
+    ));
+    let plan = jobflow::plan(&obj).unwrap();
+    use StepOutcome::*;
+    let d = evaluate(
+        &plan.dag,
+        &[Failed, Failed, NotCreated, NotCreated],
+        &plan.policies,
+    );
+    // FailFast (the JobFlow default) aborted c; the exit flow starts.
+    assert_eq!(d.steps[2], StepPhase::Aborted);
+    assert_eq!(d.create, [StepId(3)]);
+    let env = exit::exit_env(&plan, &d.steps, "flow");
+    let pairs: Vec<(&str, &str)> = env
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("JOBSMITH_RUN_PHASE", "Failed"),
+            ("JOBSMITH_FAILED_STEPS", "a,b"),
+            ("JOBSMITH_RUN_NAME", "flow"),
+        ]
+    );
+    let mut job = jobflow::build_job(&obj, &plan, StepId(3), None).unwrap();
+    exit::add_env(&mut job, &env);
+    let pod = pod(&job);
+    for container in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
+        let vars: Vec<(&str, &str)> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
+            .collect();
+        assert!(vars.contains(&("JOBSMITH_RUN_PHASE", "Failed")), "{vars:?}");
+        assert!(!vars.contains(&("JOBSMITH_RUN_PHASE", "mine")), "{vars:?}");
+        assert!(vars.contains(&("JOBSMITH_FAILED_STEPS", "a,b")), "{vars:?}");
+    }
+    assert!(
+        pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "KEEP")
+    );
+    // All succeeded: Succeeded and an empty list.
+    let d = evaluate(
+        &plan.dag,
+        &[Succeeded, Succeeded, Succeeded],
+        &plan.policies,
+    );
+    let env = exit::exit_env(&plan, &d.steps, "flow");
+    assert_eq!(env[0].value.as_deref(), Some("Succeeded"));
+    assert_eq!(env[1].value.as_deref(), Some(""));
+}

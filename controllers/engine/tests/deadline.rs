@@ -158,6 +158,7 @@ fn the_deadline_reason_is_on_every_condition() {
             job: None,
             blocker: None,
             previous: None,
+            exit: false,
         })
         .collect();
     let now = Time(Timestamp::from_second(1_000).unwrap());

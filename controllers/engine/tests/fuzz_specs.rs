@@ -552,6 +552,7 @@ fn drive(plan: &Plan, run: &Run, build: impl Fn(StepId) -> Result<Job, BuildErro
             job: jobs[i].as_ref(),
             blocker: blockers[i].as_ref(),
             previous: None,
+            exit: step.exit,
         })
         .collect();
     let previous: Option<RunStatus> = run

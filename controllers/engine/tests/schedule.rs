@@ -584,3 +584,143 @@ fn managedjob_seed_failure_in_first_group() {
         "step \"first-group/first-job\" failed; 2 succeeded, 3 aborted"
     );
 }
+
+/// a -> b, x; exit steps e1 -> e2 (marked exit).
+fn with_exit_steps() -> Dag {
+    let mut dag = Dag::build(
+        &[
+            step("a", None, &[]),
+            step("b", None, &[("a", ReqSucceeded)]),
+            step("x", None, &[]),
+            step("e1", None, &[]),
+            step("e2", None, &[("e1", ReqSucceeded)]),
+        ],
+        &[],
+    )
+    .unwrap();
+    dag.mark_exit_steps(&[false, false, false, true, true]);
+    dag
+}
+
+#[test]
+fn exit_steps_start_only_once_every_other_step_is_terminal() {
+    let dag = with_exit_steps();
+    let d = evaluate(&dag, &[], &CI);
+    assert_eq!(keys(&dag, &d.create), ["a", "x"]);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Succeeded), ("b", Running), ("x", Succeeded)]),
+        &CI,
+    );
+    assert!(d.create.is_empty(), "{:?}", keys(&dag, &d.create));
+    assert_eq!(d.phase, RunPhase::Running);
+    // All others terminal (b failed): the first exit step starts, the run is Running.
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Succeeded), ("b", Failed), ("x", Succeeded)]),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["e1"]);
+    assert_eq!(d.phase, RunPhase::Running);
+    assert_eq!(d.progress.to_string(), "3/5");
+    // Exit steps in order; the run ends Failed (b failed) once they are done.
+    let d = evaluate(
+        &dag,
+        &outcomes(
+            &dag,
+            &[
+                ("a", Succeeded),
+                ("b", Failed),
+                ("x", Succeeded),
+                ("e1", Succeeded),
+            ],
+        ),
+        &CI,
+    );
+    assert_eq!(keys(&dag, &d.create), ["e2"]);
+    let all = [
+        ("a", Succeeded),
+        ("b", Failed),
+        ("x", Succeeded),
+        ("e1", Succeeded),
+        ("e2", Succeeded),
+    ];
+    let d = evaluate(&dag, &outcomes(&dag, &all), &CI);
+    assert_eq!(d.phase, RunPhase::Failed);
+    assert_eq!(d.progress.to_string(), "5/5");
+}
+
+#[test]
+fn a_failed_exit_step_fails_the_run() {
+    let dag = with_exit_steps();
+    let done = [("a", Succeeded), ("b", Succeeded), ("x", Succeeded)];
+    let d = evaluate(&dag, &outcomes(&dag, &done), &CI);
+    assert_eq!(keys(&dag, &d.create), ["e1"]);
+    let mut all = done.to_vec();
+    all.push(("e1", Failed));
+    let d = evaluate(&dag, &outcomes(&dag, &all), &CI);
+    // e2 needed e1's success: aborted; the run failed.
+    assert_eq!(d.steps[id(&dag, "e2").index()], StepPhase::Aborted);
+    assert_eq!(d.phase, RunPhase::Failed);
+    assert!(d.create.is_empty());
+}
+
+#[test]
+fn fail_fast_aborts_the_other_steps_and_still_starts_the_exit_steps() {
+    let dag = with_exit_steps();
+    // a failed while x runs: nothing new starts, exit steps wait for x.
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Failed), ("x", Running)]), &FF);
+    assert!(d.create.is_empty());
+    assert_eq!(d.steps[id(&dag, "e1").index()], StepPhase::Pending);
+    // x done: b is aborted, the exit steps start; they are never aborted by FailFast.
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Failed), ("x", Succeeded)]),
+        &FF,
+    );
+    assert_eq!(d.steps[id(&dag, "b").index()], StepPhase::Aborted);
+    assert_eq!(keys(&dag, &d.create), ["e1"]);
+    assert_eq!(d.phase, RunPhase::Running);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Failed), ("x", Succeeded), ("e1", Succeeded)]),
+        &FF,
+    );
+    assert_eq!(keys(&dag, &d.create), ["e2"]);
+}
+
+#[test]
+fn suspend_and_max_parallel_hold_exit_steps_too() {
+    let dag = with_exit_steps();
+    let done = [("a", Succeeded), ("b", Succeeded), ("x", Succeeded)];
+    let suspended = Policies {
+        suspend: true,
+        ..CI
+    };
+    let d = evaluate(&dag, &outcomes(&dag, &done), &suspended);
+    assert!(d.create.is_empty());
+    assert_eq!(d.phase, RunPhase::Suspended);
+    // Two independent exit steps under maxParallel 1: one at a time.
+    let mut dag = Dag::build(
+        &[
+            step("a", None, &[]),
+            step("e1", None, &[]),
+            step("e2", None, &[]),
+        ],
+        &[],
+    )
+    .unwrap();
+    dag.mark_exit_steps(&[false, true, true]);
+    let one = Policies {
+        max_parallel: Some(1),
+        ..CI
+    };
+    let d = evaluate(&dag, &outcomes(&dag, &[("a", Succeeded)]), &one);
+    assert_eq!(keys(&dag, &d.create), ["e1"]);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("a", Succeeded), ("e1", Running)]),
+        &one,
+    );
+    assert!(d.create.is_empty());
+}

@@ -7,6 +7,11 @@
 //! are added to the pod of every flow that declares `shareVolumeMounts`, whose mounts go to
 //! every container of that flow; `globalParams` env/labels/annotations are merged in (the
 //! flow's own values win) and `nodeName` pins every pod.
+//!
+//! Exit flows (`spec.onExit`) are planned after the others as exit steps (`crate::exit`): their
+//! names are unique among all flows, their dependencies name other exit flows only (a normal
+//! flow's name is `exit steps may depend only on other exit steps`), and no normal flow can
+//! depend on them (`unknown dependency`). Their Jobs are built like any flow's.
 
 use std::collections::HashSet;
 
@@ -44,62 +49,79 @@ pub fn plan(obj: &JobFlow) -> Result<Plan, InvalidSpec> {
     if let Some(policy) = run_policy {
         retry_policy::validate(policy, "spec.retryPolicy")?;
     }
-    let mut steps = Vec::with_capacity(spec.flows.len());
-    let mut planned_steps = Vec::with_capacity(spec.flows.len());
-    for flow in &spec.flows {
+    let mut exit_names = HashSet::new();
+    for flow in &spec.on_exit {
+        if names.contains(flow.name.as_str()) || !exit_names.insert(flow.name.as_str()) {
+            return Err(InvalidSpec::DuplicateFlow(flow.name.clone()));
+        }
+    }
+    for flow in spec.flows.iter().chain(&spec.on_exit) {
         if let Some(policy) = &flow.retry_policy {
             retry_policy::validate(policy, &format!("flow \"{}\" retryPolicy", flow.name))?;
             let merged = retry_policy::merge([Some(policy), run_policy]);
             retry_policy::validate(&merged, &format!("flow \"{}\"", flow.name))?;
         }
-        if flow.job_template.is_some() == flow.job_template_ref.is_some() {
-            return Err(InvalidSpec::NoJobSpec(format!(
-                "flow \"{}\": set exactly one of jobTemplate and jobTemplateRef",
-                flow.name
-            )));
-        }
-        let mut deps: Vec<DepSpec> = Vec::with_capacity(flow.dependencies.len());
-        for dep in &flow.dependencies {
-            if *dep == flow.name {
-                return Err(InvalidSpec::SelfDependency(flow.name.clone()));
-            }
-            if !names.contains(dep.as_str()) {
-                return Err(InvalidSpec::UnknownDependency {
-                    owner: format!("flow \"{}\"", flow.name),
-                    name: dep.clone(),
-                });
-            }
-            if !deps.iter().any(|d| d.target == *dep) {
-                deps.push(DepSpec {
-                    target: dep.clone(),
-                    required: Required::Succeeded,
-                });
-            }
-        }
-        steps.push(StepSpec {
-            key: flow.name.clone(),
-            group: None,
-            deps,
-        });
-        planned_steps.push(PlannedStep {
-            key: flow.name.clone(),
-            job_name: job_name(name, &flow.name),
-            group: None,
-            template_ref: flow
-                .job_template
-                .is_none()
-                .then(|| flow.job_template_ref.clone())
-                .flatten(),
-            outputs: flow.outputs.clone(),
-            inputs: flow_inputs(flow, &names)?,
-        });
+    }
+    let total = spec.flows.len() + spec.on_exit.len();
+    let mut steps = Vec::with_capacity(total);
+    let mut planned_steps = Vec::with_capacity(total);
+    for flow in &spec.flows {
+        steps.push(flow_step(flow, &names, None)?);
+        planned_steps.push(planned_flow(name, flow, &names, false)?);
+    }
+    for flow in &spec.on_exit {
+        steps.push(flow_step(flow, &exit_names, Some(&names))?);
+        planned_steps.push(planned_flow(name, flow, &names, true)?);
     }
     let dag = Dag::build(&steps, &[])?;
     outputs::check_plan(&dag, &planned_steps)?;
-    Ok(Plan {
+    Ok(Plan::new(
         dag,
-        steps: planned_steps,
-        policies: policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
+        planned_steps,
+        policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
+    ))
+}
+
+/// The step of one flow, checked: exactly one JobSpec source, dependencies on flows of
+/// `siblings` (its class: normal or exit flows). `others` are the normal flows when the flow is
+/// an exit flow (a dependency on one gets its own message).
+fn flow_step(
+    flow: &Flow,
+    siblings: &HashSet<&str>,
+    others: Option<&HashSet<&str>>,
+) -> Result<StepSpec, InvalidSpec> {
+    if flow.job_template.is_some() == flow.job_template_ref.is_some() {
+        return Err(InvalidSpec::NoJobSpec(format!(
+            "flow \"{}\": set exactly one of jobTemplate and jobTemplateRef",
+            flow.name
+        )));
+    }
+    let mut deps: Vec<DepSpec> = Vec::with_capacity(flow.dependencies.len());
+    for dep in &flow.dependencies {
+        if *dep == flow.name {
+            return Err(InvalidSpec::SelfDependency(flow.name.clone()));
+        }
+        if !siblings.contains(dep.as_str()) {
+            let owner = format!("flow \"{}\"", flow.name);
+            let name = dep.clone();
+            return Err(match others {
+                Some(others) if others.contains(dep.as_str()) => {
+                    InvalidSpec::ExitDependency { owner, name }
+                }
+                _ => InvalidSpec::UnknownDependency { owner, name },
+            });
+        }
+        if !deps.iter().any(|d| d.target == *dep) {
+            deps.push(DepSpec {
+                target: dep.clone(),
+                required: Required::Succeeded,
+            });
+        }
+    }
+    Ok(StepSpec {
+        key: flow.name.clone(),
+        group: None,
+        deps,
     })
 }
 
@@ -125,9 +147,36 @@ fn flow_inputs(flow: &Flow, names: &HashSet<&str>) -> Result<Vec<OutputInput>, I
     Ok(inputs)
 }
 
-/// The flow of a step key.
+/// The planned step of one flow; its env inputs may name any normal flow (`names`), and
+/// [`outputs::check_plan`] then checks that the producer is upstream.
+fn planned_flow(
+    jobflow: &str,
+    flow: &Flow,
+    names: &HashSet<&str>,
+    exit: bool,
+) -> Result<PlannedStep, InvalidSpec> {
+    Ok(PlannedStep {
+        key: flow.name.clone(),
+        job_name: job_name(jobflow, &flow.name),
+        group: None,
+        template_ref: flow
+            .job_template
+            .is_none()
+            .then(|| flow.job_template_ref.clone())
+            .flatten(),
+        outputs: flow.outputs.clone(),
+        inputs: flow_inputs(flow, names)?,
+        exit,
+    })
+}
+
+/// The flow of a step key (exit flows included).
 pub fn find_flow<'a>(obj: &'a JobFlow, key: &str) -> Option<&'a Flow> {
-    obj.spec.flows.iter().find(|f| f.name == key)
+    obj.spec
+        .flows
+        .iter()
+        .chain(&obj.spec.on_exit)
+        .find(|f| f.name == key)
 }
 
 /// The complete Job of one flow. `template` is the JobTemplate named by the flow's

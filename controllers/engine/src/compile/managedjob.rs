@@ -17,6 +17,13 @@
 //!   property test `linear_job_edges_equal_the_literal_rule` checks the equivalence).
 //! - Job names and group names must be unique (`duplicate group name "g"`, `duplicate job name
 //!   "j"`), and two jobs may not map to the same Job name (`a-b`/`c` and `a`/`b-c`).
+//! - Exit steps (`spec.onExit`, `crate::exit`) are the group `onExit`, planned after every
+//!   other group, with the ordering rules of a group's jobs; they are marked as exit steps, so
+//!   the scheduler starts them once everything else is terminal. Their dependencies resolve
+//!   among exit jobs only (a normal job's name is `exit steps may depend only on other exit
+//!   steps`), and no normal job can depend on them (`unknown dependency`). Their Job names are
+//!   `<managedjob>-onexit-<job>`; a group named `onexit` whose job would get the same Job name
+//!   is reported as a Job name collision.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -29,6 +36,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
 use crate::dag::{Dag, DepSpec, GroupSpec, Required, StepId, StepSpec};
+use crate::exit;
 use crate::naming::{child_name, container_name};
 use crate::outputs::{self, OutputInput};
 use crate::params::{apply_params, compiled_params, merge_levels, validate_params};
@@ -48,6 +56,24 @@ pub fn job_name(managedjob: &str, group: &str, job: &str) -> String {
     child_name(&[managedjob, group, job])
 }
 
+/// The Job name of an exit job: `<managedjob>-onexit-<job>`.
+pub fn exit_job_name(managedjob: &str, job: &str) -> String {
+    child_name(&[managedjob, exit::JOB_NAME_PART, job])
+}
+
+/// `spec.onExit` as a group (`onExit`, sequential like any group, no dependencies of its own).
+fn exit_group(obj: &ManagedJob) -> Option<ManagedJobGroup> {
+    (!obj.spec.on_exit.is_empty()).then(|| ManagedJobGroup {
+        name: exit::GROUP.to_owned(),
+        parallel: false,
+        params: None,
+        dependencies: Vec::new(),
+        retry_policy: None,
+        queue: Default::default(),
+        jobs: obj.spec.on_exit.clone(),
+    })
+}
+
 /// Validates the spec and compiles its step graph.
 pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
     let name = obj.metadata.name.as_deref().unwrap_or_default();
@@ -57,6 +83,12 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
 
     let mut group_index: HashMap<&str, usize> = HashMap::new();
     for (i, group) in spec.groups.iter().enumerate() {
+        if group.name == exit::GROUP {
+            return Err(InvalidSpec::ReservedName(format!(
+                "group \"{}\": the name is reserved for spec.onExit",
+                exit::GROUP
+            )));
+        }
         if group_index.insert(group.name.as_str(), i).is_some() {
             return Err(InvalidSpec::DuplicateGroup(group.name.clone()));
         }
@@ -65,35 +97,11 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
     let mut steps = Vec::new();
     let mut planned_steps = Vec::new();
     let mut jobs = JobIndex::default();
+    let mut job_names: HashMap<String, String> = HashMap::new();
     for group in &spec.groups {
         for job in &group.jobs {
-            let pair = (group.name.as_str(), job.name.as_str());
-            if !jobs.by_group.insert(pair) {
-                return Err(InvalidSpec::DuplicateJob(job.name.clone()));
-            }
-            if job.image.is_none() && job.template_ref.is_none() {
-                return Err(InvalidSpec::NoJobSpec(format!(
-                    "job \"{}\": needs an image or a templateRef",
-                    step_key(&group.name, &job.name)
-                )));
-            }
-            let key = step_key(&group.name, &job.name);
-            let job_name = job_name(name, &group.name, &job.name);
-            if let Some(first) = jobs.by_job_name.insert(job_name.clone(), key.clone()) {
-                return Err(InvalidSpec::JobNameCollision {
-                    first,
-                    second: key,
-                    job_name,
-                });
-            }
-            planned_steps.push(PlannedStep {
-                key,
-                job_name,
-                group: Some(group.name.clone()),
-                template_ref: job.template_ref.clone(),
-                outputs: job.outputs.clone(),
-                inputs: Vec::new(),
-            });
+            let planned = planned_job(name, group, job, &mut jobs, &mut job_names)?;
+            planned_steps.push(planned);
         }
     }
     jobs.keys = planned_steps.iter().map(|s| s.key.clone()).collect();
@@ -102,6 +110,20 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
         for (job, planned) in group.jobs.iter().zip(next.by_ref()) {
             planned.inputs = job_inputs(obj, group, job, &jobs)?;
         }
+    }
+    let on_exit = exit_group(obj);
+    let mut exit_jobs = JobIndex::default();
+    if let Some(group) = &on_exit {
+        for job in &group.jobs {
+            let mut planned = planned_job(name, group, job, &mut exit_jobs, &mut job_names)?;
+            planned.exit = true;
+            planned_steps.push(planned);
+        }
+        exit_jobs.keys = group
+            .jobs
+            .iter()
+            .map(|j| step_key(exit::GROUP, &j.name))
+            .collect();
     }
 
     let mut groups = Vec::with_capacity(spec.groups.len());
@@ -131,13 +153,93 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
         job_steps(group, &jobs, &mut steps)?;
     }
 
+    if let Some(group) = &on_exit {
+        check_exit_dependencies(group, &exit_jobs, &jobs)?;
+        groups.push(GroupSpec {
+            key: group.name.clone(),
+            deps: Vec::new(),
+        });
+        job_steps(group, &exit_jobs, &mut steps)?;
+    }
+
     let dag = Dag::build(&steps, &groups)?;
     outputs::check_plan(&dag, &planned_steps)?;
-    Ok(Plan {
+    Ok(Plan::new(
         dag,
-        steps: planned_steps,
-        policies: policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
+        planned_steps,
+        policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
+    ))
+}
+
+/// The planned step of one job, checked: unique in its group, something to run, a Job name no
+/// other job has. `jobs` indexes the jobs of its class (normal or exit), `job_names` every Job
+/// name of the workflow.
+fn planned_job<'a>(
+    managedjob: &str,
+    group: &'a ManagedJobGroup,
+    job: &'a GroupJob,
+    jobs: &mut JobIndex<'a>,
+    job_names: &mut HashMap<String, String>,
+) -> Result<PlannedStep, InvalidSpec> {
+    if !jobs
+        .by_group
+        .insert((group.name.as_str(), job.name.as_str()))
+    {
+        return Err(InvalidSpec::DuplicateJob(job.name.clone()));
+    }
+    let key = step_key(&group.name, &job.name);
+    if job.image.is_none() && job.template_ref.is_none() {
+        return Err(InvalidSpec::NoJobSpec(format!(
+            "job \"{key}\": needs an image or a templateRef"
+        )));
+    }
+    let job_name = if group.name == exit::GROUP {
+        exit_job_name(managedjob, &job.name)
+    } else {
+        job_name(managedjob, &group.name, &job.name)
+    };
+    if let Some(first) = job_names.insert(job_name.clone(), key.clone()) {
+        return Err(InvalidSpec::JobNameCollision {
+            first,
+            second: key,
+            job_name,
+        });
+    }
+    jobs.by_job_name.insert(job_name.clone(), key.clone());
+    Ok(PlannedStep {
+        key,
+        job_name,
+        group: Some(group.name.clone()),
+        template_ref: job.template_ref.clone(),
+        outputs: job.outputs.clone(),
+        inputs: Vec::new(),
+        exit: false,
     })
+}
+
+/// An exit job's dependency that names a job of the workflow instead of another exit job gets
+/// a message saying so (any other unknown name is reported by [`job_steps`]).
+fn check_exit_dependencies(
+    group: &ManagedJobGroup,
+    exit_jobs: &JobIndex<'_>,
+    jobs: &JobIndex<'_>,
+) -> Result<(), InvalidSpec> {
+    for job in &group.jobs {
+        for dep in &job.dependencies {
+            let normal = || {
+                jobs.keys.contains(&dep.name)
+                    || jobs.by_job_name.contains_key(&dep.name)
+                    || jobs.by_group.iter().any(|(_, j)| *j == dep.name)
+            };
+            if exit_jobs.resolve(&group.name, &dep.name).is_none() && normal() {
+                return Err(InvalidSpec::ExitDependency {
+                    owner: format!("job \"{}\"", step_key(&group.name, &job.name)),
+                    name: dep.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The steps of one group with their automatic and explicit dependencies.
@@ -274,6 +376,12 @@ fn validate_all_params(obj: &ManagedJob) -> Result<(), InvalidSpec> {
     if let Some(params) = &obj.spec.params {
         validate_params(params, "spec.params")?;
     }
+    for job in &obj.spec.on_exit {
+        if let Some(params) = &job.params {
+            let at = format!("job \"{}\" params", step_key(exit::GROUP, &job.name));
+            validate_params(params, &at)?;
+        }
+    }
     for group in &obj.spec.groups {
         if let Some(params) = &group.params {
             validate_params(params, &format!("group \"{}\" params", group.name))?;
@@ -305,7 +413,7 @@ fn validate_retry_policies(obj: &ManagedJob) -> Result<(), InvalidSpec> {
             if let Some(policy) = &job.retry_policy {
                 retry_policy::validate(policy, &format!("{at} retryPolicy"))?;
             }
-            let merged = job_retry_policy(obj, group, job);
+            let merged = job_retry_policy(obj, Some(group), job);
             retry_policy::validate(&merged, &at)?;
             let restart = [&job.params, &group.params, &spec.params]
                 .into_iter()
@@ -325,17 +433,22 @@ fn validate_retry_policies(obj: &ManagedJob) -> Result<(), InvalidSpec> {
 
 /// The retry policy of one job: job, group and workflow levels merged field by field, with
 /// `spec.retries` as the limit when no level sets one.
-pub fn job_retry_policy(obj: &ManagedJob, group: &ManagedJobGroup, job: &GroupJob) -> RetryPolicy {
+pub fn job_retry_policy(
+    obj: &ManagedJob,
+    group: Option<&ManagedJobGroup>,
+    job: &GroupJob,
+) -> RetryPolicy {
     let mut merged = retry_policy::merge([
         job.retry_policy.as_ref(),
-        group.retry_policy.as_ref(),
+        group.and_then(|g| g.retry_policy.as_ref()),
         obj.spec.retry_policy.as_ref(),
     ]);
     merged.limit.get_or_insert(obj.spec.retries);
     merged
 }
 
-/// The group and job of a step key, looked up in the spec.
+/// The group and job of a step key, looked up in the spec (exit jobs are not in a group of
+/// the spec: [`find_step`]).
 pub fn find_job<'a>(obj: &'a ManagedJob, key: &str) -> Option<(&'a ManagedJobGroup, &'a GroupJob)> {
     let (group_name, job_name) = key.split_once('/')?;
     let group = obj.spec.groups.iter().find(|g| g.name == group_name)?;
@@ -343,13 +456,31 @@ pub fn find_job<'a>(obj: &'a ManagedJob, key: &str) -> Option<(&'a ManagedJobGro
     Some((group, job))
 }
 
+/// The job of a step key, exit jobs (`onExit/<job>`) included, with its group's params (none
+/// for an exit job) and its group's name.
+pub fn find_step<'a>(
+    obj: &'a ManagedJob,
+    key: &str,
+) -> Option<(Option<&'a ManagedJobGroup>, &'a str, &'a GroupJob)> {
+    if let Some(job_name) = key
+        .strip_prefix(exit::GROUP)
+        .and_then(|rest| rest.strip_prefix('/'))
+    {
+        let job = obj.spec.on_exit.iter().find(|j| j.name == job_name)?;
+        return Some((None, exit::GROUP, job));
+    }
+    let (group, job) = find_job(obj, key)?;
+    Some((Some(group), group.name.as_str(), job))
+}
+
 /// The compiled params of the job with step key `key` (merged workflow -> group -> job, then
 /// defaulted): the seed's `compiledParams`, for the kubectl plugin and status tooling.
 pub fn job_params(obj: &ManagedJob, key: &str) -> Option<Params> {
-    let (group, job) = find_job(obj, key)?;
+    let (group, _, job) = find_step(obj, key)?;
+    let group_params = group.and_then(|g| g.params.as_ref());
     Some(compiled_params(
         obj.spec.params.as_ref(),
-        group.params.as_ref(),
+        group_params,
         job.params.as_ref(),
     ))
 }
@@ -363,14 +494,11 @@ pub fn build_job(
     template: Option<&JobTemplate>,
 ) -> Result<Job, BuildError> {
     let planned = planned(plan, step)?;
-    let (group, job) = find_job(obj, &planned.key).ok_or_else(|| {
+    let (group, group_name, job) = find_step(obj, &planned.key).ok_or_else(|| {
         BuildError::Invalid(format!("job \"{}\" is not in the spec", planned.key))
     })?;
-    let merged = merge_levels(
-        obj.spec.params.as_ref(),
-        group.params.as_ref(),
-        job.params.as_ref(),
-    );
+    let group_params = group.and_then(|g| g.params.as_ref());
+    let merged = merge_levels(obj.spec.params.as_ref(), group_params, job.params.as_ref());
     validate_params(&merged, &format!("job \"{}\" params", planned.key))
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
 
@@ -400,7 +528,7 @@ pub fn build_job(
         kind: KIND,
         parent: &obj.metadata,
         job_name: &planned.job_name,
-        step_labels: vec![(GROUP, group.name.clone()), (JOB, job.name.clone())],
+        step_labels: vec![(GROUP, group_name.to_owned()), (JOB, job.name.clone())],
         labels: merged.labels.as_ref(),
         annotations: merged.annotations.as_ref(),
         template: used_template,
@@ -409,7 +537,7 @@ pub fn build_job(
     let queue = obj
         .spec
         .queue
-        .overridden_by(Some(&group.queue))
+        .overridden_by(group.map(|g| &g.queue))
         .overridden_by(Some(&job.queue));
     crate::kueue::queue_job(&mut built, &queue);
     Ok(built)

@@ -37,6 +37,10 @@ pub struct PlannedStep {
     pub outputs: Vec<jobsmith_api::StepOutput>,
     /// The env variables of its Job whose values are other steps' outputs.
     pub inputs: Vec<crate::outputs::OutputInput>,
+    /// An exit step (`spec.onExit`): started only once every other step is terminal, whatever
+    /// the outcome (also after FailFast stopped new work), and built with the run's outcome in
+    /// its env (`crate::exit`). The scheduler reads it through [`Dag::is_exit`].
+    pub exit: bool,
 }
 
 /// A compiled run: `dag` step `StepId(i)` is `steps[i]`.
@@ -51,6 +55,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan whose graph knows which steps are exit steps (from [`PlannedStep::exit`]).
+    pub fn new(mut dag: Dag, steps: Vec<PlannedStep>, policies: Policies) -> Plan {
+        let exit: Vec<bool> = steps.iter().map(|s| s.exit).collect();
+        dag.mark_exit_steps(&exit);
+        Plan {
+            dag,
+            steps,
+            policies,
+        }
+    }
+
     /// The step with this id.
     pub fn step(&self, id: StepId) -> Option<&PlannedStep> {
         self.steps.get(id.index())
@@ -132,6 +147,18 @@ pub enum InvalidSpec {
     /// Step outputs declared or read wrongly (unknown step or output, not a dependency, ...).
     #[error("{0}")]
     Outputs(String),
+    /// An exit step depends on a step that is not an exit step (exit steps run after all of
+    /// them anyway).
+    #[error("{owner}: exit steps may depend only on other exit steps, not on \"{name}\"")]
+    ExitDependency {
+        /// Who holds it: `job "onExit/j"`, `flow "f"`.
+        owner: String,
+        /// The name as written.
+        name: String,
+    },
+    /// A name reserved for the exit steps is used by something else.
+    #[error("{0}")]
+    ReservedName(String),
 }
 
 impl InvalidSpec {
@@ -144,7 +171,8 @@ impl InvalidSpec {
             | Self::DuplicateFlow(_)
             | Self::JobNameCollision { .. } => "duplicate_name",
             Self::SelfDependency(_) => "self_dependency",
-            Self::UnknownDependency { .. } => "unknown_dependency",
+            Self::UnknownDependency { .. } | Self::ExitDependency { .. } => "unknown_dependency",
+            Self::ReservedName(_) => "duplicate_name",
             Self::Params(_) => "invalid_params",
             Self::NoJobSpec(_) => "no_job_spec",
             Self::RetryPolicy(_) => "invalid_retry_policy",

@@ -140,6 +140,7 @@ impl RunKind for DaemonJob {
                 reason: n.reason.clone(),
                 attempt: n.attempt,
                 exit_code: n.exit_code,
+                on_exit: false,
             })
             .collect()
     }

@@ -61,6 +61,7 @@ impl RunKind for JobFlow {
         self.spec
             .flows
             .iter()
+            .chain(&self.spec.on_exit)
             .any(|f| f.job_template.is_none() && f.job_template_ref.as_deref() == Some(name))
     }
 }

@@ -82,6 +82,7 @@ impl RunKind for ManagedJob {
             .groups
             .iter()
             .flat_map(|g| &g.jobs)
+            .chain(&self.spec.on_exit)
             .any(|j| j.template_ref.as_deref() == Some(name))
     }
 

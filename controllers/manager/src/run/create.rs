@@ -11,11 +11,11 @@ use jobsmith_engine::{
     StepId, StepOutcome,
     compile::{self, BuildError, Plan, PlannedStep},
     conditions::bounded,
-    observe,
+    exit, observe,
     rollup::Blocker,
 };
-use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::reflector::ObjectRef;
+use k8s_openapi::api::{batch::v1::Job, core::v1::EnvVar};
+use kube::{ResourceExt, runtime::reflector::ObjectRef};
 
 use super::{
     RunKind,
@@ -85,15 +85,22 @@ pub(super) async fn create_ready<K: RunKind>(
             };
         }
         tried += todo.len();
+        // Exit steps get the outcome of the others, all terminal now (engine `exit`).
+        let exit_env = todo
+            .iter()
+            .any(|s| plan.dag.is_exit(*s))
+            .then(|| exit::exit_env(plan, &observed.decision.steps, &obj.name_any()));
         let mut builds = Vec::new();
         for step in todo {
             attempted[step.index()] = true;
             let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
-            let built =
-                build(ctx, obj.as_ref(), plan, step, attempt, namespace).and_then(|mut job| {
+            let env = exit_env.as_deref().filter(|_| plan.dag.is_exit(step));
+            let built = build(ctx, obj.as_ref(), plan, (step, attempt), env, namespace).and_then(
+                |mut job| {
                     outputs::set_inputs(&mut job, plan, step, observed, memo)?;
                     Ok(job)
-                });
+                },
+            );
             match built {
                 Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
                 Err(blocker) => {
@@ -266,13 +273,14 @@ fn refusal_code(error: &ApplyError) -> String {
     }
 }
 
-/// Builds the Job of one step's attempt, resolving its JobTemplate from the shared cache.
+/// Builds the Job of one step's attempt, resolving its JobTemplate from the shared cache;
+/// `exit_env` is the env of an exit step.
 pub(super) fn build<K: RunKind>(
     ctx: &Context,
     obj: &K,
     plan: &Plan,
-    step: StepId,
-    attempt: u32,
+    (step, attempt): (StepId, u32),
+    exit_env: Option<&[EnvVar]>,
     namespace: &str,
 ) -> Result<Job, Blocker> {
     let planned = plan.steps.get(step.index());
@@ -302,6 +310,9 @@ pub(super) fn build<K: RunKind>(
     let mut job = obj.build_job(plan, step, template).map_err(blocker_of)?;
     compile::defer_ttl(&mut job);
     compile::apply_attempt(&mut job, attempt);
+    if let Some(env) = exit_env {
+        exit::add_env(&mut job, env);
+    }
     Ok(job)
 }
 

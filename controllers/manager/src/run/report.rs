@@ -94,6 +94,7 @@ pub fn roll_up_steps(
             job: seen.jobs.get(i).and_then(|j| j.as_deref()),
             blocker: seen.blockers.get(i).and_then(Option::as_ref),
             previous: by_key.get(step.key.as_str()).copied(),
+            exit: step.exit,
         })
         .collect();
     rollup::rollup(&RunInput {
