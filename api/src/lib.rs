@@ -20,10 +20,10 @@ pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
-pub use retry_policy::{PodConditionRule, PodConditionStatus, RetryAction, RetryPolicy};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
 };
+pub use retry_policy::{PodConditionRule, PodConditionStatus, RetryAction, RetryPolicy};
 
 /// API group of every Jobsmith kind.
 pub const API_GROUP: &str = "jobsmith.dev";

@@ -60,7 +60,10 @@ impl RetryPolicy {
         [&self.on_exit_codes, &self.ignore_exit_codes]
             .iter()
             .any(|codes| codes.as_ref().is_some_and(|c| !c.is_empty()))
-            || self.on_pod_conditions.as_ref().is_some_and(|c| !c.is_empty())
+            || self
+                .on_pod_conditions
+                .as_ref()
+                .is_some_and(|c| !c.is_empty())
     }
 }
 

@@ -30,7 +30,8 @@ fn at<'a>(node: &'a Value, path: &[&str]) -> &'a Value {
 
 /// A number of the schema (bounds are written as floats, `1.0`).
 fn number(node: &Value) -> f64 {
-    node.as_f64().unwrap_or_else(|| panic!("not a number: {node}"))
+    node.as_f64()
+        .unwrap_or_else(|| panic!("not a number: {node}"))
 }
 
 fn assert_retry_policy(node: &Value) {
@@ -40,7 +41,11 @@ fn assert_retry_policy(node: &Value) {
         let codes = at(node, &[list]);
         assert_eq!(codes["x-kubernetes-list-type"], "set", "{list}: {codes}");
         assert_eq!(number(&codes["maxItems"]), 255.0, "{list}");
-        assert_eq!(number(&codes["items"]["minimum"]), 1.0, "{list}: 0 is success");
+        assert_eq!(
+            number(&codes["items"]["minimum"]),
+            1.0,
+            "{list}: 0 is success"
+        );
         assert_eq!(number(&codes["items"]["maximum"]), 255.0, "{list}");
     }
     let conditions = at(node, &["onPodConditions"]);

@@ -606,7 +606,13 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                 let template = &jt.spec.effective_job_spec().template;
                 let label = pod_label(template, OUTCOME_LABEL);
                 let exit_code = pod_annotation(template, EXIT_CODE_ANNOTATION);
-                check_outcome(&at, label, exit_code, &pod_commands(template), &mut problems);
+                check_outcome(
+                    &at,
+                    label,
+                    exit_code,
+                    &pod_commands(template),
+                    &mut problems,
+                );
             }
             Object::JobRun(jr) => {
                 let Some(spec) = template_spec(&templates, &jr.spec.template_ref) else {

@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(exit_code_in_message("with exit code -1 matching"), Some(-1));
         assert_eq!(exit_code_in_message("with exit code x"), None);
         assert_eq!(exit_code_in_message("with exit code "), None);
-        assert_eq!(exit_code_in_message("Pod ns/p has condition DisruptionTarget"), None);
+        assert_eq!(
+            exit_code_in_message("Pod ns/p has condition DisruptionTarget"),
+            None
+        );
         assert_eq!(cut("ééé", 3), "é");
     }
 

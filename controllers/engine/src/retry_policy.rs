@@ -113,10 +113,14 @@ pub fn merge<'a>(levels: impl IntoIterator<Item = Option<&'a RetryPolicy>>) -> R
             merged.on_exit_codes.clone_from(&level.on_exit_codes);
         }
         if merged.ignore_exit_codes.is_none() {
-            merged.ignore_exit_codes.clone_from(&level.ignore_exit_codes);
+            merged
+                .ignore_exit_codes
+                .clone_from(&level.ignore_exit_codes);
         }
         if merged.on_pod_conditions.is_none() {
-            merged.on_pod_conditions.clone_from(&level.on_pod_conditions);
+            merged
+                .on_pod_conditions
+                .clone_from(&level.on_pod_conditions);
         }
     }
     merged
@@ -188,8 +192,16 @@ fn codes(list: Option<&[i32]>, name: &'static str, at: &str) -> Result<Vec<i32>,
 pub fn pod_failure_policy(policy: &RetryPolicy) -> Option<PodFailurePolicy> {
     let mut rules = condition_rules(policy.on_pod_conditions.as_deref().unwrap_or_default());
     let exit_rules = [
-        (policy.ignore_exit_codes.as_deref(), RetryAction::Ignore, "In"),
-        (policy.on_exit_codes.as_deref(), RetryAction::FailJob, "NotIn"),
+        (
+            policy.ignore_exit_codes.as_deref(),
+            RetryAction::Ignore,
+            "In",
+        ),
+        (
+            policy.on_exit_codes.as_deref(),
+            RetryAction::FailJob,
+            "NotIn",
+        ),
     ];
     for (codes, action, operator) in exit_rules {
         let Some(codes) = codes.filter(|c| !c.is_empty()) else {
@@ -221,7 +233,9 @@ fn condition_rules(entries: &[PodConditionRule]) -> Vec<PodFailurePolicyRule> {
         };
         let action = entry.action.as_str();
         if let Some(rule) = rules.iter_mut().find(|r| r.action == action) {
-            rule.on_pod_conditions.get_or_insert_with(Vec::new).push(pattern);
+            rule.on_pod_conditions
+                .get_or_insert_with(Vec::new)
+                .push(pattern);
             continue;
         }
         rules.push(PodFailurePolicyRule {
@@ -470,7 +484,10 @@ mod tests {
             ..JobSpec::default()
         };
         apply_to_job_spec(&mut kept, Some(&policy(Some(3), None, None)), Some(&run));
-        assert_eq!((kept.backoff_limit, kept.pod_failure_policy), (Some(3), own));
+        assert_eq!(
+            (kept.backoff_limit, kept.pod_failure_policy),
+            (Some(3), own)
+        );
     }
 
     #[test]
@@ -479,7 +496,9 @@ mod tests {
         assert_eq!(check_restart_policy(&spec, "x"), Ok(()));
         spec.pod_failure_policy = pod_failure_policy(&policy(None, Some(vec![1]), None));
         assert_eq!(
-            check_restart_policy(&spec, "node \"n\"").unwrap_err().to_string(),
+            check_restart_policy(&spec, "node \"n\"")
+                .unwrap_err()
+                .to_string(),
             "node \"n\": retryPolicy rules (onExitCodes, ignoreExitCodes, onPodConditions) need restartPolicy Never, but the JobSpec sets OnFailure"
         );
         spec.template.spec.as_mut().unwrap().restart_policy = Some("Never".into());

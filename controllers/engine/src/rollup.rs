@@ -688,7 +688,10 @@ mod tests {
         assert_eq!(r.entries[0].reason.as_deref(), Some("PodFailurePolicy"));
         assert_eq!(r.entries[0].exit_code, Some(3));
         // Nothing for a step that succeeded.
-        assert_eq!((r.entries[1].reason.as_ref(), r.entries[1].exit_code), (None, None));
+        assert_eq!(
+            (r.entries[1].reason.as_ref(), r.entries[1].exit_code),
+            (None, None)
+        );
         // The Job is gone (its TTL): the recorded failure keeps what the entry said.
         let gone = [None, None];
         let mut steps = views(&keys, &gone, &[]);
@@ -709,7 +712,13 @@ mod tests {
             steps: &steps,
             ..input
         });
-        assert_eq!((retried.entries[0].reason.as_ref(), retried.entries[0].exit_code), (None, None));
+        assert_eq!(
+            (
+                retried.entries[0].reason.as_ref(),
+                retried.entries[0].exit_code
+            ),
+            (None, None)
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ fn object<T: serde::de::DeserializeOwned>(kind: &str, name: &str, spec: &str) ->
     serde_yaml::from_str(&yaml).expect("object parses")
 }
 
-fn build_mj(obj: &ManagedJob, key: &str, template: Option<&JobTemplate>) -> Result<Job, BuildError> {
+fn build_mj(
+    obj: &ManagedJob,
+    key: &str,
+    template: Option<&JobTemplate>,
+) -> Result<Job, BuildError> {
     let plan = managedjob::plan(obj).unwrap();
     managedjob::build_job(obj, &plan, plan.step_id(key).unwrap(), template)
 }
@@ -33,7 +37,13 @@ fn limit(job: &Job) -> Option<i32> {
 }
 
 fn restart(job: &Job) -> Option<&str> {
-    job.spec.as_ref()?.template.spec.as_ref()?.restart_policy.as_deref()
+    job.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .restart_policy
+        .as_deref()
 }
 
 /// Each rule as `action operator values` or `action conditions`.
@@ -87,12 +97,20 @@ const LEVELS: &str = "  retries: 4
 fn managedjob_levels_merge_field_by_field_and_map_onto_the_job() {
     let obj = object::<ManagedJob>("ManagedJob", "wf", LEVELS);
     let inherits = build_mj(&obj, "g/inherits", None).unwrap();
-    assert_eq!(limit(&inherits), Some(2), "the run's limit wins over retries");
+    assert_eq!(
+        limit(&inherits),
+        Some(2),
+        "the run's limit wins over retries"
+    );
     assert_eq!(
         rules(&inherits),
         ["Ignore DisruptionTarget=True", "FailJob NotIn [1, 3]"]
     );
-    assert_eq!(restart(&inherits), Some("Never"), "rules make the pods Never");
+    assert_eq!(
+        restart(&inherits),
+        Some("Never"),
+        "rules make the pods Never"
+    );
 
     let own = build_mj(&obj, "g/own", None).unwrap();
     assert_eq!(limit(&own), Some(0));
@@ -141,7 +159,11 @@ fn managedjob_rules_replace_a_templates_policy_and_restart_policy() {
 ",
     );
     let ruled = build_mj(&obj, "g/ruled", Some(&template)).unwrap();
-    assert_eq!(limit(&ruled), Some(1), "retries (default 1) replaces the template's");
+    assert_eq!(
+        limit(&ruled),
+        Some(1),
+        "retries (default 1) replaces the template's"
+    );
     assert_eq!(rules(&ruled), ["FailJob NotIn [1]"]);
     assert_eq!(restart(&ruled), Some("Never"));
     // No rules on any level: the template's podFailurePolicy stays; its OnFailure pod would
@@ -206,10 +228,16 @@ fn jobflow_the_flow_policy_wins_then_the_job_spec_then_the_run_policy() {
     );
     let obj = object::<JobFlow>("JobFlow", "jf", &spec);
     let bare = build_flow(&obj, "bare", None);
-    assert_eq!((limit(&bare), rules(&bare)), (Some(2), vec!["Ignore In [42]".to_owned()]));
+    assert_eq!(
+        (limit(&bare), rules(&bare)),
+        (Some(2), vec!["Ignore In [42]".to_owned()])
+    );
     assert_eq!(restart(&bare), Some("Never"));
     let own = build_flow(&obj, "own", None);
-    assert_eq!((limit(&own), rules(&own)), (Some(6), vec!["Ignore In [9]".to_owned()]));
+    assert_eq!(
+        (limit(&own), rules(&own)),
+        (Some(6), vec!["Ignore In [9]".to_owned()])
+    );
     let flow_wins = build_flow(&obj, "flow-wins", None);
     assert_eq!(limit(&flow_wins), Some(0));
     // The flow's rules, with the run's unset fields filled in (ignoreExitCodes).
@@ -237,7 +265,9 @@ fn jobflow_the_flow_policy_wins_then_the_job_spec_then_the_run_policy() {
         "  retryPolicy: {ignoreExitCodes: [1]}\n  flows:\n    - name: a\n      retryPolicy: {onExitCodes: [1]}\n      jobTemplate: {template: {spec: {containers: [{name: m, image: i}]}}}\n",
     );
     assert_eq!(
-        jobflow::plan(&contradiction).expect_err("invalid").to_string(),
+        jobflow::plan(&contradiction)
+            .expect_err("invalid")
+            .to_string(),
         "flow \"a\": exit code 1 is in both onExitCodes and ignoreExitCodes"
     );
 }
@@ -289,7 +319,9 @@ fn daemonjob_run_policy_fills_what_the_job_spec_leaves_unset() {
         "  retryPolicy: {onExitCodes: [2], ignoreExitCodes: [2]}\n  template: {spec: {containers: [{name: c, image: busybox}]}}\n",
     );
     assert_eq!(
-        daemonjob::plan(&invalid, &[], &[]).expect_err("invalid").to_string(),
+        daemonjob::plan(&invalid, &[], &[])
+            .expect_err("invalid")
+            .to_string(),
         "spec.retryPolicy: exit code 2 is in both onExitCodes and ignoreExitCodes"
     );
 }

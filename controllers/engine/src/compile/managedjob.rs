@@ -358,7 +358,11 @@ pub fn build_job(
 /// rules when some level sets them (else a JobTemplate's own `podFailurePolicy` stays). Rules
 /// make the pods `restartPolicy: Never` (params that ask for `OnFailure` were refused by
 /// [`plan`]).
-fn apply_retry_policy(spec: &mut JobSpec, policy: &RetryPolicy, key: &str) -> Result<(), BuildError> {
+fn apply_retry_policy(
+    spec: &mut JobSpec,
+    policy: &RetryPolicy,
+    key: &str,
+) -> Result<(), BuildError> {
     spec.backoff_limit = policy.limit;
     if policy.sets_rules() {
         spec.pod_failure_policy = retry_policy::pod_failure_policy(policy);
