@@ -210,6 +210,7 @@ spec:
         policy_of(&job)
     );
     let codes = failed_exit_codes(&w, "flow-ignored").await?;
+    println!("ignored_pods_failed_with_42: {}", codes.len());
     ensure!(
         codes.len() >= 2 && codes.iter().all(|c| *c == 42),
         "pods failing with 42 were replaced, not counted: {codes:?}"

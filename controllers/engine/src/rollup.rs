@@ -169,6 +169,28 @@ impl Blocker {
     }
 }
 
+/// Whether a step entry's `reason` is a [`Blocker`]'s (the step waits or failed for a reason of
+/// Jobsmith's own) rather than the failure reason of the step's Job (`BackoffLimitExceeded`,
+/// `PodFailurePolicy`, ...: the step ran). The run mechanism's memory tells the two apart when
+/// it is rebuilt from a status after a restart.
+pub fn is_blocker_reason(reason: &str) -> bool {
+    [
+        api_reasons::TEMPLATE_NOT_FOUND,
+        api_reasons::TEMPLATE_INVALID,
+        api_reasons::NAME_CONFLICT,
+        api_reasons::OVERRIDE_NOT_ALLOWED,
+        api_reasons::INVALID_SPEC,
+        api_reasons::NODE_LOST,
+        api_reasons::LOST,
+        api_reasons::CREATE_REFUSED,
+        api_reasons::STEP_SUSPENDED,
+        api_reasons::QUEUED,
+        api_reasons::OUTPUT_MISSING,
+        api_reasons::OUTPUT_PENDING,
+    ]
+    .contains(&reason)
+}
+
 /// What is known of one step (indexed by [`StepId`]).
 #[derive(Clone, Copy, Debug)]
 pub struct StepView<'a> {
@@ -764,6 +786,45 @@ mod tests {
             ),
             (None, None)
         );
+    }
+
+    #[test]
+    fn every_blockers_reason_is_told_apart_from_a_jobs_failure_reason() {
+        let blockers = [
+            Blocker::TemplateNotFound {
+                template: "t".into(),
+            },
+            Blocker::TemplateInvalid {
+                template: "t".into(),
+                message: "m".into(),
+            },
+            Blocker::NameConflict,
+            Blocker::OverrideNotAllowed { field: "f".into() },
+            Blocker::Invalid {
+                message: "m".into(),
+            },
+            Blocker::Lost,
+            Blocker::CreateRefused {
+                message: "m".into(),
+            },
+            Blocker::Suspended,
+            Blocker::NodeLost { node: "n".into() },
+            Blocker::Queued { queue: "q".into() },
+            Blocker::OutputMissing {
+                message: "m".into(),
+            },
+            Blocker::OutputUnread { step: "s".into() },
+        ];
+        for blocker in &blockers {
+            assert!(is_blocker_reason(blocker.reason()), "{blocker:?}");
+        }
+        for job_reason in [
+            "BackoffLimitExceeded",
+            "PodFailurePolicy",
+            "DeadlineExceeded",
+        ] {
+            assert!(!is_blocker_reason(job_reason), "{job_reason}");
+        }
     }
 
     #[test]

@@ -136,16 +136,19 @@ impl RunMemo {
             steps: entries
                 .iter()
                 .map(|e| {
+                    // Only a blocker's reason is remembered: a failed Job's own reason
+                    // (`BackoffLimitExceeded`, ...) belongs to a step that ran and finished.
+                    let reason = e.reason.clone().filter(|r| rollup::is_blocker_reason(r));
                     (
                         e.key.clone(),
                         StepMemo {
                             phase: e.phase,
-                            reason: e.reason.clone(),
                             attempt: e.attempt.unwrap_or(1),
                             started: e.phase != ApiStepPhase::Pending
                                 && e.phase != ApiStepPhase::Aborted
                                 && e.phase != ApiStepPhase::Skipped
-                                && e.reason.is_none(),
+                                && reason.is_none(),
+                            reason,
                             ..StepMemo::default()
                         },
                     )
@@ -263,5 +266,40 @@ impl RunMemo {
             let keys: HashSet<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
             self.steps.retain(|k, _| keys.contains(k.as_str()));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A step whose Job failed carries the Job's reason in its entry (docs/lifecycle.md "Status
+    /// history"); after a restart it is still a step that ran and finished, never one that a
+    /// blocker kept from starting (which could be created again).
+    #[test]
+    fn a_jobs_failure_reason_is_not_taken_for_a_blocker_after_a_restart() {
+        let entries = [
+            StepEntry {
+                key: "failed".into(),
+                phase: ApiStepPhase::Failed,
+                reason: Some("BackoffLimitExceeded".into()),
+                exit_code: None,
+                ..StepEntry::default()
+            },
+            StepEntry {
+                key: "conflict".into(),
+                phase: ApiStepPhase::Failed,
+                reason: Some(jobsmith_api::reasons::NAME_CONFLICT.into()),
+                ..StepEntry::default()
+            },
+        ];
+        let memo = RunMemo::from_status("u", None, &entries);
+        let failed = &memo.steps["failed"];
+        assert!(failed.started && failed.reason.is_none());
+        assert!(finished_before(failed));
+        let conflict = &memo.steps["conflict"];
+        assert!(!conflict.started && !finished_before(conflict));
+        assert_eq!(conflict.reason.as_deref(), Some("NameConflict"));
     }
 }
