@@ -152,8 +152,8 @@ fn the_deadline_reason_is_on_every_condition() {
     let views: Vec<StepView<'_>> = names
         .iter()
         .map(|k| StepView {
-            key: *k,
-            job_name: *k,
+            key: k,
+            job_name: k,
             attempt: 1,
             job: None,
             blocker: None,
