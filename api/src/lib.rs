@@ -20,11 +20,11 @@ pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};
 pub use jobflow::{Flow, JobFlow, JobFlowSpec, JobFlowStatus};
 pub use jobrun::{JobRun, JobRunSpec, JobRunStatus};
 pub use jobtemplate::{JobTemplate, JobTemplateSpec, JobTemplateStatus, OverridableField};
-pub use outputs::{
-    OutputEnvVar, OutputEnvVarSource, OutputSource, StepOutput, StepOutputRef, StepOutputs,
-};
 pub use managedjob::{
     GroupJob, GroupStatus, ManagedJob, ManagedJobGroup, ManagedJobSpec, ManagedJobStatus,
+};
+pub use outputs::{
+    OutputEnvVar, OutputEnvVarSource, OutputSource, StepOutput, StepOutputRef, StepOutputs,
 };
 
 /// API group of every Jobsmith kind.

@@ -36,7 +36,10 @@ pub enum OutputSource {
 #[serde(rename_all = "camelCase")]
 pub struct StepOutput {
     /// The output's name, unique in the step (what `stepOutput.name` refers to).
-    #[schemars(length(min = 1, max = 63), pattern("^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        pattern("^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Where the value comes from: `terminationMessage` (the only source today).
     #[serde(default)]

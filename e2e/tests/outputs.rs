@@ -95,17 +95,20 @@ async fn a_managedjob_passes_a_version_from_build_to_test() -> Result<()> {
     let run = mj_run(&mj).ok_or_else(|| anyhow::anyhow!("no status"))?;
     let recorded = outputs_of(run, "build/compile");
     ensure!(
-        recorded.is_some_and(|o| o.values.get("version").map(String::as_str) == Some("1.2.3")
-            && o.values.get("files").map(String::as_str) == Some("42")
-            && o.missing.is_empty()),
+        recorded.is_some_and(
+            |o| o.values.get("version").map(String::as_str) == Some("1.2.3")
+                && o.values.get("files").map(String::as_str) == Some("42")
+                && o.missing.is_empty()
+        ),
         "status.outputs: {:?}",
         run.outputs
     );
     let env = env_of(&w, "wf-test-unit").await?;
-    let expected: Vec<(String, String)> = [("FILES", "42"), ("PLAIN", "kept"), ("VERSION", "1.2.3")]
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect();
+    let expected: Vec<(String, String)> =
+        [("FILES", "42"), ("PLAIN", "kept"), ("VERSION", "1.2.3")]
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
     ensure!(env == expected, "env of wf-test-unit: {env:?}");
     Ok(())
 }
@@ -166,7 +169,11 @@ spec:
     );
     let test_env = env_of(&w, "flow-test").await?;
     ensure!(
-        test_env == [("VERSION".to_owned(), "1.2.3".to_owned()), ("OWN".to_owned(), "x".to_owned())],
+        test_env
+            == [
+                ("VERSION".to_owned(), "1.2.3".to_owned()),
+                ("OWN".to_owned(), "x".to_owned())
+            ],
         "env of flow-test: {test_env:?}"
     );
     let deploy_env = env_of(&w, "flow-deploy").await?;
@@ -190,21 +197,31 @@ async fn a_missing_output_fails_the_dependent_with_output_missing() -> Result<()
         mj_run,
     )
     .await?;
-    let status = mj.status.as_ref().ok_or_else(|| anyhow::anyhow!("no status"))?;
+    let status = mj
+        .status
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no status"))?;
     let unit = entry(&status.jobs, "test/unit");
     ensure!(
-        unit.is_some_and(|e| e.phase == StepPhase::Failed
-            && e.reason.as_deref() == Some("OutputMissing")),
+        unit.is_some_and(
+            |e| e.phase == StepPhase::Failed && e.reason.as_deref() == Some("OutputMissing")
+        ),
         "test/unit entry: {unit:?}"
     );
     ensure!(
-        outputs_of(&status.run, "build/compile")
-            .is_some_and(|o| o.missing.get("version").is_some_and(|why| why.contains("no key"))),
+        outputs_of(&status.run, "build/compile").is_some_and(|o| o
+            .missing
+            .get("version")
+            .is_some_and(|why| why.contains("no key"))),
         "status.outputs: {:?}",
         status.run.outputs
     );
     ensure!(
-        status.run.message.as_deref().is_some_and(|m| m.contains("version")),
+        status
+            .run
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("version")),
         "message: {:?}",
         status.run.message
     );
@@ -213,13 +230,17 @@ async fn a_missing_output_fails_the_dependent_with_output_missing() -> Result<()
         jobs.get_opt("wf-test-unit").await?.is_none(),
         "the dependent's Job was created"
     );
-    let warned = eventually("an OutputMissing Event", Duration::from_secs(20), || async {
-        let events = w.events_of("wf").await?;
-        Ok(events
-            .iter()
-            .any(|(reason, type_, _)| reason == "OutputMissing" && type_ == "Warning")
-            .then_some(()))
-    })
+    let warned = eventually(
+        "an OutputMissing Event",
+        Duration::from_secs(20),
+        || async {
+            let events = w.events_of("wf").await?;
+            Ok(events
+                .iter()
+                .any(|(reason, type_, _)| reason == "OutputMissing" && type_ == "Warning")
+                .then_some(()))
+        },
+    )
     .await;
     ensure!(warned.is_ok(), "{warned:?}: {:?}", w.events_of("wf").await?);
     Ok(())
@@ -241,7 +262,8 @@ async fn recorded_outputs_survive_a_restart_and_are_not_read_again() -> Result<(
     // Nothing left to read: a second read would find no pod and record the outputs missing.
     let pods: Api<Pod> = w.api();
     let selected = ListParams::default().labels("jobsmith.dev/job=compile");
-    pods.delete_collection(&DeleteParams::default(), &selected).await?;
+    pods.delete_collection(&DeleteParams::default(), &selected)
+        .await?;
     eventually("compile's pods gone", Duration::from_secs(20), || async {
         Ok(pods.list(&selected).await?.items.is_empty().then_some(()))
     })
@@ -292,7 +314,9 @@ spec:
         jf_run,
     )
     .await?;
-    let message = jf_run(&jf).and_then(|r| r.message.clone()).unwrap_or_default();
+    let message = jf_run(&jf)
+        .and_then(|r| r.message.clone())
+        .unwrap_or_default();
     ensure!(
         message.contains("not one of its dependencies"),
         "message: {message}"

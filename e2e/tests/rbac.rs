@@ -63,10 +63,7 @@ async fn the_manager_runs_every_kind_with_only_the_deploy_rbac() -> Result<()> {
         "may read Secrets"
     );
     // Step outputs list the pods of a succeeded Job; pods are never watched.
-    ensure!(
-        can_i("list", "pods", ns.name()).await?,
-        "cannot list Pods"
-    );
+    ensure!(can_i("list", "pods", ns.name()).await?, "cannot list Pods");
     ensure!(!can_i("watch", "pods", ns.name()).await?, "may watch Pods");
 
     let dir = std::env::temp_dir().join(format!("jobsmith-e2e-{}", ns.name()));

@@ -157,7 +157,8 @@ pub fn read_outputs(key: &str, declared: &[StepOutput], pods: &[Pod]) -> StepOut
                 read.values.insert(output.name.clone(), value);
             }
             Err(why) => {
-                read.missing.insert(output.name.clone(), bounded_reason(&why));
+                read.missing
+                    .insert(output.name.clone(), bounded_reason(&why));
             }
         }
     }
@@ -280,9 +281,7 @@ fn set_in_container(container: &mut Container, values: &[(String, String)]) {
 fn succeeded_pod(pods: &[Pod]) -> Option<&Pod> {
     pods.iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
-        .max_by(|a, b| {
-            (finished_at(a), &a.metadata.name).cmp(&(finished_at(b), &b.metadata.name))
-        })
+        .max_by(|a, b| (finished_at(a), &a.metadata.name).cmp(&(finished_at(b), &b.metadata.name)))
 }
 
 fn finished_at(pod: &Pod) -> Option<&Time> {
@@ -334,9 +333,9 @@ pub fn value_of(output: &StepOutput, message: &str) -> Result<String, String> {
         return Err("the termination message is not a JSON object".to_owned());
     };
     match fields.get(key) {
-        None | Some(serde_json::Value::Null) => Err(format!(
-            "the termination message has no key \"{key}\""
-        )),
+        None | Some(serde_json::Value::Null) => {
+            Err(format!("the termination message has no key \"{key}\""))
+        }
         Some(serde_json::Value::String(text)) => Ok(text.clone()),
         Some(other) => Ok(other.to_string()),
     }
@@ -415,10 +414,19 @@ mod tests {
 
     #[test]
     fn a_json_key_is_extracted_and_the_whole_message_is_trimmed() {
-        let pods = [pod("p", "Succeeded", 1, &[("main", Some("{\"version\":\"1.2.3\",\"n\":4}\n"))])];
+        let pods = [pod(
+            "p",
+            "Succeeded",
+            1,
+            &[("main", Some("{\"version\":\"1.2.3\",\"n\":4}\n"))],
+        )];
         let read = read_outputs(
             "build",
-            &[output("version", Some("version")), output("n", Some("n")), output("all", None)],
+            &[
+                output("version", Some("version")),
+                output("n", Some("n")),
+                output("all", None),
+            ],
             &pods,
         );
         assert_eq!(read.values["version"], "1.2.3");
@@ -430,24 +438,70 @@ mod tests {
     #[test]
     fn missing_key_bad_json_and_no_message_are_missing_with_why() {
         let declared = [output("v", Some("version"))];
-        let no_key = read_outputs("s", &declared, &[pod("p", "Succeeded", 1, &[("m", Some("{}"))])]);
-        assert!(no_key.missing["v"].contains("no key \"version\""), "{no_key:?}");
-        let not_json = read_outputs("s", &declared, &[pod("p", "Succeeded", 1, &[("m", Some("1.2.3"))])]);
+        let no_key = read_outputs(
+            "s",
+            &declared,
+            &[pod("p", "Succeeded", 1, &[("m", Some("{}"))])],
+        );
+        assert!(
+            no_key.missing["v"].contains("no key \"version\""),
+            "{no_key:?}"
+        );
+        let not_json = read_outputs(
+            "s",
+            &declared,
+            &[pod("p", "Succeeded", 1, &[("m", Some("1.2.3"))])],
+        );
         assert!(not_json.missing["v"].contains("not JSON"), "{not_json:?}");
-        let none = read_outputs("s", &[output("v", None)], &[pod("p", "Succeeded", 1, &[("m", None)])]);
-        assert!(none.missing["v"].contains("no termination message"), "{none:?}");
-        let failed_only = read_outputs("s", &declared, &[pod("p", "Failed", 1, &[("m", Some("{}"))])]);
+        let none = read_outputs(
+            "s",
+            &[output("v", None)],
+            &[pod("p", "Succeeded", 1, &[("m", None)])],
+        );
+        assert!(
+            none.missing["v"].contains("no termination message"),
+            "{none:?}"
+        );
+        let failed_only = read_outputs(
+            "s",
+            &declared,
+            &[pod("p", "Failed", 1, &[("m", Some("{}"))])],
+        );
         assert!(failed_only.missing["v"].contains("no succeeded pod"));
-        let null = read_outputs("s", &declared, &[pod("p", "Succeeded", 1, &[("m", Some("{\"version\":null}"))])]);
+        let null = read_outputs(
+            "s",
+            &declared,
+            &[pod(
+                "p",
+                "Succeeded",
+                1,
+                &[("m", Some("{\"version\":null}"))],
+            )],
+        );
         assert!(null.missing.contains_key("v"));
     }
 
     #[test]
     fn the_named_container_and_the_last_succeeded_pod_are_read() {
         let pods = [
-            pod("a", "Succeeded", 5, &[("main", Some("old")), ("side", Some("s-old"))]),
-            pod("b", "Succeeded", 9, &[("main", Some("new")), ("side", Some("s-new"))]),
-            pod("c", "Failed", 20, &[("main", Some("failed")), ("side", Some("x"))]),
+            pod(
+                "a",
+                "Succeeded",
+                5,
+                &[("main", Some("old")), ("side", Some("s-old"))],
+            ),
+            pod(
+                "b",
+                "Succeeded",
+                9,
+                &[("main", Some("new")), ("side", Some("s-new"))],
+            ),
+            pod(
+                "c",
+                "Failed",
+                20,
+                &[("main", Some("failed")), ("side", Some("x"))],
+            ),
         ];
         let mut side = output("side", None);
         side.container = Some("side".into());
@@ -461,7 +515,11 @@ mod tests {
         let big = "x".repeat(3000);
         let message = format!("{{\"a\":\"{big}\",\"b\":\"{big}\"}}");
         let pods = [pod("p", "Succeeded", 1, &[("m", Some(&message))])];
-        let read = read_outputs("s", &[output("a", Some("a")), output("b", Some("b"))], &pods);
+        let read = read_outputs(
+            "s",
+            &[output("a", Some("a")), output("b", Some("b"))],
+            &pods,
+        );
         assert_eq!(read.values["a"].len(), 3000);
         assert!(read.missing["b"].contains("more than 4096"), "{read:?}");
         assert!(read.value_bytes() <= MAX_OUTPUT_BYTES_PER_STEP);
@@ -503,7 +561,9 @@ mod tests {
         assert_eq!(ok, vec![("VERSION".to_owned(), "1.2.3".to_owned())]);
         assert_eq!(
             input_values(&inputs, |_| true, |_| None),
-            Err(InputProblem::Unread { step: "build".into() })
+            Err(InputProblem::Unread {
+                step: "build".into()
+            })
         );
         let failed = input_values(&inputs, |_| false, |_| Some(&read)).unwrap_err();
         assert!(matches!(failed, InputProblem::Missing(m) if m.contains("did not succeed")));

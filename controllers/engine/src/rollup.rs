@@ -150,9 +150,9 @@ impl Blocker {
                 format!("step {key}: Job \"{job_name}\" is suspended; it runs when resumed")
             }
             Self::OutputMissing { message } => format!("step {key}: {message}"),
-            Self::OutputUnread { step } => format!(
-                "step {key}: waiting for the outputs of step \"{step}\" to be read"
-            ),
+            Self::OutputUnread { step } => {
+                format!("step {key}: waiting for the outputs of step \"{step}\" to be read")
+            }
         }
     }
 }

@@ -33,7 +33,14 @@ fn invalid_message(result: Result<jobsmith_engine::Plan, InvalidSpec>) -> String
 }
 
 fn env(job: &Job) -> Vec<(String, Option<String>)> {
-    job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+    job.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
         .env
         .iter()
         .flatten()
@@ -84,7 +91,13 @@ fn a_later_group_reads_an_output_at_every_params_level_most_specific_first() {
             input("VERSION", "build/compile", "version")
         ]
     );
-    assert_eq!(plan.step(plan.step_id("build/compile").unwrap()).unwrap().outputs.len(), 2);
+    assert_eq!(
+        plan.step(plan.step_id("build/compile").unwrap())
+            .unwrap()
+            .outputs
+            .len(),
+        2
+    );
     let mut job = managedjob::build_job(&obj, &plan, id, None).unwrap();
     // The variables keep their merged place without a value until the values are set.
     assert_eq!(
@@ -98,7 +111,10 @@ fn a_later_group_reads_an_output_at_every_params_level_most_specific_first() {
     );
     set_input_values(
         &mut job,
-        &[("VERSION".into(), "1.2.3".into()), ("FILES".into(), "42".into())],
+        &[
+            ("VERSION".into(), "1.2.3".into()),
+            ("FILES".into(), "42".into()),
+        ],
     );
     assert_eq!(env(&job)[0], ("FILES".into(), Some("42".into())));
     assert_eq!(env(&job)[2], ("VERSION".into(), Some("1.2.3".into())));
@@ -227,7 +243,10 @@ fn a_flow_reads_transitively_and_its_env_replaces_the_containers_own() {
 ");
     let plan = jobflow::plan(&obj).unwrap();
     let id = plan.step_id("deploy").unwrap();
-    assert_eq!(plan.step(id).unwrap().inputs, vec![input("VERSION", "build", "version")]);
+    assert_eq!(
+        plan.step(id).unwrap().inputs,
+        vec![input("VERSION", "build", "version")]
+    );
     let mut job = jobflow::build_job(&obj, &plan, id, None).unwrap();
     set_input_values(&mut job, &[("VERSION".into(), "2.0.0".into())]);
     assert_eq!(
@@ -241,11 +260,13 @@ fn a_flow_reads_transitively_and_its_env_replaces_the_containers_own() {
     );
     let pod = job.spec.unwrap().template.spec.unwrap();
     let init = pod.init_containers.unwrap();
-    assert!(init[0]
-        .env
-        .iter()
-        .flatten()
-        .any(|e| e.name == "VERSION" && e.value.as_deref() == Some("2.0.0")));
+    assert!(
+        init[0]
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "VERSION" && e.value.as_deref() == Some("2.0.0"))
+    );
 }
 
 #[test]

@@ -231,7 +231,11 @@ fn job_inputs(
     ];
     let mut seen = HashSet::new();
     let mut inputs = Vec::new();
-    for var in levels.into_iter().flatten().flat_map(|p| p.env.iter().flatten()) {
+    for var in levels
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p.env.iter().flatten())
+    {
         if !seen.insert(var.name.as_str()) {
             continue;
         }

@@ -88,12 +88,11 @@ pub(super) async fn create_ready<K: RunKind>(
         for step in todo {
             attempted[step.index()] = true;
             let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
-            let built = build(ctx, obj.as_ref(), plan, step, attempt, namespace).and_then(
-                |mut job| {
+            let built =
+                build(ctx, obj.as_ref(), plan, step, attempt, namespace).and_then(|mut job| {
                     outputs::set_inputs(&mut job, plan, step, observed, memo)?;
                     Ok(job)
-                },
-            );
+                });
             match built {
                 Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
                 Err(blocker) => {
