@@ -213,7 +213,8 @@ async fn reconcile_with<K: RunKind>(
     let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
     report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
     // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go.
-    let ttl_due = report::expire_recorded_jobs(ctx, &observed.jobs).await?;
+    let expirable = outputs::expirable(&plan, &observed.jobs, &memo);
+    let ttl_due = report::expire_recorded_jobs(ctx, &expirable).await?;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
     if created.more {

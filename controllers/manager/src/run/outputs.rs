@@ -96,6 +96,22 @@ pub(super) fn set_inputs(
     }
 }
 
+/// The Jobs whose deferred TTL may run: not those of producers whose outputs are not recorded
+/// yet (a read that failed is tried again while the Job and its pods are still there).
+pub(super) fn expirable(
+    plan: &Plan,
+    jobs: &[Option<std::sync::Arc<Job>>],
+    memo: &RunMemo,
+) -> Vec<Option<std::sync::Arc<Job>>> {
+    jobs.iter()
+        .zip(&plan.steps)
+        .map(|(job, step)| {
+            let unread = !step.outputs.is_empty() && !memo.outputs.contains_key(&step.key);
+            if unread { None } else { job.clone() }
+        })
+        .collect()
+}
+
 /// The outputs to write in the status: those of the plan's steps, in plan order.
 pub(super) fn recorded(plan: &Plan, memo: &RunMemo) -> Vec<StepOutputs> {
     if memo.outputs.is_empty() {
