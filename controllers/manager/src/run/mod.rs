@@ -220,9 +220,11 @@ async fn reconcile_with<K: RunKind>(
     let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
     let finished = finished_part(desired.run());
     report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
-    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go,
-    // and so may the Jobs of a finished run (jobsCleanup) and the run itself (its TTL).
-    let ttl_due = report::expire_recorded_jobs(ctx, &observed.jobs).await?;
+    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go
+    // (once its outputs are read), and so may the Jobs of a finished run (jobsCleanup) and the
+    // run itself (its TTL).
+    let expirable = outputs::expirable(&plan, &observed.jobs, &memo);
+    let ttl_due = report::expire_recorded_jobs(ctx, &expirable).await?;
     let cleaned = lifecycle::clean_up(ctx, obj.as_ref(), &finished, namespace, uid, &now).await;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());

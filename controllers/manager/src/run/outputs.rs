@@ -96,6 +96,22 @@ pub(super) fn set_inputs(
     }
 }
 
+/// The Jobs whose deferred TTL may run: not those of producers whose outputs are not recorded
+/// yet (a read that failed is tried again while the Job and its pods are still there).
+pub(super) fn expirable(
+    plan: &Plan,
+    jobs: &[Option<std::sync::Arc<Job>>],
+    memo: &RunMemo,
+) -> Vec<Option<std::sync::Arc<Job>>> {
+    jobs.iter()
+        .zip(&plan.steps)
+        .map(|(job, step)| {
+            let unread = !step.outputs.is_empty() && !memo.outputs.contains_key(&step.key);
+            if unread { None } else { job.clone() }
+        })
+        .collect()
+}
+
 /// The outputs to write in the status: those of the plan's steps, in plan order.
 pub(super) fn recorded(plan: &Plan, memo: &RunMemo) -> Vec<StepOutputs> {
     if memo.outputs.is_empty() {
@@ -106,4 +122,80 @@ pub(super) fn recorded(plan: &Plan, memo: &RunMemo) -> Vec<StepOutputs> {
         .filter(|s| !s.outputs.is_empty())
         .filter_map(|s| memo.outputs.get(&s.key).cloned())
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use std::{collections::BTreeMap, sync::Arc};
+
+    use jobsmith_api::StepOutput;
+    use jobsmith_engine::{Dag, Policies, StepSpec, compile::PlannedStep};
+
+    use super::*;
+
+    fn plan() -> Plan {
+        let specs: Vec<StepSpec> = ["producer", "plain"]
+            .iter()
+            .map(|k| StepSpec {
+                key: (*k).into(),
+                group: None,
+                deps: vec![],
+            })
+            .collect();
+        let output = StepOutput {
+            name: "v".into(),
+            ..StepOutput::default()
+        };
+        Plan {
+            dag: Dag::build(&specs, &[]).unwrap(),
+            steps: vec![
+                PlannedStep {
+                    key: "producer".into(),
+                    job_name: "run-producer".into(),
+                    outputs: vec![output],
+                    ..PlannedStep::default()
+                },
+                PlannedStep {
+                    key: "plain".into(),
+                    job_name: "run-plain".into(),
+                    ..PlannedStep::default()
+                },
+            ],
+            policies: Policies::default(),
+        }
+    }
+
+    #[test]
+    fn a_producer_job_expires_only_once_its_outputs_are_recorded() {
+        let plan = plan();
+        let jobs = vec![
+            Some(Arc::new(Job::default())),
+            Some(Arc::new(Job::default())),
+        ];
+        let mut memo = RunMemo::default();
+        let kept = expirable(&plan, &jobs, &memo);
+        assert!(
+            kept[0].is_none(),
+            "the producer's Job must wait for its outputs"
+        );
+        assert!(kept[1].is_some());
+        assert!(recorded(&plan, &memo).is_empty());
+        let read = StepOutputs {
+            step: "producer".into(),
+            values: BTreeMap::from([("v".to_owned(), "1".to_owned())]),
+            missing: BTreeMap::new(),
+        };
+        memo.outputs.insert("producer".into(), read.clone());
+        // A step no longer in the plan is not written.
+        memo.outputs.insert(
+            "removed".into(),
+            StepOutputs {
+                step: "removed".into(),
+                ..StepOutputs::default()
+            },
+        );
+        assert!(expirable(&plan, &jobs, &memo)[0].is_some());
+        assert_eq!(recorded(&plan, &memo), vec![read]);
+    }
 }
