@@ -174,14 +174,18 @@ async fn a_pod_with_a_duration_annotation_runs_that_long() -> Result<()> {
     // The Job controller counts the pod as active in its own status write, which may come a
     // moment after the kubelet (KWOK) reported the pod Running: wait for it, but not past the
     // pod's 3 s run, and the Job must not be Complete meanwhile.
-    eventually("Job slow counting its Running pod as active", Duration::from_secs(2), || async {
-        let job_now = jobs.get("slow").await?;
-        ensure!(
-            condition_reason(&job_now, "Complete").is_none(),
-            "the Job was already Complete while its pod was Running"
-        );
-        Ok((job_now.status.and_then(|s| s.active) == Some(1)).then_some(()))
-    })
+    eventually(
+        "Job slow counting its Running pod as active",
+        Duration::from_secs(2),
+        || async {
+            let job_now = jobs.get("slow").await?;
+            ensure!(
+                condition_reason(&job_now, "Complete").is_none(),
+                "the Job was already Complete while its pod was Running"
+            );
+            Ok((job_now.status.and_then(|s| s.active) == Some(1)).then_some(()))
+        },
+    )
     .await?;
 
     wait_for(&jobs, "slow", JOB_TIMEOUT, job_condition("Complete")).await?;
