@@ -19,18 +19,12 @@ pub struct Queueing {
     /// Kueue LocalQueue (in the run's namespace) that admits the Jobs: they are created
     /// suspended with the label `kueue.x-k8s.io/queue-name`, and start when Kueue admits them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 63),
-        pattern("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), pattern("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub queue_name: Option<String>,
     /// Kueue WorkloadPriorityClass of the queued Jobs (label `kueue.x-k8s.io/priority-class`).
     /// Only used with a `queueName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 63),
-        pattern("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), pattern("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub priority_class_name: Option<String>,
 }
 
@@ -71,7 +65,10 @@ mod tests {
         let run = q(Some("team"), Some("low"));
         assert_eq!(run.overridden_by(None), run);
         assert_eq!(run.overridden_by(Some(&q(None, None))), run);
-        assert_eq!(run.overridden_by(Some(&q(Some("gpu"), None))), q(Some("gpu"), Some("low")));
+        assert_eq!(
+            run.overridden_by(Some(&q(Some("gpu"), None))),
+            q(Some("gpu"), Some("low"))
+        );
         assert_eq!(
             q(None, None).overridden_by(Some(&q(None, Some("high")))),
             q(None, Some("high"))

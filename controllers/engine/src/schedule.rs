@@ -575,9 +575,7 @@ pub fn evaluate_with(
     let mut create = Vec::new();
     if !policies.suspend && !stop {
         // A queued Job may be admitted at any moment: it holds its slot.
-        let room = policies
-            .limit()
-            .saturating_sub(totals.running + queued) as usize;
+        let room = policies.limit().saturating_sub(totals.running + queued) as usize;
         create.extend(
             dag.steps()
                 .filter(|s| {

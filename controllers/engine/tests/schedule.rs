@@ -444,11 +444,19 @@ fn queued_jobs_have_not_started_but_hold_their_maxparallel_slot() {
     assert_eq!(d.phase, RunPhase::Pending);
     assert!(d.message.contains("2 queued"), "{}", d.message);
     // One admitted (running), one still queued: still no room.
-    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Running), ("s1", Queued)]), &p);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("s0", Running), ("s1", Queued)]),
+        &p,
+    );
     assert_eq!(d.phase, RunPhase::Running);
     assert!(d.create.is_empty());
     // s0 done: its slot goes to the next step.
-    let d = evaluate(&dag, &outcomes(&dag, &[("s0", Succeeded), ("s1", Queued)]), &p);
+    let d = evaluate(
+        &dag,
+        &outcomes(&dag, &[("s0", Succeeded), ("s1", Queued)]),
+        &p,
+    );
     assert_eq!(keys(&dag, &d.create), ["s2"]);
     assert_eq!(d.phase, RunPhase::Running);
     // Without maxParallel every ready step is created (and queued) at once.

@@ -301,7 +301,11 @@ pub fn build_job(
         template: used_template,
     };
     let mut built = template::assemble_job(&meta, spec)?;
-    let queue = obj.spec.queue.overridden_by(Some(&group.queue)).overridden_by(Some(&job.queue));
+    let queue = obj
+        .spec
+        .queue
+        .overridden_by(Some(&group.queue))
+        .overridden_by(Some(&job.queue));
     crate::kueue::queue_job(&mut built, &queue);
     Ok(built)
 }
