@@ -55,12 +55,18 @@ async fn install(client: &Client) -> Result<Vec<String>> {
     if files.is_empty() {
         bail!("no CRD files in crds/ (generate them: make generate)");
     }
+    install_crd_files(client, &files).await
+}
+
+/// Server-side applies (forced) the CRDs of `files` (each may hold several documents) and waits
+/// until each is Established; returns their names. Used for other projects' CRDs too (Kueue's).
+pub async fn install_crd_files(client: &Client, files: &[PathBuf]) -> Result<Vec<String>> {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
     // Every CRD is tried, so one run reports every rejected CRD (not only the first).
     let mut rejected = Vec::new();
-    for file in &files {
+    for file in files {
         let yaml =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         for object in parse_yaml(&yaml).with_context(|| format!("parsing {}", file.display()))? {

@@ -65,6 +65,9 @@ struct Sample {
     suspend: bool,
     /// `spec.jobsCleanup.onSuccess: Delete`: a succeeded run keeps no Job (docs/lifecycle.md).
     deletes_jobs: bool,
+    /// `spec.queueName`: with no Kueue on the plane the run ends waiting, `Pending` with the
+    /// reason `Queued` (docs/integrations.md; e2e/tests/kueue.rs runs it with Kueue).
+    queued: bool,
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -134,6 +137,10 @@ fn rendered_samples(tool: &Tool, namespace: &str) -> Result<(String, Vec<Sample>
                 .and_then(|c| c.get("onSuccess"))
                 .and_then(serde_yaml::Value::as_str)
                 == Some("Delete");
+            let queued = object
+                .get("spec")
+                .and_then(|s| s.get("queueName"))
+                .is_some();
             let meta = object
                 .get_mut("metadata")
                 .and_then(serde_yaml::Value::as_mapping_mut)
@@ -159,6 +166,7 @@ fn rendered_samples(tool: &Tool, namespace: &str) -> Result<(String, Vec<Sample>
                     name,
                     suspend,
                     deletes_jobs,
+                    queued,
                 });
             }
             docs.push(serde_json::to_value(&value)?);
@@ -171,14 +179,17 @@ fn rendered_samples(tool: &Tool, namespace: &str) -> Result<(String, Vec<Sample>
 }
 
 /// Waits until the object reached its end: a run Succeeded or Failed (Suspended when its spec
-/// suspends it), a JobTemplate checked (its Ready condition set).
-async fn wait_end(
-    client: &Client,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-    suspend: bool,
-) -> Result<()> {
+/// suspends it; Pending with `Ready` reason `Queued` when it queues its Jobs in Kueue), a
+/// JobTemplate checked (its Ready condition set).
+async fn wait_end(client: &Client, namespace: &str, sample: &Sample) -> Result<()> {
+    let Sample {
+        kind,
+        name,
+        suspend,
+        queued,
+        ..
+    } = sample;
+    let (kind, name) = (kind.as_str(), name.as_str());
     let gvk = GroupVersionKind::gvk("jobsmith.dev", "v1alpha1", kind);
     let (api, _) = dynamic_api(client, Some(namespace), &gvk).await?;
     eventually(
@@ -193,7 +204,18 @@ async fn wait_end(
                     .pointer("/status/conditions")
                     .and_then(Value::as_array)
                     .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready")),
-                _ if suspend => phase == Some("Suspended"),
+                _ if *suspend => phase == Some("Suspended"),
+                _ if *queued => {
+                    phase == Some("Pending")
+                        && object
+                            .data
+                            .pointer("/status/conditions")
+                            .and_then(Value::as_array)
+                            .is_some_and(|cs| {
+                                cs.iter()
+                                    .any(|c| c["type"] == "Ready" && c["reason"] == "Queued")
+                            })
+                }
                 _ => matches!(phase, Some("Succeeded" | "Failed")),
             };
             Ok(ended.then_some(()))
@@ -278,7 +300,7 @@ async fn samples_cause_no_drift(tool: &Tool, prefix: &str) -> Result<()> {
 
     kubectl_ok(&["apply", "--server-side", &fm, "-n", &ns, "-f", &file]).await?;
     for sample in &ours {
-        wait_end(&w.client, &ns, &sample.kind, &sample.name, sample.suspend).await?;
+        wait_end(&w.client, &ns, sample).await?;
     }
     let before = observe(&w.client, &ns, &ours).await?;
     expect_no_diff(tool, &ns, &file, "after the runs ended").await?;

@@ -99,7 +99,8 @@ pub(super) async fn create_ready<K: RunKind>(
                 |mut job| {
                     outputs::set_inputs(&mut job, plan, step, observed, memo)?;
                     Ok(job)
-                });
+                },
+            );
             match built {
                 Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
                 Err(blocker) => {
