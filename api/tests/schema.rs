@@ -629,10 +629,14 @@ fn crd_names_columns_and_size() {
                 "{kind}: {names:?}"
             );
         }
-        // kubectl's client-side apply stores the object as JSON in an annotation (256 KiB max).
+        // kubectl's client-side apply stores the object as JSON in an annotation (all
+        // annotations together at most 256 KiB). The ManagedJob CRD repeats the job schema for
+        // the workflow, group, job and onExit levels (params, retryPolicy, outputs, queue) and
+        // is the largest, ~112 KiB as JSON since those fields; 160 KiB keeps room below the
+        // limit (e2e smoke proves a plain `kubectl apply` of every CRD).
         let json = serde_json::to_string(&crd).expect("json");
         assert!(
-            json.len() < 100 * 1024,
+            json.len() < 160 * 1024,
             "{kind} CRD is {} bytes",
             json.len()
         );
