@@ -22,7 +22,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use crate::compile::Plan;
-use crate::schedule::{RunPhase, StepPhase};
+use crate::schedule::{Decision, RunPhase, StepPhase};
 
 /// The ManagedJob group of the exit steps: step keys `onExit/<job>`, `status.groups[]` entry.
 /// Not a DNS-1123 label, so no group of the spec can have this name.
@@ -55,7 +55,11 @@ pub struct OutcomeBeforeExit<'a> {
 
 /// The outcome of the steps that are not exit steps, from the scheduler's step phases
 /// (indexed like `plan.steps`).
-pub fn outcome_before_exit<'a>(plan: &'a Plan, phases: &[StepPhase]) -> OutcomeBeforeExit<'a> {
+pub fn outcome_before_exit<'a>(
+    plan: &'a Plan,
+    phases: &[StepPhase],
+    deadline_exceeded: bool,
+) -> OutcomeBeforeExit<'a> {
     let failed: Vec<&str> = plan
         .steps
         .iter()
@@ -63,7 +67,8 @@ pub fn outcome_before_exit<'a>(plan: &'a Plan, phases: &[StepPhase]) -> OutcomeB
         .filter(|(step, phase)| !step.exit && **phase == StepPhase::Failed)
         .map(|(step, _)| step.key.as_str())
         .collect();
-    let phase = if failed.is_empty() {
+    // Past the run's deadline the run fails even when no step did (the deadline aborted them).
+    let phase = if failed.is_empty() && !deadline_exceeded {
         RunPhase::Succeeded
     } else {
         RunPhase::Failed
@@ -102,10 +107,11 @@ pub fn failed_steps_value(keys: &[&str], max_bytes: usize) -> String {
     value
 }
 
-/// The env of an exit step's Job: the outcome of the other steps (`phases`: the scheduler's,
-/// indexed like `plan.steps`) and the run's name.
-pub fn exit_env(plan: &Plan, phases: &[StepPhase], run_name: &str) -> Vec<EnvVar> {
-    let outcome = outcome_before_exit(plan, phases);
+/// The env of an exit step's Job: the outcome of the other steps (the scheduler's decision:
+/// its step phases, indexed like `plan.steps`, and whether the run's deadline passed) and the
+/// run's name.
+pub fn exit_env(plan: &Plan, decision: &Decision, run_name: &str) -> Vec<EnvVar> {
+    let outcome = outcome_before_exit(plan, &decision.steps, decision.deadline_exceeded);
     let var = |name: &str, value: String| EnvVar {
         name: name.to_owned(),
         value: Some(value),

@@ -1214,7 +1214,7 @@ fn exit_steps_get_the_outcome_of_the_others_in_their_env() {
     // FailFast (the JobFlow default) aborted c; the exit flow starts.
     assert_eq!(d.steps[2], StepPhase::Aborted);
     assert_eq!(d.create, [StepId(3)]);
-    let env = exit::exit_env(&plan, &d.steps, "flow");
+    let env = exit::exit_env(&plan, &d, "flow");
     let pairs: Vec<(&str, &str)> = env
         .iter()
         .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
@@ -1258,7 +1258,45 @@ fn exit_steps_get_the_outcome_of_the_others_in_their_env() {
         &[Succeeded, Succeeded, Succeeded],
         &plan.policies,
     );
-    let env = exit::exit_env(&plan, &d.steps, "flow");
+    let env = exit::exit_env(&plan, &d, "flow");
     assert_eq!(env[0].value.as_deref(), Some("Succeeded"));
     assert_eq!(env[1].value.as_deref(), Some(""));
+}
+
+#[test]
+fn past_the_deadline_exit_steps_start_and_are_told_the_run_failed() {
+    use jobsmith_engine::exit;
+    use jobsmith_engine::schedule::evaluate_at;
+    let tpl = "jobTemplate: {template: {spec: {containers: [{name: c, image: i}]}}}";
+    let obj = jf(&format!(
+        "  flows:\n    - {{name: a, {tpl}}}\n    - {{name: b, dependencies: [a], {tpl}}}\n  onExit:\n    - {{name: x, {tpl}}}\n"
+    ));
+    let plan = jobflow::plan(&obj).unwrap();
+    use StepOutcome::*;
+    // The deadline passed after a succeeded and before b started: b is aborted, nothing is
+    // stopped, and the exit flow starts (it runs past the deadline).
+    let d = evaluate_at(
+        &plan.dag,
+        &[Succeeded, NotCreated, NotCreated],
+        &plan.policies,
+        true,
+        |_| false,
+    );
+    assert_eq!(d.steps[1], StepPhase::Aborted);
+    assert_eq!(d.create, [StepId(2)]);
+    assert!(d.stop.is_empty());
+    let env = exit::exit_env(&plan, &d, "flow");
+    // No step failed, but the run does: the deadline cut it short.
+    assert_eq!(env[0].value.as_deref(), Some("Failed"));
+    assert_eq!(env[1].value.as_deref(), Some(""));
+    // Once the exit flow finished, the run ends Failed for its deadline.
+    let d = evaluate_at(
+        &plan.dag,
+        &[Succeeded, NotCreated, Succeeded],
+        &plan.policies,
+        true,
+        |_| false,
+    );
+    assert_eq!(d.phase, jobsmith_engine::RunPhase::Failed);
+    assert!(d.deadline_exceeded);
 }

@@ -89,7 +89,7 @@ pub(super) async fn create_ready<K: RunKind>(
         let exit_env = todo
             .iter()
             .any(|s| plan.dag.is_exit(*s))
-            .then(|| exit::exit_env(plan, &observed.decision.steps, &obj.name_any()));
+            .then(|| exit::exit_env(plan, &observed.decision, &obj.name_any()));
         let mut builds = Vec::new();
         for step in todo {
             attempted[step.index()] = true;
