@@ -25,6 +25,17 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest.join(".."), Path::to_path_buf)
 }
 
+/// The kubectl plugin binary the tests run: `KUBECTL_JOBSMITH_BIN` (the Makefile sets it), else
+/// `$CARGO_TARGET_DIR/debug/kubectl-jobsmith`, else the workspace's `target/debug/`.
+pub fn plugin_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("KUBECTL_JOBSMITH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    target.join("debug").join("kubectl-jobsmith")
+}
+
 /// A client for the cluster of `KUBECONFIG` (kube's usual inference), checked to answer within
 /// 10 s. Fails with [`HINT`] when there is no usable kubeconfig or the API server does not answer.
 ///

@@ -30,7 +30,7 @@ pub use apply::{
 pub use audit::{
     AuditEvent, audit_events, audit_events_at, audit_log_path, job_creates, job_creates_in,
 };
-pub use cluster::{FIELD_MANAGER, HINT, client, workspace_root};
+pub use cluster::{FIELD_MANAGER, HINT, client, plugin_binary, workspace_root};
 pub use crds::{crd_files, install_crd_files, install_crds, install_crds_on};
 pub use kubectl::{CommandOutput, kubectl, kubectl_ok};
 pub use list::{list_events, list_jobs, list_pods, list_pods_selected};

@@ -8,13 +8,12 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use jobsmith_api::{ManagedJob, Phase, StepPhase};
 use jobsmith_e2e::kueue::{KueueProcess, install_kueue_crds, kueue_tool};
-use jobsmith_e2e::{apply_yaml, dynamic_api, run_tool, workspace_root};
+use jobsmith_e2e::{apply_yaml, dynamic_api, plugin_binary, run_tool, workspace_root};
 use jobsmith_engine::{StepOutcome, observe::job_outcome};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
@@ -26,15 +25,6 @@ use support::World;
 const STEPS: usize = 5;
 /// The whole run (5 admissions one after the other, ~2-3 s each) with a wide margin.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
-
-fn plugin_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("KUBECTL_JOBSMITH_BIN") {
-        return PathBuf::from(bin);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("debug").join("kubectl-jobsmith")
-}
 
 /// ResourceFlavor and ClusterQueue (cluster-scoped: named after the test namespace) of 1 CPU for
 /// that namespace only, and the LocalQueue `user-queue` in it (docs/integrations.md).

@@ -13,21 +13,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use jobsmith_e2e::{fake_pod, kubectl, workspace_root};
+use jobsmith_e2e::{fake_pod, kubectl, plugin_binary, workspace_root};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use support::{RUN_TIMEOUT, World};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-
-/// The plugin binary.
-fn plugin_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("KUBECTL_JOBSMITH_BIN") {
-        return PathBuf::from(bin);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("debug").join("kubectl-jobsmith")
-}
 
 /// What one run of the plugin printed.
 #[derive(Debug)]

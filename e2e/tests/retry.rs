@@ -10,24 +10,14 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::labels::RETRY_REQUESTED_AT;
 use jobsmith_api::{ManagedJob, Phase, RunStatus};
-use jobsmith_e2e::{eventually, fake_pod, job_creates, kubectl_ok, workspace_root};
+use jobsmith_e2e::{eventually, fake_pod, job_creates, kubectl_ok, plugin_binary};
 use jobsmith_engine::naming::attempt_name;
 use support::{World, family_sum, wait_run};
-
-fn plugin_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("KUBECTL_JOBSMITH_BIN") {
-        return PathBuf::from(bin);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("debug").join("kubectl-jobsmith")
-}
 
 /// Runs the plugin; (exit code, stdout, stderr).
 async fn plugin(args: &[&str]) -> Result<(Option<i32>, String, String)> {

@@ -12,23 +12,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{JobFlow, ManagedJob, Phase, RunStatus, StepEntry, StepPhase};
-use jobsmith_e2e::{fake_pod, list_pods_selected, workspace_root};
+use jobsmith_e2e::{fake_pod, list_pods_selected, plugin_binary};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use support::{World, wait_run};
-
-fn plugin_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("KUBECTL_JOBSMITH_BIN") {
-        return PathBuf::from(bin);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("debug").join("kubectl-jobsmith")
-}
 
 /// The exit codes of the Job's pods that failed, oldest pod first.
 async fn failed_exit_codes(w: &World, job: &str) -> Result<Vec<i32>> {
