@@ -124,6 +124,13 @@ pub struct RunArgs {
           ignore_case = true)]
     pub step_events: StepEvents,
 
+    /// The shortest time between two status writes of one run object while only its step
+    /// detail changes (step entries, counts, the step record): the changes of a wave go out
+    /// together, one patch per interval. A change of the run's phase, its conditions, the
+    /// observed generation or the retry requests is written at once. 0 = every change at once.
+    #[arg(long, env = "JOBSMITH_STATUS_INTERVAL_MS", default_value_t = 1000)]
+    pub status_interval_ms: u64,
+
     /// Reconciles running at once per controller (and per watched namespace).
     #[arg(long, env = "JOBSMITH_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..))]

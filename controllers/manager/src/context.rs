@@ -1,6 +1,6 @@
 //! The `Context` every reconciler receives, and the manager-wide parts it is built from.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use jobsmith_api::JobTemplate;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
@@ -40,6 +40,8 @@ pub struct Shared {
     pub concurrency: u16,
     /// Which per-step Events are published (`--step-events`).
     pub step_events: StepEvents,
+    /// `--status-interval-ms`: how long a detail-only status change of one object may wait.
+    pub status_interval: Duration,
     /// This process (hostname-pid-random), the `reportingInstance` of Events.
     pub instance: String,
 }
@@ -65,6 +67,8 @@ pub struct Context {
     pub events: EventPublisher,
     /// Which per-step Events are published (`--step-events`).
     pub step_events: StepEvents,
+    /// How long a detail-only status change of one object may wait (`run/report.rs`).
+    pub status_interval: Duration,
     pub metrics: Metrics,
     pub scope: Arc<WatchScope>,
 }
@@ -90,6 +94,7 @@ impl Context {
                 shared.event_limiter.clone(),
             ),
             step_events: shared.step_events,
+            status_interval: shared.status_interval,
             metrics: shared.metrics.clone(),
             scope: shared.scope.clone(),
         }

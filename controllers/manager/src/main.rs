@@ -263,6 +263,7 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         readiness: readiness.clone(),
         concurrency: args.concurrency,
         step_events: args.step_events,
+        status_interval: Duration::from_millis(args.status_interval_ms),
         instance,
     };
     report_ready(&readiness, "jobs", jobs, &shutdown);

@@ -105,6 +105,9 @@ pub struct RunMemo {
     /// watch, typically when a Job event arrives first) the status is compared with what we
     /// wrote, not with the stale copy: otherwise the same patch would be sent again.
     pub written: Option<WrittenStatus>,
+    /// When this manager last patched the status: a change of step detail only waits until
+    /// `--status-interval-ms` after it (`run/report.rs`).
+    pub last_patch: Option<Instant>,
     /// The retry requests acted on (`status.retries`, bounded) and their total count: this,
     /// not the cached object, says whether a request is new (the cache may not show our last
     /// status write yet, and a request must never be acted on twice).
@@ -158,6 +161,7 @@ impl RunMemo {
             pending_record: status.and_then(|s| s.record.clone()),
             plan: None,
             written: None,
+            last_patch: None,
             retries: status.map(|s| s.retries.clone()).unwrap_or_default(),
             retry_count: status
                 .map(|s| {

@@ -13,8 +13,8 @@
 use std::fmt::Debug;
 
 use kube::{
-    Api, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, Patch, PatchParams},
+    Resource, ResourceExt,
+    api::{Patch, PatchParams},
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -100,6 +100,46 @@ fn strip_nulls(map: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// The fields of a status whose change is written at once, whatever the pace of writes: what
+/// a user, `kubectl wait`, kstatus, Argo CD's health check or a retry request reads. The rest
+/// (step entries, counts, progress, the step record, outputs) is step detail.
+const WRITTEN_AT_ONCE: &[&str] = &[
+    "phase",
+    "observedGeneration",
+    "startTime",
+    "completionTime",
+    "retries",
+    "retryCount",
+];
+
+/// Whether turning `current` into `desired` (at `generation`) changes only step detail, so the
+/// write may wait: the fields of [`WRITTEN_AT_ONCE`] are equal, `observedGeneration` already is
+/// `generation`, and every condition has the same type, status and reason (its message may
+/// carry counts). A status not written yet is never detail.
+pub fn detail_only(current: &Value, desired: &Value, generation: Option<i64>) -> bool {
+    let (Value::Object(have), Value::Object(want)) = (current, desired) else {
+        return false;
+    };
+    if generation.is_some() && have.get("observedGeneration").and_then(Value::as_i64) != generation
+    {
+        return false;
+    }
+    let same = |key: &str| have.get(key) == want.get(key) || key == "observedGeneration";
+    WRITTEN_AT_ONCE.iter().all(|key| same(key))
+        && condition_states(have.get("conditions")) == condition_states(want.get("conditions"))
+}
+
+/// Each condition's type, status and reason, in order.
+fn condition_states(conditions: Option<&Value>) -> Vec<[Option<&str>; 3]> {
+    let Some(Value::Array(conditions)) = conditions else {
+        return Vec::new();
+    };
+    conditions
+        .iter()
+        .map(|c| ["type", "status", "reason"].map(|key| c.get(key).and_then(Value::as_str)))
+        .collect()
+}
+
 /// The body to send, or `None` when `current` already is `desired` with this generation.
 /// `desired` gets `observedGeneration` = the object's `metadata.generation`; a body always carries it.
 pub fn status_patch(
@@ -147,20 +187,25 @@ where
     let Some(body) = status_patch(current, desired, obj.meta().generation)? else {
         return Ok(StatusWrite::Unchanged);
     };
-    // Through the schema-less API: an object the kind's type cannot read (a malformed embedded
-    // JobSpec) still gets its status, and the answer is not parsed into the kind's type.
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &namespace,
-        &ApiResource::erase::<K>(&()),
-    );
+    // A raw request whose answer is not parsed: the answer is the whole object, spec included
+    // (a 10,000-step spec is over a megabyte of JSON), and the watch delivers it anyway. Nor does
+    // it go through the kind's type: an object that type cannot read (a malformed embedded
+    // JobSpec) still gets its status.
     let params = PatchParams {
         field_manager: Some(ctx.field_manager.to_owned()),
         ..Default::default()
     };
+    let url = K::url_path(&(), Some(&namespace));
+    let request = kube::core::Request::new(url)
+        .patch_subresource("status", &name, &params, &Patch::Merge(&body))
+        .map_err(|source| StatusError::Patch {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: kube::Error::BuildRequest(source),
+        })?;
     ctx.limiter.acquire().await?;
     metrics::api_write("patch", format!("{}/status", K::plural(&())));
-    match api.patch_status(&name, &params, &Patch::Merge(&body)).await {
+    match ctx.client.request_text(request).await {
         Ok(_) => Ok(StatusWrite::Patched),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(StatusWrite::Gone),
         Err(source) => Err(StatusError::Patch {
@@ -185,6 +230,40 @@ pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn step_detail_may_wait_and_what_users_read_may_not() {
+        let current = json!({
+            "phase": "Running", "observedGeneration": 2, "progress": "1/3",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Running", "message": "1/3"}],
+            "record": {"steps": 3}, "workflows": [{"name": "a"}]
+        });
+        let detail = json!({
+            "phase": "Running", "progress": "2/3",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Running", "message": "2/3"}],
+            "record": {"steps": 3, "succeeded": "0"}, "workflows": [{"name": "a", "x": 1}]
+        });
+        assert!(detail_only(&current, &detail, Some(2)));
+        // A new generation is acknowledged at once.
+        assert!(!detail_only(&current, &detail, Some(3)));
+        let mut finished = detail.clone();
+        finished["phase"] = json!("Succeeded");
+        assert!(!detail_only(&current, &finished, Some(2)));
+        let mut reason = detail.clone();
+        reason["conditions"][0]["reason"] = json!("StepFailed");
+        assert!(!detail_only(&current, &reason, Some(2)));
+        let mut more = detail.clone();
+        more["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "Stalled", "status": "True"}));
+        assert!(!detail_only(&current, &more, Some(2)));
+        let mut retried = detail.clone();
+        retried["retries"] = json!([{"requestedAt": "1"}]);
+        assert!(!detail_only(&current, &retried, Some(2)));
+        // The first status of an object is never held back.
+        assert!(!detail_only(&Value::Null, &detail, Some(2)));
+    }
 
     #[test]
     fn equal_status_sends_nothing() {

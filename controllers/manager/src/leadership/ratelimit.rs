@@ -49,6 +49,30 @@ impl WriteLimiter {
             .try_take(Instant::now())
     }
 
+    /// How many writes may go out now without waiting (`usize::MAX` when unlimited). A caller
+    /// with many writes to make sends this many now and the rest later, instead of holding its
+    /// reconcile while it waits for the budget.
+    pub fn available(&self) -> usize {
+        let Some(bucket) = &self.bucket else {
+            return usize::MAX;
+        };
+        bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .whole_tokens(Instant::now())
+    }
+
+    /// How long until `writes` writes may go out without waiting (zero when unlimited).
+    pub fn time_for(&self, writes: usize) -> Duration {
+        let Some(bucket) = &self.bucket else {
+            return Duration::ZERO;
+        };
+        bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .time_for(writes, Instant::now())
+    }
+
     /// Waits until one write may go out; the fence is asked last, right before the request.
     pub async fn acquire(&self) -> Result<(), Fenced> {
         if let Some(bucket) = &self.bucket {
@@ -106,6 +130,29 @@ impl TokenBucket {
         }
     }
 
+    /// The whole tokens there are now (none while waiters hold reservations).
+    fn whole_tokens(&mut self, now: Instant) -> usize {
+        self.refill(now);
+        // Truncation is the point: a token is whole or not there; the bucket holds at most
+        // `burst` (a u32) tokens.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let whole = self.tokens.max(0.0).floor() as usize;
+        whole
+    }
+
+    /// How long until `writes` whole tokens are there (at most a full bucket is waited for).
+    fn time_for(&mut self, writes: usize, now: Instant) -> Duration {
+        self.refill(now);
+        #[allow(clippy::cast_precision_loss)] // a count of writes, far below 2^52
+        let wanted = (writes as f64).min(self.capacity);
+        let missing = wanted - self.tokens;
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / self.rate)
+        }
+    }
+
     /// Takes one token and returns how long the caller must wait for it.
     fn reserve(&mut self, now: Instant) -> Duration {
         self.refill(now);
@@ -152,6 +199,40 @@ mod tests {
         // A refused try takes nothing: a waiter after it is not pushed back.
         assert_eq!(b.reserve(t0 + Duration::from_millis(200)), Duration::ZERO);
         assert!(WriteLimiter::unlimited().try_acquire());
+    }
+
+    #[test]
+    fn available_counts_whole_tokens_and_reservations() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 3, t0);
+        assert_eq!(b.whole_tokens(t0), 3);
+        assert!(b.try_take(t0));
+        assert_eq!(b.whole_tokens(t0), 2);
+        b.reserve(t0);
+        b.reserve(t0);
+        b.reserve(t0);
+        assert_eq!(
+            b.whole_tokens(t0),
+            0,
+            "a waiter's reservation is not available"
+        );
+        assert_eq!(b.whole_tokens(t0 + Duration::from_millis(150)), 0);
+        assert_eq!(b.whole_tokens(t0 + Duration::from_millis(250)), 1);
+        assert_eq!(WriteLimiter::unlimited().available(), usize::MAX);
+        // Five reserved from a bucket of three (-2 tokens), and two wanted: 4 tokens, 400 ms.
+        let mut b = TokenBucket::new(10.0, 3, t0);
+        for _ in 0..5 {
+            b.reserve(t0);
+        }
+        let wait = b.time_for(2, t0).as_millis();
+        assert!((399..=401).contains(&wait), "{wait}");
+        assert_eq!(b.time_for(1, t0 + Duration::from_secs(10)), Duration::ZERO);
+        // Never more than a full bucket is waited for.
+        assert_eq!(
+            b.time_for(100, t0 + Duration::from_secs(20)),
+            Duration::ZERO
+        );
+        assert_eq!(WriteLimiter::unlimited().time_for(1000), Duration::ZERO);
     }
 
     #[tokio::test]

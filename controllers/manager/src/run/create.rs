@@ -35,15 +35,19 @@ const CREATE_CONCURRENCY: usize = 8;
 /// Jobs one reconcile creates at most; the rest follow in the next reconcile, requeued at once.
 /// A wave of hundreds of ready steps would otherwise hold one reconcile (and its object's status)
 /// for as long as all its creates take behind the write limiter; each batch is recorded in the
-/// status like any create, so exactly-once is unchanged.
-const CREATE_BATCH: usize = 32;
+/// status like any create, so exactly-once is unchanged. Within it, a reconcile sends only as
+/// many creates as the write budget has tokens for now (at least one), so it never waits long
+/// for the budget: the rest follow in the next reconcile, by which time the budget has refilled.
+const CREATE_BATCH: usize = 16;
 
 /// What [`create_ready`] did.
 pub(super) struct Created {
     /// The steps whose Job this reconcile created.
     pub steps: Vec<StepId>,
-    /// Ready steps were left for the next reconcile ([`CREATE_BATCH`]).
-    pub more: bool,
+    /// Ready steps were left for the next reconcile ([`CREATE_BATCH`], or the write budget),
+    /// which should come this soon: at once while the budget has tokens, else when it has
+    /// refilled enough for the next batch.
+    pub rest_in: Option<Duration>,
 }
 
 /// How often a name held by another owner's Job is read again.
@@ -75,13 +79,15 @@ pub(super) async fn create_ready<K: RunKind>(
             .copied()
             .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
             .collect();
-        let room = CREATE_BATCH.saturating_sub(tried);
-        let more = todo.len() > room;
+        let budget = ctx.limiter.available().max(usize::from(tried == 0));
+        let room = CREATE_BATCH.saturating_sub(tried).min(budget);
+        let rest = todo.len().saturating_sub(room);
         todo.truncate(room);
         if todo.is_empty() {
+            let rest_in = (rest > 0).then(|| ctx.limiter.time_for(rest.min(CREATE_BATCH)));
             return Created {
                 steps: created,
-                more,
+                rest_in,
             };
         }
         tried += todo.len();

@@ -80,6 +80,7 @@ use crate::{
 };
 use create::create_ready;
 use observe::observe_steps;
+use report::Pace;
 
 /// Resync of every run object even when nothing changed (a missed watch event cannot wedge it).
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -205,7 +206,7 @@ async fn reconcile_with<K: RunKind>(
         // anything ran): the first status goes out before the first Job (one write per run).
         let rolled = report::roll_up(obj.as_ref(), &plan, &observed, None, &now);
         let first = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
-        report::write::<K>(ctx, obj.as_ref(), first, &mut memo.written).await?;
+        report::write::<K>(ctx, obj.as_ref(), first, &mut memo, Pace::AtOnce).await?;
     }
     // Outputs of steps that just succeeded, before their dependents' Jobs are built.
     outputs::read_new(ctx, &plan, namespace, &observed, &mut memo).await;
@@ -219,27 +220,32 @@ async fn reconcile_with<K: RunKind>(
     let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
     let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
     let finished = finished_part(desired.run());
-    report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
-    // Only now is every finished step's outcome in the status: a Job that asked for a TTL may go
-    // (once its outputs are read), and so may the Jobs of a finished run (jobsCleanup) and the
-    // run itself (its TTL).
-    let expirable = outputs::expirable(&plan, &observed.jobs, &memo);
-    let ttl_due = report::expire_recorded_jobs(ctx, &expirable).await?;
-    let cleaned = lifecycle::clean_up(ctx, obj.as_ref(), &finished, namespace, uid, &now).await;
+    let held = report::write::<K>(ctx, obj.as_ref(), desired, &mut memo, Pace::Paced).await?;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
-    let expires_in = match cleaned? {
-        lifecycle::AfterWrite::Kept { expires_in } => expires_in,
-        lifecycle::AfterWrite::Deleted => return Ok((Action::await_change(), memo)),
-    };
-    if created.more {
-        // The rest of the wave, at once (see `create::CREATE_BATCH`).
-        return Ok((Action::requeue(Duration::ZERO), memo));
-    }
     // The deadline is hit on time without any event: the reconcile comes back when it passes.
-    let deadline_in = observed.deadline.due_in();
-    let wake = wake_after([retry_in, ttl_due, deadline_in, expires_in]);
-    Ok((wake, memo))
+    let mut due = vec![retry_in, observed.deadline.due_in(), held];
+    if held.is_none() {
+        // Only now is every finished step's outcome in the status: a Job that asked for a TTL
+        // may go (once its outputs are read), and so may the Jobs of a finished run
+        // (jobsCleanup) and the run itself (its TTL). A held-back write records nothing yet:
+        // that waits for the write one interval on.
+        let expirable = outputs::expirable(&plan, &observed.jobs, &memo);
+        due.push(report::expire_recorded_jobs(ctx, &expirable).await?);
+        match lifecycle::clean_up(ctx, obj.as_ref(), &finished, namespace, uid, &now).await? {
+            lifecycle::AfterWrite::Kept { expires_in } => due.push(expires_in),
+            lifecycle::AfterWrite::Deleted => return Ok((Action::await_change(), memo)),
+        }
+    }
+    // The rest of the wave (see `create::CREATE_BATCH`): at once while the write budget has
+    // tokens, else when it has refilled.
+    match created.rest_in {
+        Some(Duration::ZERO) => Ok((Action::requeue(Duration::ZERO), memo)),
+        rest_in => {
+            due.push(rest_in);
+            Ok((wake_after(due), memo))
+        }
+    }
 }
 
 /// Requeue at the earliest of the given moments, at the latest after [`RESYNC`].
@@ -315,7 +321,7 @@ async fn report_invalid<K: RunKind>(
             step_phases: &[],
         },
     );
-    report::write::<K>(ctx, obj.as_ref(), desired, &mut memo.written).await?;
+    report::write::<K>(ctx, obj.as_ref(), desired, memo, Pace::AtOnce).await?;
     if memo.invalid.as_deref() != Some(message) {
         notes::publish(
             ctx,

@@ -1,7 +1,11 @@
 //! Report: the status a reconcile leaves (roll-up, durable step record), its write, and the
 //! deferred Job TTLs that may run once the outcomes are written.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use jobsmith_api::{RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
 use jobsmith_engine::{
@@ -222,16 +226,31 @@ pub(super) async fn expire_recorded_jobs(
     Ok(next)
 }
 
+/// How soon a status change goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pace {
+    /// Whatever changed (the first status, an invalid spec).
+    AtOnce,
+    /// A change of step detail only ([`status::detail_only`]) waits until `--status-interval-ms`
+    /// after this object's last patch, so a wave of Job events costs one patch per interval.
+    Paced,
+}
+
+/// Writes `desired` when it differs from the status (`memo.written` while the cache still shows
+/// the version our last write went over). `Some(wait)`: a detail-only change was held back for
+/// `wait` ([`Pace::Paced`]); nothing was sent and the outcomes it carries are not recorded yet.
 pub(super) async fn write<K: RunKind>(
     ctx: &Context,
     obj: &K,
     desired: K::Status,
-    written: &mut Option<WrittenStatus>,
-) -> Result<(), RunError> {
+    memo: &mut RunMemo,
+    pace: Pace,
+) -> Result<Option<Duration>, RunError> {
     let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
     let resource_version = obj.meta().resource_version.clone();
     // `Some`: the cache still shows the version our last write went over.
-    let ours = written
+    let ours = memo
+        .written
         .take()
         .filter(|w| {
             w.over_resource_version.is_some() && w.over_resource_version == resource_version
@@ -239,6 +258,19 @@ pub(super) async fn write<K: RunKind>(
         .map(|w| w.status);
     let cache_is_stale = ours.is_some();
     let current = ours.unwrap_or_else(|| obj.status_value());
+    let generation = obj.meta().generation;
+    if let Some(wait) = hold_for(pace, memo.last_patch, ctx.status_interval, Instant::now())
+        && status::detail_only(&current, &desired, generation)
+        && status::status_patch(&current, desired.clone(), generation)?.is_some()
+    {
+        if cache_is_stale {
+            memo.written = Some(WrittenStatus {
+                over_resource_version: resource_version,
+                status: current,
+            });
+        }
+        return Ok(Some(wait));
+    }
     let outcome = match status::write_status(ctx, obj, &current, desired.clone()).await {
         Err(StatusError::Patch {
             source: kube::Error::Api(refused),
@@ -255,25 +287,37 @@ pub(super) async fn write<K: RunKind>(
     match outcome {
         StatusWrite::Patched => {
             // What the status is now: `desired` with the observedGeneration the patch carried.
-            if let (Value::Object(fields), Some(generation)) = (&mut desired, obj.meta().generation)
-            {
+            if let (Value::Object(fields), Some(generation)) = (&mut desired, generation) {
                 fields.insert("observedGeneration".into(), Value::from(generation));
             }
-            *written = Some(WrittenStatus {
+            memo.written = Some(WrittenStatus {
                 over_resource_version: resource_version,
                 status: desired,
             });
+            memo.last_patch = Some(Instant::now());
         }
         // Still waiting for our last write to show in the cache.
         StatusWrite::Unchanged if cache_is_stale => {
-            *written = Some(WrittenStatus {
+            memo.written = Some(WrittenStatus {
                 over_resource_version: resource_version,
                 status: current,
             });
         }
         StatusWrite::Unchanged | StatusWrite::Gone => {}
     }
-    Ok(())
+    Ok(None)
+}
+
+/// How long a [`Pace::Paced`] change may still wait at `now`: the rest of the interval since
+/// the last patch (`None`: it goes now).
+pub(super) fn hold_for(
+    pace: Pace,
+    last_patch: Option<Instant>,
+    interval: Duration,
+    now: Instant,
+) -> Option<Duration> {
+    let since = now.saturating_duration_since(last_patch?);
+    (pace == Pace::Paced && since < interval).then(|| interval - since)
 }
 
 /// The fields of a run status that are always written (the per-step detail is dropped).

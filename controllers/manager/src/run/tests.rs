@@ -8,7 +8,13 @@ use jobsmith_engine::{
     rollup::{self, Blocker},
 };
 
-use super::{notes::step_notes, observe::outcome_without_job};
+use std::time::{Duration, Instant};
+
+use super::{
+    notes::step_notes,
+    observe::outcome_without_job,
+    report::{Pace, hold_for},
+};
 use crate::memory::{RunMemo, StepMemo};
 use crate::status::now;
 
@@ -395,4 +401,23 @@ fn a_run_its_deadline_ended_stays_ended_after_a_restart() {
     assert!(decision.create.is_empty() && decision.stop.is_empty());
     assert_eq!(decision.phase, jobsmith_engine::RunPhase::Failed);
     assert!(decision.deadline_exceeded);
+}
+
+#[test]
+fn only_step_detail_waits_and_only_for_the_rest_of_the_interval() {
+    let second = Duration::from_secs(1);
+    let now = Instant::now();
+    let last = now - Duration::from_millis(300);
+    // Never patched by this process: at once (the first status, a restart).
+    assert_eq!(hold_for(Pace::Paced, None, second, now), None);
+    // Patched 300 ms ago: the detail waits the 700 ms left.
+    assert_eq!(
+        hold_for(Pace::Paced, Some(last), second, now),
+        Some(Duration::from_millis(700))
+    );
+    // What must go at once, goes at once.
+    assert_eq!(hold_for(Pace::AtOnce, Some(last), second, now), None);
+    // The interval has passed, or pacing is off.
+    assert_eq!(hold_for(Pace::Paced, Some(now - second), second, now), None);
+    assert_eq!(hold_for(Pace::Paced, Some(last), Duration::ZERO, now), None);
 }
