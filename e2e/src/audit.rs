@@ -63,6 +63,14 @@ impl AuditEvent {
                 .is_some_and(|c| (200..300).contains(&c))
     }
 
+    /// A request whose outcome the API server did not report: it ended without a complete
+    /// answer (stage `Panic`: the client went away mid-request, e.g. a SIGKILLed manager) or
+    /// with a server error. A create may have been stored all the same.
+    pub fn outcome_unknown(&self) -> bool {
+        let code = self.response_status.as_ref().and_then(|s| s.code);
+        self.stage.as_deref() != Some("ResponseComplete") || code.is_none_or(|c| c >= 500)
+    }
+
     pub fn resource(&self) -> Option<&str> {
         self.object_ref.as_ref()?.resource.as_deref()
     }
@@ -136,15 +144,61 @@ pub fn job_creates(namespace: &str) -> Result<std::collections::BTreeMap<String,
     job_creates_in(&audit_events(namespace)?)
 }
 
-/// [`job_creates`] over events already read.
+/// [`job_creates`] over events already read. A name whose only creates have an unknown
+/// outcome ([`AuditEvent::outcome_unknown`]: a manager killed while its create was in flight)
+/// counts as created once: the API server may have stored it without reporting so, and a
+/// manager that finds the Job afterwards rightly creates nothing. Two reported creates of one
+/// name still count two.
 pub fn job_creates_in(events: &[AuditEvent]) -> Result<std::collections::BTreeMap<String, usize>> {
     let mut creates = std::collections::BTreeMap::new();
+    let mut unknown = std::collections::BTreeSet::new();
     for event in events {
-        if event.verb == "create" && event.resource() == Some("jobs") && event.succeeded() {
-            *creates
-                .entry(event.name().unwrap_or_default().to_owned())
-                .or_insert(0) += 1;
+        if event.verb != "create" || event.resource() != Some("jobs") {
+            continue;
+        }
+        let name = event.name().unwrap_or_default().to_owned();
+        if event.succeeded() {
+            *creates.entry(name).or_insert(0) += 1;
+        } else if event.outcome_unknown() {
+            unknown.insert(name);
         }
     }
+    for name in unknown {
+        creates.entry(name).or_insert(1);
+    }
     Ok(creates)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing test may panic
+mod tests {
+    use super::*;
+
+    fn create(name: &str, stage: &str, code: u16) -> AuditEvent {
+        serde_json::from_value(serde_json::json!({
+            "verb": "create", "stage": stage,
+            "objectRef": {"resource": "jobs", "namespace": "ns", "name": name},
+            "responseStatus": {"code": code}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_create_of_unknown_outcome_counts_once_and_only_without_a_reported_one() {
+        let events = [
+            create("a", "ResponseComplete", 201),
+            create("b", "Panic", 500),
+            create("c", "ResponseComplete", 504),
+            create("c", "ResponseComplete", 201),
+            create("d", "ResponseComplete", 409),
+            create("e", "ResponseComplete", 201),
+            create("e", "ResponseComplete", 201),
+        ];
+        let creates = job_creates_in(&events).unwrap();
+        let expected: std::collections::BTreeMap<String, usize> =
+            [("a", 1), ("b", 1), ("c", 1), ("e", 2)]
+                .map(|(n, c)| (n.to_owned(), c))
+                .into();
+        assert_eq!(creates, expected);
+    }
 }

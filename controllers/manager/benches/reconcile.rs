@@ -79,7 +79,12 @@ fn reconcile(
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     let mut jobs = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
-        let known = memo.steps.entry(step.key.clone()).or_default();
+        if !memo.steps.contains_key(&step.key) {
+            memo.steps.insert(step.key.clone(), Default::default());
+        }
+        let Some(known) = memo.steps.get_mut(&step.key) else {
+            continue;
+        };
         let job = cache.get(&step.job_name).cloned();
         if job.is_some() {
             known.seen = true;
@@ -105,9 +110,10 @@ fn reconcile(
     let rolled = roll_up_steps(&seen, previous, entries, obj.metadata.generation, &time);
     // Move the memory to the new phases.
     for (i, step) in plan.steps.iter().enumerate() {
-        let known = memo.steps.entry(step.key.clone()).or_default();
-        known.phase = rolled.step_phases[i];
-        known.reason = None;
+        if let Some(known) = memo.steps.get_mut(&step.key) {
+            known.phase = rolled.step_phases[i];
+            known.reason = None;
+        }
     }
     // The durable record, the kind's status, the patch against what was written.
     let mut run = rolled.run;

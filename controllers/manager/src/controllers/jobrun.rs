@@ -44,6 +44,7 @@ impl RunKind for JobRun {
     const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
     // SPEC §6: exactly one Job, created once; a new run is a resubmit.
     const RETRIABLE: bool = false;
+    const PACED: bool = false;
 
     fn status(&self) -> Option<&Self::Status> {
         self.status.as_ref()

@@ -77,6 +77,11 @@ pub trait RunKind:
     /// Whether a retry request (`jobsmith.dev/retry-requested-at`) re-runs failed steps in
     /// place; a kind that may not (JobRun: exactly one Job) records the request as rejected.
     const RETRIABLE: bool = true;
+    /// Whether a change of step detail may wait for `--status-interval-ms` (`run/report.rs`).
+    /// A kind whose status mirrors one Job (JobRun) writes every change at once: pacing saves
+    /// nothing there, and a mirrored value held back could be lost when that Job is deleted
+    /// during the wait.
+    const PACED: bool = true;
 
     /// The current status.
     fn status(&self) -> Option<&Self::Status>;

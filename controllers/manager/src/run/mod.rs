@@ -220,7 +220,8 @@ async fn reconcile_with<K: RunKind>(
     let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
     let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
     let finished = finished_part(desired.run());
-    let held = report::write::<K>(ctx, obj.as_ref(), desired, &mut memo, Pace::Paced).await?;
+    let pace = if K::PACED { Pace::Paced } else { Pace::AtOnce };
+    let held = report::write::<K>(ctx, obj.as_ref(), desired, &mut memo, pace).await?;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
     // The deadline is hit on time without any event: the reconcile comes back when it passes.

@@ -196,7 +196,10 @@ pub(super) fn transitions<K: RunKind>(
         if phase == ApiStepPhase::Running {
             active += 1;
         }
-        let known = memo.steps.entry(step.key.clone()).or_default();
+        // Every step has its entry (`observe_steps`); a key is never cloned per reconcile.
+        let Some(known) = memo.steps.get_mut(&step.key) else {
+            continue;
+        };
         if observed.jobs[i].is_some() {
             known.started = true;
         }
