@@ -108,6 +108,9 @@ pub struct RunMemo {
     /// When this manager last patched the status: a change of step detail only waits until
     /// `--status-interval-ms` after it (`run/report.rs`).
     pub last_patch: Option<Instant>,
+    /// When the last evaluation of this object ended and what its pure part cost (observe,
+    /// decide, roll up): the next one waits in proportion (`run/mod.rs`, `evaluation_gap`).
+    pub last_evaluation: Option<(Instant, std::time::Duration)>,
     /// The retry requests acted on (`status.retries`, bounded) and their total count: this,
     /// not the cached object, says whether a request is new (the cache may not show our last
     /// status write yet, and a request must never be acted on twice).
@@ -162,6 +165,7 @@ impl RunMemo {
             plan: None,
             written: None,
             last_patch: None,
+            last_evaluation: None,
             retries: status.map(|s| s.retries.clone()).unwrap_or_default(),
             retry_count: status
                 .map(|s| {

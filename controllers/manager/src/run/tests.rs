@@ -11,6 +11,7 @@ use jobsmith_engine::{
 use std::time::{Duration, Instant};
 
 use super::{
+    evaluation_gap,
     notes::step_notes,
     observe::outcome_without_job,
     report::{Pace, hold_for},
@@ -420,4 +421,17 @@ fn only_step_detail_waits_and_only_for_the_rest_of_the_interval() {
     // The interval has passed, or pacing is off.
     assert_eq!(hold_for(Pace::Paced, Some(now - second), second, now), None);
     assert_eq!(hold_for(Pace::Paced, Some(last), Duration::ZERO, now), None);
+}
+
+#[test]
+fn a_costly_evaluation_spaces_the_next_one_and_a_cheap_one_does_not() {
+    let now = Instant::now();
+    // 8 ms of evaluation (a 10,000-step run) ended 10 ms ago: the next waits 62 ms more.
+    let big = Some((now - Duration::from_millis(10), Duration::from_millis(8)));
+    assert_eq!(evaluation_gap(big, now), Some(Duration::from_millis(62)));
+    assert_eq!(evaluation_gap(big, now + Duration::from_millis(62)), None);
+    // 50 us (a small run): never held back.
+    let small = Some((now, Duration::from_micros(50)));
+    assert_eq!(evaluation_gap(small, now), None);
+    assert_eq!(evaluation_gap(None, now), None);
 }
