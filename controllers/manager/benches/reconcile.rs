@@ -5,8 +5,8 @@
 //! 10,000-step ManagedJob (50 sequential groups x 200 parallel jobs, half done, one wave
 //! running), the same steps as `run::reconcile_with` without the API calls, through the run
 //! mechanism's own functions where they are pure: the plan from the per-generation cache, each
-//! step's Job looked up by name in a map (standing for the shared Job cache) and its memory
-//! entry, the scheduler's decision (`evaluate_with`), the roll-up (`report::roll_up_steps`), the
+//! step's Job looked up by name in a kube reflector `Store` (the shared Job cache is one), with
+//! one reused key as `run/observe.rs` does, and its memory entry, the scheduler's decision (`evaluate_with`), the roll-up (`report::roll_up_steps`), the
 //! memory moved to the new phases, the durable step record (`report::step_record`), the kind's
 //! status (`make_status`), and the merge patch against the status last written
 //! (`status::status_patch`). `reconcile_cpu_1k_ms` is the same on a 1,000-step run, to show how the cost grows
@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobsmith_api::ManagedJob;
@@ -27,6 +26,10 @@ use jobsmith_manager::run::report::{StepsSeen, roll_up_steps, step_record};
 use jobsmith_manager::run::{RunKind, StatusParts};
 use jobsmith_manager::status::{now, status_patch};
 use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::{
+    reflector::{self, ObjectRef, Store},
+    watcher,
+};
 use serde_json::{Value, json};
 
 fn managedjob(groups: usize, jobs: usize) -> ManagedJob {
@@ -52,7 +55,7 @@ fn managedjob(groups: usize, jobs: usize) -> ManagedJob {
     }
 }
 
-fn job(name: &str, done: bool) -> Arc<Job> {
+fn job(name: &str, done: bool) -> Job {
     let mut value = json!({
         "metadata": {"name": name, "namespace": "bench",
             "creationTimestamp": "2026-01-01T00:00:00Z"},
@@ -63,7 +66,16 @@ fn job(name: &str, done: bool) -> Arc<Job> {
             "lastTransitionTime": "2026-01-01T00:00:05Z"}],
             "completionTime": "2026-01-01T00:00:05Z"});
     }
-    Arc::new(serde_json::from_value(value).unwrap_or_default())
+    serde_json::from_value(value).unwrap_or_default()
+}
+
+/// A reflector store holding the Jobs of `jobs` (name -> finished).
+fn store_of(jobs: &HashMap<String, bool>) -> Store<Job> {
+    let (reader, mut writer) = reflector::store();
+    for (name, done) in jobs {
+        writer.apply_watcher_event(&watcher::Event::Apply(job(name, *done)));
+    }
+    reader
 }
 
 /// One reconcile's CPU work, as `run::reconcile_with` does it (its pure functions where it has
@@ -71,13 +83,21 @@ fn job(name: &str, done: bool) -> Arc<Job> {
 fn reconcile(
     obj: &ManagedJob,
     plan: &Plan,
-    cache: &HashMap<String, Arc<Job>>,
+    cache: &Store<Job>,
     memo: &mut RunMemo,
     written: &Value,
+    phases: &mut [Duration; 5],
 ) -> Option<Value> {
+    let mut mark = Instant::now();
+    let mut lap = |phase: usize| {
+        let now = Instant::now();
+        phases[phase] += now - mark;
+        mark = now;
+    };
     // Observe: each step's Job by name (a map standing for the shared Job cache) and its memory.
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     let mut jobs = Vec::with_capacity(plan.steps.len());
+    let mut lookup = ObjectRef::<Job>::new("").within("bench");
     for step in &plan.steps {
         if !memo.steps.contains_key(&step.key) {
             memo.steps.insert(step.key.clone(), Default::default());
@@ -85,7 +105,9 @@ fn reconcile(
         let Some(known) = memo.steps.get_mut(&step.key) else {
             continue;
         };
-        let job = cache.get(&step.job_name).cloned();
+        lookup.name.clear();
+        lookup.name.push_str(&step.job_name);
+        let job = cache.get(&lookup);
         if job.is_some() {
             known.seen = true;
             known.started = true;
@@ -94,8 +116,10 @@ fn reconcile(
         jobs.push(job);
     }
     let blockers = vec![None; plan.steps.len()];
+    lap(0);
     // Decide.
     let decision = evaluate_with(&plan.dag, &outcomes, &plan.policies, |_| false);
+    lap(1);
     // Roll up.
     let previous = obj.status.as_ref().map(|s| &s.run);
     let entries = obj.status.as_ref().map_or(&[][..], |s| s.jobs.as_slice());
@@ -115,9 +139,11 @@ fn reconcile(
             known.reason = None;
         }
     }
+    lap(2);
     // The durable record, the kind's status, the patch against what was written.
     let mut run = rolled.run;
     run.record = Some(step_record(plan, memo, &jobs, &blockers));
+    lap(3);
     let status = ManagedJob::make_status(StatusParts {
         run,
         entries: rolled.entries,
@@ -126,9 +152,11 @@ fn reconcile(
         decision: Some(&decision),
     });
     let desired = serde_json::to_value(&status).ok()?;
-    status_patch(written, desired, obj.metadata.generation)
+    let patch = status_patch(written, desired, obj.metadata.generation)
         .ok()
-        .flatten()
+        .flatten();
+    lap(4);
+    patch
 }
 
 fn median(mut samples: Vec<Duration>) -> f64 {
@@ -138,8 +166,8 @@ fn median(mut samples: Vec<Duration>) -> f64 {
         .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
-/// The median reconcile time for one Job event on a `groups` x `jobs` run, half done.
-fn measure(groups: usize, jobs: usize) -> f64 {
+/// The reconcile time for one Job event on a `groups` x `jobs` run, half done.
+fn measure(groups: usize, jobs: usize) -> Measured {
     let mut obj = managedjob(groups, jobs);
     let plan = match compile::managedjob::plan(&obj) {
         Ok(plan) => plan,
@@ -149,21 +177,24 @@ fn measure(groups: usize, jobs: usize) -> f64 {
         }
     };
     // Half the groups done, the next group's jobs running.
-    let mut cache: HashMap<String, Arc<Job>> = HashMap::new();
+    let mut cache: HashMap<String, bool> = HashMap::new();
     let per_group = jobs;
     let done_groups = groups / 2;
     for (i, step) in plan.steps.iter().enumerate() {
         let group = i / per_group;
         if group < done_groups {
-            cache.insert(step.job_name.clone(), job(&step.job_name, true));
+            cache.insert(step.job_name.clone(), true);
         } else if group == done_groups {
-            cache.insert(step.job_name.clone(), job(&step.job_name, false));
+            cache.insert(step.job_name.clone(), false);
         }
     }
     // The status as written before the event (and the object carrying it).
     let mut memo = RunMemo::default();
     let empty = Value::Null;
-    let first = reconcile(&obj, &plan, &cache, &mut memo, &empty).unwrap_or(Value::Null);
+    let mut ignored = [Duration::ZERO; 5];
+    let store = store_of(&cache);
+    let first =
+        reconcile(&obj, &plan, &store, &mut memo, &empty, &mut ignored).unwrap_or(Value::Null);
     let written = first.clone();
     obj.status = serde_json::from_value(first).ok();
 
@@ -175,13 +206,22 @@ fn measure(groups: usize, jobs: usize) -> f64 {
         .map(|s| s.job_name.clone())
         .collect();
     let mut samples = Vec::new();
+    let mut phases = [Duration::ZERO; 5];
     for (k, name) in running.iter().enumerate().take(101) {
         // One event: one running Job of the wave succeeded.
         let mut cache = cache.clone();
-        cache.insert(name.clone(), job(name, true));
+        cache.insert(name.clone(), true);
+        let store = store_of(&cache);
         let mut memo = memo.clone();
         let start = Instant::now();
-        let patch = reconcile(&obj, &plan, &cache, &mut memo, black_box(&written));
+        let patch = reconcile(
+            &obj,
+            &plan,
+            &store,
+            &mut memo,
+            black_box(&written),
+            &mut phases,
+        );
         samples.push(start.elapsed());
         if k == 0 && patch.is_none() {
             eprintln!("an event produced no status patch");
@@ -189,10 +229,28 @@ fn measure(groups: usize, jobs: usize) -> f64 {
         }
         black_box(patch);
     }
-    median(samples)
+    let count = samples.len().max(1) as f64;
+    Measured {
+        median_ms: median(samples),
+        phase_mean_ms: phases.map(|d| d.as_secs_f64() * 1e3 / count),
+    }
 }
 
+/// One size's figures: the median of the whole reconcile, and the mean of each phase.
+struct Measured {
+    median_ms: f64,
+    /// observe, decide, roll up, record, status and its diff.
+    phase_mean_ms: [f64; 5],
+}
+
+const PHASES: [&str; 5] = ["observe", "decide", "rollup", "record", "status_diff"];
+
 fn main() {
-    println!("reconcile_cpu_1k_ms: {:.3} ms", measure(10, 100));
-    println!("reconcile_cpu_10k_ms: {:.3} ms", measure(50, 200));
+    for (size, groups, jobs) in [("1k", 10, 100), ("10k", 50, 200)] {
+        let measured = measure(groups, jobs);
+        println!("reconcile_cpu_{size}_ms: {:.3} ms", measured.median_ms);
+        for (phase, mean) in PHASES.iter().zip(measured.phase_mean_ms) {
+            println!("reconcile_cpu_{size}_{phase}_ms: {mean:.3} ms");
+        }
+    }
 }

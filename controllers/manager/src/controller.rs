@@ -21,7 +21,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    cache::{crd::wait_crd_established, selector::WatchSelector, wait_ready_or_shutdown},
+    cache::{
+        crd::wait_crd_established, jobs::JobTriggerFilter, selector::WatchSelector,
+        wait_ready_or_shutdown,
+    },
     cli::ControllerKind,
     context::{Context, Shared},
     shutdown::Shutdown,
@@ -61,6 +64,10 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// Whether changes of Jobs controlled by a `Kind` trigger its reconcile (all run kinds).
     const OWNS_JOBS: bool = true;
+
+    /// Whether a Job event that changes only its pod counters reconciles the owner
+    /// (`cache::jobs::JobTriggerFilter`); true unless the kind says its status does not show them.
+    const READS_JOB_COUNTERS: bool = true;
 
     /// Whether the kind resolves `templateRef`s: reconciling waits for the JobTemplate cache
     /// (a template not listed yet would look missing).
@@ -339,10 +346,16 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
 
         if R::OWNS_JOBS {
             let ns = namespace.clone();
-            let jobs = shared
-                .jobs
-                .subscribe()
-                .filter(move |job| std::future::ready(ns.is_none() || job.namespace() == ns));
+            let cache = shared.jobs.clone();
+            let mut unread_counters = (!R::READS_JOB_COUNTERS).then(JobTriggerFilter::default);
+            let jobs = shared.jobs.subscribe().filter(move |job| {
+                let in_scope = ns.is_none() || job.namespace() == ns;
+                let passes = in_scope
+                    && unread_counters.as_mut().is_none_or(|filter| {
+                        filter.passes(job, cache.get(&ObjectRef::from_obj(job.as_ref())).is_some())
+                    });
+                std::future::ready(passes)
+            });
             controller = controller.owns_shared_stream(jobs);
         }
 

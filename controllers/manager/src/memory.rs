@@ -20,6 +20,10 @@ use jobsmith_engine::{
 };
 use serde_json::Value;
 
+/// What is remembered of every step, by step key (a fast hasher: a reconcile looks up every step
+/// of its run; the keys come from the cluster's own objects, not from a network peer).
+pub type StepMemos = HashMap<String, StepMemo, foldhash::fast::RandomState>;
+
 /// What was last seen of one step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StepMemo {
@@ -93,7 +97,7 @@ pub struct RunMemo {
     pub phase: Option<Phase>,
     /// The message of the invalid-spec status last reported.
     pub invalid: Option<String>,
-    pub steps: HashMap<String, StepMemo>,
+    pub steps: StepMemos,
     /// Rebuilt from a status after a restart: steps without a record start as a baseline.
     pub restored: bool,
     /// The durable record of the status a restart started from, applied once the plan is known.

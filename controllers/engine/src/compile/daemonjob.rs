@@ -91,6 +91,7 @@ pub fn plan_with_template<'a>(
             obj.spec.suspend,
             obj.spec.max_parallel,
         ),
+        key_digest: Default::default(),
     })
 }
 

@@ -46,6 +46,7 @@ pub fn plan(obj: &JobRun) -> Result<Plan, InvalidSpec> {
             ..PlannedStep::default()
         }],
         policies: Policies::default(),
+        key_digest: Default::default(),
     })
 }
 

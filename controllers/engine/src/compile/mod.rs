@@ -8,6 +8,8 @@
 //! - [`daemonjob`]: one step per eligible (or already known) node.
 //! - [`jobrun`]: one step from a JobTemplate with overrides.
 
+use std::sync::OnceLock;
+
 use jobsmith_api::reasons;
 use k8s_openapi::api::batch::v1::Job;
 use thiserror::Error;
@@ -52,6 +54,9 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     /// From `spec.failurePolicy`, `spec.suspend`, `spec.maxParallel`.
     pub policies: Policies,
+    /// The digest of the step keys (`record::digest`), computed at its first use: every status
+    /// write carries it, and hashing 10,000 keys on each one was a tenth of a reconcile.
+    pub key_digest: OnceLock<String>,
 }
 
 impl Plan {
@@ -63,7 +68,14 @@ impl Plan {
             dag,
             steps,
             policies,
+            key_digest: OnceLock::new(),
         }
+    }
+
+    /// The digest of the step keys in plan order (`record::digest`), computed once per plan.
+    pub fn key_digest(&self) -> &str {
+        self.key_digest
+            .get_or_init(|| crate::record::digest(self.steps.iter().map(|s| s.key.as_str())))
     }
 
     /// The step with this id.

@@ -1,6 +1,8 @@
 //! The one label-selected watch of `batch/v1` Jobs shared by every run controller (SPEC §7,
 //! STYLE 4), what is kept of a Job in the cache, and owner lookups.
 
+use std::collections::HashMap;
+
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Resource,
@@ -92,6 +94,56 @@ pub fn owned_by(
     cache.in_namespace(namespace, |job| {
         controller_owner_uid(job) == Some(owner_uid)
     })
+}
+
+/// What a run object reads of its Jobs, as one number: everything of the (pruned) Job but its
+/// pod counters (`active`, `ready`, `succeeded`, `failed`, `terminating`,
+/// `uncountedTerminatedPods`) and its `resourceVersion`. A Job moves through several of those
+/// counters on its way to one outcome; a kind whose status does not show them
+/// (`RunKind::READS_JOB_COUNTERS` false) has nothing to do for such a change.
+pub fn trigger_fingerprint(job: &Job) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut read = job.clone();
+    read.metadata.resource_version = None;
+    if let Some(status) = read.status.as_mut() {
+        status.active = None;
+        status.ready = None;
+        status.succeeded = None;
+        status.failed = None;
+        status.terminating = None;
+        status.uncounted_terminated_pods = None;
+    }
+    let mut hasher = foldhash::fast::FixedState::default().build_hasher();
+    // Serializing a Job cannot fail (plain data, string keys); an error hashes as empty.
+    hasher.write(&serde_json::to_vec(&read).unwrap_or_default());
+    hasher.finish()
+}
+
+/// Which Job events reach a run controller whose kind does not read pod counters: the first
+/// sight of a Job, any change of its [`trigger_fingerprint`], and its deletion. Per Job it keeps
+/// two numbers (a hash of its namespace and name, the fingerprint last passed on).
+#[derive(Default)]
+pub struct JobTriggerFilter {
+    passed: HashMap<u64, u64>,
+}
+
+impl JobTriggerFilter {
+    /// Whether the event of `job` goes on to the controller; `cached` is whether the Job is
+    /// still in the cache (a deleted one is not: the cache is updated before the event is
+    /// passed on).
+    pub fn passes(&mut self, job: &Job, cached: bool) -> bool {
+        use std::hash::BuildHasher;
+        let id = foldhash::fast::FixedState::default().hash_one((
+            job.metadata.namespace.as_deref(),
+            job.metadata.name.as_deref(),
+        ));
+        if !cached {
+            self.passed.remove(&id);
+            return true;
+        }
+        let fingerprint = trigger_fingerprint(job);
+        self.passed.insert(id, fingerprint) != Some(fingerprint)
+    }
 }
 
 #[cfg(test)]
@@ -212,5 +264,43 @@ mod tests {
         assert!(both.matches(&job_labels(Some("shard1"))));
         assert!(!both.matches(&job_labels(Some("shard2"))));
         assert!(!both.matches(&job_labels(None)));
+    }
+
+    #[test]
+    fn pod_counters_alone_do_not_trigger_a_run_that_does_not_show_them() {
+        use k8s_openapi::api::batch::v1::JobCondition;
+        let mut filter = JobTriggerFilter::default();
+        let mut job = job(Some(owner("ManagedJob", "jobsmith.dev/v1alpha1", true)));
+        assert!(filter.passes(&job, true), "first sight");
+        assert!(!filter.passes(&job, true), "the same Job again");
+        let status = job.status.get_or_insert_with(Default::default);
+        status.active = Some(1);
+        status.ready = Some(1);
+        job.metadata.resource_version = Some("42".into());
+        assert!(
+            !filter.passes(&job, true),
+            "counters and resourceVersion only"
+        );
+        let status = job.status.get_or_insert_with(Default::default);
+        status.conditions = Some(vec![JobCondition {
+            type_: "Complete".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]);
+        assert!(filter.passes(&job, true), "a condition is an outcome");
+        assert!(!filter.passes(&job, true));
+        job.spec.get_or_insert_with(Default::default).suspend = Some(true);
+        assert!(filter.passes(&job, true), "the spec is read (suspend)");
+        assert!(filter.passes(&job, false), "a deletion always passes");
+        assert!(
+            filter.passes(&job, true),
+            "and the Job is new again after it"
+        );
+        let mut other = job.clone();
+        other.metadata.name = Some("wf-g-b".into());
+        assert!(
+            filter.passes(&other, true),
+            "another Job of the same content"
+        );
     }
 }

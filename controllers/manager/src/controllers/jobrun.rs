@@ -45,6 +45,8 @@ impl RunKind for JobRun {
     // SPEC §6: exactly one Job, created once; a new run is a resubmit.
     const RETRIABLE: bool = false;
     const PACED: bool = false;
+    // status.active/succeeded/failed mirror the Job's.
+    const READS_JOB_COUNTERS: bool = true;
 
     fn status(&self) -> Option<&Self::Status> {
         self.status.as_ref()

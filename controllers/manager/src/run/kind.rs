@@ -82,6 +82,11 @@ pub trait RunKind:
     /// nothing there, and a mirrored value held back could be lost when that Job is deleted
     /// during the wait.
     const PACED: bool = true;
+    /// Whether the kind's status shows its Jobs' pod counters (JobRun mirrors `active`,
+    /// `succeeded`, `failed`). A kind that does not is not woken by a Job event that changes
+    /// only those (`cache::jobs::JobTriggerFilter`): a Job passes through several such changes
+    /// on its way to one outcome, and each woke the whole run for nothing.
+    const READS_JOB_COUNTERS: bool = false;
 
     /// The current status.
     fn status(&self) -> Option<&Self::Status>;

@@ -99,6 +99,7 @@ impl<K: RunKind> Reconciler for RunController<K> {
     const CONTROLLER: ControllerKind = K::CONTROLLER;
     const USES_TEMPLATES: bool = true;
     const USES_NODES: bool = K::USES_NODES;
+    const READS_JOB_COUNTERS: bool = K::READS_JOB_COUNTERS;
 
     async fn reconcile(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
         let _guard = obj.reconcile_guard();

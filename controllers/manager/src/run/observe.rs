@@ -77,6 +77,9 @@ pub(super) fn observe_steps<K: RunKind>(
         },
     };
     let restored = memo.restored;
+    // One key for every lookup, its name replaced per step: building a fresh `ObjectRef` (two
+    // strings) for each of 10,000 steps was a visible part of a big run's reconcile.
+    let mut lookup = ObjectRef::<Job>::new("").within(namespace);
     for step in &plan.steps {
         // Looked up before inserting: cloning every step's key on every reconcile was the
         // largest single cost of a reconcile of a 10,000-step run (`make bench-engine`).
@@ -92,7 +95,9 @@ pub(super) fn observe_steps<K: RunKind>(
         let Some(known) = memo.steps.get_mut(&step.key) else {
             continue;
         };
-        let seen = observe_step(obj, ctx, step, namespace, uid, known);
+        lookup.name.clear();
+        lookup.name.push_str(&known.job_name(step));
+        let seen = observe_step(obj, ctx, step, &lookup, uid, known);
         observed.outcomes.push(seen.outcome);
         observed.jobs.push(seen.job);
         observed.blockers.push(seen.blocker);
@@ -111,19 +116,18 @@ struct StepSeen {
     unavailable: bool,
 }
 
-/// One step: its Job by name from the cache (ours, someone else's, or none), a standing refusal,
-/// a kind-specific loss (DaemonJob node gone), a suspended Job.
+/// One step: its Job by name (`lookup`) from the cache (ours, someone else's, or none), a
+/// standing refusal, a kind-specific loss (DaemonJob node gone), a suspended Job.
 fn observe_step<K: RunKind>(
     obj: &K,
     ctx: &Context,
     step: &PlannedStep,
-    namespace: &str,
+    lookup: &ObjectRef<Job>,
     uid: &str,
     known: &mut StepMemo,
 ) -> StepSeen {
-    let cached = ctx
-        .jobs
-        .get(&ObjectRef::new(&known.job_name(step)).within(namespace));
+    let namespace = lookup.namespace.as_deref().unwrap_or_default();
+    let cached = ctx.jobs.get(lookup);
     let mut seen = StepSeen {
         outcome: StepOutcome::NotCreated,
         job: None,

@@ -163,6 +163,7 @@ mod tests {
                 },
             ],
             policies: Policies::default(),
+            key_digest: Default::default(),
         }
     }
 

@@ -149,48 +149,49 @@ pub fn step_record(
     jobs: &[Option<Arc<Job>>],
     blockers: &[Option<Blocker>],
 ) -> StepRecord {
-    let states: Vec<Recorded> = plan
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            if matches!(
-                blockers.get(i),
-                Some(Some(Blocker::Lost | Blocker::NodeLost { .. }))
-            ) {
-                return Recorded::Lost;
-            }
-            if let Some(Some(job)) = jobs.get(i) {
-                return match observe::job_outcome(job) {
-                    StepOutcome::Succeeded => Recorded::Succeeded,
-                    StepOutcome::Failed => Recorded::Failed,
-                    StepOutcome::Running
-                    | StepOutcome::Suspended
-                    | StepOutcome::Queued
-                    | StepOutcome::NotCreated => Recorded::Created,
-                };
-            }
-            let Some(known) = memo.steps.get(&step.key) else {
-                return Recorded::None;
-            };
-            match (finished_before(known), known.phase) {
-                (true, ApiStepPhase::Succeeded) => Recorded::Succeeded,
-                (true, _) => Recorded::Failed,
-                (false, _) if known.started => Recorded::Created,
-                _ => Recorded::None,
-            }
-        })
-        .collect();
-    let attempts: Vec<u32> = plan
-        .steps
-        .iter()
-        .map(|step| memo.steps.get(&step.key).map_or(1, StepMemo::attempt))
-        .collect();
-    record::encode_attempts(
-        &states,
-        &attempts,
-        record::digest(plan.steps.iter().map(|s| s.key.as_str())),
-    )
+    let n = plan.steps.len();
+    let mut states = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let known = memo.steps.get(&step.key);
+        attempts.push(known.map_or(1, StepMemo::attempt));
+        let job = jobs.get(i).and_then(Option::as_deref);
+        states.push(recorded_state(job, blockers.get(i), known));
+    }
+    record::encode_attempts(&states, &attempts, plan.key_digest().to_owned())
+}
+
+/// What the record says of one step: lost, its Job's outcome, else what the memory knows.
+fn recorded_state(
+    job: Option<&Job>,
+    blocker: Option<&Option<Blocker>>,
+    known: Option<&StepMemo>,
+) -> Recorded {
+    if matches!(
+        blocker,
+        Some(Some(Blocker::Lost | Blocker::NodeLost { .. }))
+    ) {
+        return Recorded::Lost;
+    }
+    if let Some(job) = job {
+        return match observe::job_outcome(job) {
+            StepOutcome::Succeeded => Recorded::Succeeded,
+            StepOutcome::Failed => Recorded::Failed,
+            StepOutcome::Running
+            | StepOutcome::Suspended
+            | StepOutcome::Queued
+            | StepOutcome::NotCreated => Recorded::Created,
+        };
+    }
+    let Some(known) = known else {
+        return Recorded::None;
+    };
+    match (finished_before(known), known.phase) {
+        (true, ApiStepPhase::Succeeded) => Recorded::Succeeded,
+        (true, _) => Recorded::Failed,
+        (false, _) if known.started => Recorded::Created,
+        _ => Recorded::None,
+    }
 }
 
 /// Deletes the finished Jobs whose deferred TTL (engine `compile::defer_ttl`) has passed; their

@@ -108,6 +108,7 @@ fn the_record_of_a_restart_covers_steps_beyond_the_entry_cap() {
             })
             .collect(),
         policies: Default::default(),
+        key_digest: Default::default(),
     };
     let mut memo = RunMemo::from_status("u", Some(&status), &[]);
     memo.apply_record(&plan);
@@ -282,6 +283,7 @@ fn a_restart_resumes_each_step_at_its_recorded_attempt() {
             })
             .collect(),
         policies: Default::default(),
+        key_digest: Default::default(),
     };
     let mut memo = RunMemo::from_status("u", Some(&status), &[]);
     memo.apply_record(&plan);
