@@ -152,7 +152,7 @@ fn reconcile(
         decision: Some(&decision),
     });
     let desired = serde_json::to_value(&status).ok()?;
-    let patch = status_patch(written, desired, obj.metadata.generation)
+    let patch = status_patch(written, &desired, obj.metadata.generation)
         .ok()
         .flatten();
     lap(4);

@@ -79,7 +79,7 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// One reconcile of one object: read, check, build, write (STYLE 1).
     fn reconcile(
-        obj: Arc<Self::Kind>,
+        obj: Reconciled<Self::Kind>,
         ctx: Arc<Context>,
     ) -> impl Future<Output = Result<Action, Self::Error>> + Send + 'static;
 
@@ -133,6 +133,33 @@ where
         .boxed()
 }
 
+/// The object a reconcile is about: the controller cache's own copy, shared and never copied
+/// (a deep copy of a big run object, spec and status, on every reconcile cost more than the
+/// reconcile's own work). The driver hands over only objects that decoded as their kind.
+pub struct Reconciled<K>(Arc<DeserializeGuard<K>>);
+
+impl<K> Clone for Reconciled<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K> Reconciled<K> {
+    /// The object as its kind (`None` only for one that did not decode, which the driver never
+    /// passes on).
+    pub fn get(&self) -> Option<&K> {
+        self.0.0.as_ref().ok()
+    }
+}
+
+#[cfg(test)]
+impl<K> Reconciled<K> {
+    /// A decoded object, for tests.
+    pub fn of(obj: K) -> Self {
+        Self(Arc::new(DeserializeGuard(Ok(obj))))
+    }
+}
+
 /// The error the driver's reconcile returns to kube-runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError<E: std::error::Error + 'static> {
@@ -180,10 +207,9 @@ async fn reconcile_guarded<R: Reconciler>(
         &guard.name_any(),
     );
     match &guard.0 {
-        Ok(obj) => {
-            let obj = Arc::new(obj.clone());
-            let key = object_key(obj.meta());
-            let action = R::reconcile(obj, ctx.clone())
+        Ok(_) => {
+            let key = object_key(guard.meta());
+            let action = R::reconcile(Reconciled(guard.clone()), ctx.clone())
                 .await
                 .map_err(DriverError::Reconcile)?;
             ctx.backoff.reset(&key);
@@ -208,7 +234,7 @@ async fn reconcile_guarded<R: Reconciler>(
                         ctx.as_ref(),
                         guard.as_ref(),
                         &Value::Null,
-                        status,
+                        &status,
                     )
                     .await
                 {
@@ -499,8 +525,11 @@ mod tests {
         type Error = TestError;
         const CONTROLLER: ControllerKind = ControllerKind::Jobrun;
 
-        async fn reconcile(obj: Arc<ConfigMap>, _ctx: Arc<Context>) -> Result<Action, TestError> {
-            if obj.data.is_none() {
+        async fn reconcile(
+            obj: Reconciled<ConfigMap>,
+            _ctx: Arc<Context>,
+        ) -> Result<Action, TestError> {
+            if obj.get().and_then(|o| o.data.as_ref()).is_none() {
                 Err(TestError::Boom)
             } else {
                 Ok(Action::await_change())

@@ -109,6 +109,8 @@ pub struct RunMemo {
     /// watch, typically when a Job event arrives first) the status is compared with what we
     /// wrote, not with the stale copy: otherwise the same patch would be sent again.
     pub written: Option<WrittenStatus>,
+    /// The object's status as JSON at the `resourceVersion` it was read at (`run/report.rs`).
+    pub read_status: Option<(String, Value)>,
     /// When this manager last patched the status: a change of step detail only waits until
     /// `--status-interval-ms` after it (`run/report.rs`).
     pub last_patch: Option<Instant>,
@@ -168,6 +170,7 @@ impl RunMemo {
             pending_record: status.and_then(|s| s.record.clone()),
             plan: None,
             written: None,
+            read_status: None,
             last_patch: None,
             last_evaluation: None,
             retries: status.map(|s| s.retries.clone()).unwrap_or_default(),

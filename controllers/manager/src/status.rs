@@ -141,30 +141,82 @@ fn condition_states(conditions: Option<&Value>) -> Vec<[Option<&str>; 3]> {
 }
 
 /// The body to send, or `None` when `current` already is `desired` with this generation.
-/// `desired` gets `observedGeneration` = the object's `metadata.generation`; a body always carries it.
+/// `desired` counts as carrying `observedGeneration` = the object's `metadata.generation`; a body
+/// always carries it. Both are read in place: a reconcile of a big run calls this with a status
+/// of hundreds of step entries, and a deep copy of each side cost more than the diff.
 pub fn status_patch(
     current: &Value,
-    mut desired: Value,
+    desired: &Value,
     generation: Option<i64>,
 ) -> Result<Option<Value>, StatusError> {
-    let Value::Object(fields) = &mut desired else {
+    if !desired.is_object() {
         return Err(StatusError::NotAnObject);
+    }
+    let empty = Value::Object(Map::new());
+    let current = if current.is_null() { &empty } else { current };
+    let mut diff = match merge_diff(current, desired) {
+        Some(Value::Object(diff)) => diff,
+        _ => Map::new(),
     };
     if let Some(generation) = generation {
-        fields.insert("observedGeneration".into(), Value::from(generation));
+        // Whatever `desired` says of it, the generation written is the object's.
+        diff.remove("observedGeneration");
+        let generation = Value::from(generation);
+        if diff.is_empty() && current.get("observedGeneration") == Some(&generation) {
+            return Ok(None);
+        }
+        diff.insert("observedGeneration".into(), generation);
     }
-    let current = if current.is_null() {
-        Value::Object(Map::new())
-    } else {
-        current.clone()
-    };
-    let Some(mut diff) = merge_diff(&current, &desired) else {
+    if diff.is_empty() {
         return Ok(None);
-    };
-    if let (Value::Object(diff), Some(generation)) = (&mut diff, generation) {
-        diff.insert("observedGeneration".into(), Value::from(generation));
     }
     Ok(Some(serde_json::json!({ "status": diff })))
+}
+
+/// Whether [`status_patch`] would send anything, found without building the patch (a held
+/// write asks this on every reconcile, and the patch would copy every changed list whole).
+pub fn status_differs(current: &Value, desired: &Value, generation: Option<i64>) -> bool {
+    let empty = Map::new();
+    let have = match current {
+        Value::Null => &empty,
+        Value::Object(have) => have,
+        _ => return true,
+    };
+    let Value::Object(want) = desired else {
+        return true;
+    };
+    let counted = |key: &str| generation.is_none() || key != "observedGeneration";
+    if let Some(generation) = generation
+        && have.get("observedGeneration") != Some(&Value::from(generation))
+    {
+        return true;
+    }
+    let same = want
+        .iter()
+        .filter(|(key, _)| counted(key))
+        .all(|(key, value)| match have.get(key) {
+            Some(had) => merge_equal(had, value),
+            None => value.is_null(),
+        })
+        && have
+            .keys()
+            .filter(|key| counted(key))
+            .all(|key| want.contains_key(key));
+    !same
+}
+
+/// Whether [`merge_diff`] finds nothing to send from `current` to `desired`.
+fn merge_equal(current: &Value, desired: &Value) -> bool {
+    match (current, desired) {
+        (Value::Object(have), Value::Object(want)) => {
+            want.iter().all(|(key, value)| match have.get(key) {
+                Some(had) => merge_equal(had, value),
+                None => value.is_null(),
+            }) && have.keys().all(|key| want.contains_key(key))
+        }
+        (_, Value::Object(_)) => false,
+        (have, want) => have == want,
+    }
 }
 
 /// Writes `desired` as the status of `obj` when it differs from `current` (the object's status as
@@ -173,7 +225,7 @@ pub async fn write_status<K>(
     ctx: &Context,
     obj: &K,
     current: &Value,
-    desired: Value,
+    desired: &Value,
 ) -> Result<StatusWrite, StatusError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -266,11 +318,43 @@ mod tests {
     }
 
     #[test]
+    fn status_differs_says_what_status_patch_would() {
+        let statuses = [
+            Value::Null,
+            json!({}),
+            json!({"phase": "Running"}),
+            json!({"phase": "Running", "observedGeneration": 3}),
+            json!({"phase": "Running", "observedGeneration": 4}),
+            json!({"phase": "Running", "observedGeneration": 3, "x": null}),
+            json!({"phase": "Running", "observedGeneration": 3, "groups": {"a": {"p": 1}}}),
+            json!({"phase": "Running", "observedGeneration": 3, "groups": {"a": {"p": 2}}}),
+            json!({"phase": "Running", "observedGeneration": 3, "groups": {"a": {}}}),
+            json!({"phase": "Running", "observedGeneration": 3, "groups": 1}),
+            json!({"phase": "Running", "observedGeneration": 3, "entries": [1, 2]}),
+            json!({"phase": "Running", "observedGeneration": 3, "entries": [1, 3]}),
+            json!({"phase": "Succeeded", "observedGeneration": 3, "entries": [1, 3]}),
+        ];
+        for current in &statuses {
+            for desired in statuses.iter().filter(|d| d.is_object()) {
+                for generation in [None, Some(3), Some(4)] {
+                    assert_eq!(
+                        status_differs(current, desired, generation),
+                        status_patch(current, desired, generation)
+                            .unwrap()
+                            .is_some(),
+                        "{current} -> {desired} at {generation:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn equal_status_sends_nothing() {
         let current =
             json!({"phase": "Running", "observedGeneration": 3, "conditions": [{"type": "Ready"}]});
         let desired = json!({"phase": "Running", "conditions": [{"type": "Ready"}]});
-        assert_eq!(status_patch(&current, desired, Some(3)).unwrap(), None);
+        assert_eq!(status_patch(&current, &desired, Some(3)).unwrap(), None);
     }
 
     #[test]
@@ -278,7 +362,7 @@ mod tests {
         let current =
             json!({"phase": "Running", "observedGeneration": 3, "progress": "1/2", "message": "x"});
         let desired = json!({"phase": "Running", "progress": "2/2"});
-        let body = status_patch(&current, desired, Some(3)).unwrap().unwrap();
+        let body = status_patch(&current, &desired, Some(3)).unwrap().unwrap();
         assert_eq!(
             body,
             json!({"status": {"progress": "2/2", "message": null, "observedGeneration": 3}})
@@ -288,7 +372,7 @@ mod tests {
     #[test]
     fn new_generation_alone_is_a_change() {
         let current = json!({"phase": "Running", "observedGeneration": 3});
-        let body = status_patch(&current, json!({"phase": "Running"}), Some(4))
+        let body = status_patch(&current, &json!({"phase": "Running"}), Some(4))
             .unwrap()
             .unwrap();
         assert_eq!(body, json!({"status": {"observedGeneration": 4}}));
@@ -298,7 +382,7 @@ mod tests {
     fn first_write_on_an_object_without_status() {
         let body = status_patch(
             &Value::Null,
-            json!({"phase": "Pending", "x": null}),
+            &json!({"phase": "Pending", "x": null}),
             Some(1),
         )
         .unwrap()
@@ -338,7 +422,7 @@ mod tests {
     #[test]
     fn a_non_object_status_is_rejected() {
         assert!(matches!(
-            status_patch(&Value::Null, json!([1]), Some(1)),
+            status_patch(&Value::Null, &json!([1]), Some(1)),
             Err(StatusError::NotAnObject)
         ));
     }

@@ -24,7 +24,7 @@ use kube::{Resource, ResourceExt, runtime::controller::Action};
 use crate::{
     cli::ControllerKind,
     context::Context,
-    controller::{ErrorCategory, Reconciler},
+    controller::{ErrorCategory, Reconciled, Reconciler},
     status::{self, StatusError},
     telemetry::events::EventKind,
 };
@@ -132,11 +132,14 @@ impl Reconciler for JobTemplateController {
         .ok()
     }
 
-    async fn reconcile(obj: Arc<JobTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
+    async fn reconcile(obj: Reconciled<JobTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
+        let Some(obj) = obj.get() else {
+            return Ok(Action::await_change());
+        };
         if obj.meta().deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
-        let desired = desired_status(&obj, &now());
+        let desired = desired_status(obj, &now());
         let was = not_ready(obj.status.as_ref()).map(|(r, m)| (r.to_owned(), m.to_owned()));
         let is = not_ready(Some(&desired)).map(|(r, m)| (r.to_owned(), m.to_owned()));
         let current = obj
@@ -147,14 +150,14 @@ impl Reconciler for JobTemplateController {
             .map_err(Error::Serialize)?
             .unwrap_or(serde_json::Value::Null);
         let value = serde_json::to_value(&desired).map_err(Error::Serialize)?;
-        status::write_status(&ctx, obj.as_ref(), &current, value).await?;
+        status::write_status(&ctx, obj, &current, &value).await?;
         if let Some((_, message)) = &is
             && was != is
         {
             tracing::info!(template = %obj.name_any(), %message, "JobTemplate is not usable");
             ctx.events
                 .publish(
-                    obj.as_ref(),
+                    obj,
                     EventKind::Invalid,
                     reasons::INVALID_SPEC,
                     message.clone(),

@@ -59,7 +59,7 @@ const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
 /// Creates what the scheduler asks for. A step that turns out blocked-and-failed may unblock
 /// failure handlers, so decide again until nothing new is attempted or the batch is full.
 pub(super) async fn create_ready<K: RunKind>(
-    obj: &Arc<K>,
+    obj: &K,
     ctx: &Arc<Context>,
     plan: &Plan,
     namespace: &str,
@@ -101,12 +101,11 @@ pub(super) async fn create_ready<K: RunKind>(
             attempted[step.index()] = true;
             let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
             let env = exit_env.as_deref().filter(|_| plan.dag.is_exit(step));
-            let built = build(ctx, obj.as_ref(), plan, (step, attempt), env, namespace).and_then(
-                |mut job| {
+            let built =
+                build(ctx, obj, plan, (step, attempt), env, namespace).and_then(|mut job| {
                     outputs::set_inputs(&mut job, plan, step, observed, memo)?;
                     Ok(job)
-                },
-            );
+                });
             match built {
                 Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
                 Err(blocker) => {

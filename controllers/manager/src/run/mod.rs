@@ -77,7 +77,7 @@ use crate::{
     apply::ApplyError,
     cli::ControllerKind,
     context::Context,
-    controller::{ErrorCategory, Reconciler, map_shared},
+    controller::{ErrorCategory, Reconciled, Reconciler, map_shared},
     memory::RunMemo,
     status::{self, StatusError},
     telemetry::events::EventKind,
@@ -101,7 +101,10 @@ impl<K: RunKind> Reconciler for RunController<K> {
     const USES_NODES: bool = K::USES_NODES;
     const READS_JOB_COUNTERS: bool = K::READS_JOB_COUNTERS;
 
-    async fn reconcile(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+    async fn reconcile(obj: Reconciled<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+        let Some(obj) = obj.get() else {
+            return Err(RunError::Undecodable);
+        };
         let _guard = obj.reconcile_guard();
         reconcile(obj, ctx).await
     }
@@ -136,6 +139,8 @@ impl<K: RunKind> Reconciler for RunController<K> {
 pub enum RunError {
     #[error("the object has no uid or namespace")]
     MissingIdentity,
+    #[error("the object does not decode as its kind")]
+    Undecodable,
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
@@ -147,7 +152,7 @@ pub enum RunError {
 impl ErrorCategory for RunError {
     fn category(&self) -> &'static str {
         match self {
-            RunError::MissingIdentity => "identity",
+            RunError::MissingIdentity | RunError::Undecodable => "identity",
             RunError::Apply(e) => e.category(),
             RunError::Status(e) => e.category(),
             RunError::Expire { .. } => "run_delete",
@@ -156,7 +161,7 @@ impl ErrorCategory for RunError {
 }
 
 /// Reconciles one run object. See the module doc.
-pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, RunError> {
+pub async fn reconcile<K: RunKind>(obj: &K, ctx: Arc<Context>) -> Result<Action, RunError> {
     let (Some(namespace), Some(uid)) = (obj.namespace(), obj.meta().uid.clone()) else {
         return Err(RunError::MissingIdentity);
     };
@@ -175,13 +180,13 @@ pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         ctx.runs.put(&namespace, &name, memo);
         return Ok(Action::requeue(wait));
     }
-    let (action, memo) = reconcile_with(&obj, &ctx, &namespace, &uid, memo).await?;
+    let (action, memo) = reconcile_with(obj, &ctx, &namespace, &uid, memo).await?;
     ctx.runs.put(&namespace, &name, memo);
     Ok(action)
 }
 
 async fn reconcile_with<K: RunKind>(
-    obj: &Arc<K>,
+    obj: &K,
     ctx: &Arc<Context>,
     namespace: &str,
     uid: &str,
@@ -189,7 +194,7 @@ async fn reconcile_with<K: RunKind>(
 ) -> Result<(Action, RunMemo), RunError> {
     let previous = obj.run_status();
     let now = status::now();
-    let plan = match plan_for(obj.as_ref(), ctx, &mut memo) {
+    let plan = match plan_for(obj, ctx, &mut memo) {
         Ok(plan) => plan,
         Err(invalid) => {
             report_invalid(obj, ctx, &mut memo, &invalid.to_string(), &now).await?;
@@ -200,13 +205,13 @@ async fn reconcile_with<K: RunKind>(
     memo.apply_record(&plan);
     let evaluating = Instant::now();
 
-    let mut observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo, &now);
-    let retry_note = match retry::honour_request(obj.as_ref(), &plan, &observed, &mut memo, &now) {
+    let mut observed = observe_steps(obj, ctx, &plan, namespace, uid, &mut memo, &now);
+    let retry_note = match retry::honour_request(obj, &plan, &observed, &mut memo, &now) {
         Some((note, retried)) => {
             if retried || obj.lifecycle().active_deadline_seconds.is_some() {
                 // The retried steps are at their next attempt now, and a retry restarts the
                 // run's deadline: look them up again.
-                observed = observe_steps(obj.as_ref(), ctx, &plan, namespace, uid, &mut memo, &now);
+                observed = observe_steps(obj, ctx, &plan, namespace, uid, &mut memo, &now);
             }
             Some(note)
         }
@@ -216,9 +221,9 @@ async fn reconcile_with<K: RunKind>(
     if previous.is_none() && memo.written.is_none() && !observed.decision.create.is_empty() {
         // An object without status reads as ready to kstatus (a Flux `wait` would pass before
         // anything ran): the first status goes out before the first Job (one write per run).
-        let rolled = report::roll_up(obj.as_ref(), &plan, &observed, None, &now);
-        let first = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
-        report::write::<K>(ctx, obj.as_ref(), first, &mut memo, Pace::AtOnce).await?;
+        let rolled = report::roll_up(obj, &plan, &observed, None, &now);
+        let first = report::desired_status(obj, &plan, &observed, rolled, &memo);
+        report::write::<K>(ctx, obj, first, &mut memo, Pace::AtOnce).await?;
     }
     // Outputs of steps that just succeeded, before their dependents' Jobs are built.
     outputs::read_new(ctx, &plan, namespace, &observed, &mut memo).await;
@@ -229,14 +234,14 @@ async fn reconcile_with<K: RunKind>(
     let retry_in = observed.next_retry(&plan, &memo);
 
     let evaluating = Instant::now();
-    let rolled = report::roll_up(obj.as_ref(), &plan, &observed, previous, &now);
+    let rolled = report::roll_up(obj, &plan, &observed, previous, &now);
     let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
-    let desired = report::desired_status(obj.as_ref(), &plan, &observed, rolled, &memo);
+    let desired = report::desired_status(obj, &plan, &observed, rolled, &memo);
     evaluation += evaluating.elapsed();
     memo.last_evaluation = Some((Instant::now(), evaluation));
     let finished = finished_part(desired.run());
     let pace = if K::PACED { Pace::Paced } else { Pace::AtOnce };
-    let held = report::write::<K>(ctx, obj.as_ref(), desired, &mut memo, pace).await?;
+    let held = report::write::<K>(ctx, obj, desired, &mut memo, pace).await?;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
     // The deadline is hit on time without any event: the reconcile comes back when it passes.
@@ -248,7 +253,7 @@ async fn reconcile_with<K: RunKind>(
         // that waits for the write one interval on.
         let expirable = outputs::expirable(&plan, &observed.jobs, &memo);
         due.push(report::expire_recorded_jobs(ctx, &expirable).await?);
-        match lifecycle::clean_up(ctx, obj.as_ref(), &finished, namespace, uid, &now).await? {
+        match lifecycle::clean_up(ctx, obj, &finished, namespace, uid, &now).await? {
             lifecycle::AfterWrite::Kept { expires_in } => due.push(expires_in),
             lifecycle::AfterWrite::Deleted => return Ok((Action::await_change(), memo)),
         }
@@ -331,7 +336,7 @@ fn plan_for<K: RunKind>(
 /// An invalid spec: phase `Failed`, `Stalled=True` reason `InvalidSpec`, one Warning Event per
 /// new message, no Job.
 async fn report_invalid<K: RunKind>(
-    obj: &Arc<K>,
+    obj: &K,
     ctx: &Arc<Context>,
     memo: &mut RunMemo,
     message: &str,
@@ -354,7 +359,7 @@ async fn report_invalid<K: RunKind>(
             step_phases: &[],
         },
     );
-    report::write::<K>(ctx, obj.as_ref(), desired, memo, Pace::AtOnce).await?;
+    report::write::<K>(ctx, obj, desired, memo, Pace::AtOnce).await?;
     if memo.invalid.as_deref() != Some(message) {
         notes::publish(
             ctx,

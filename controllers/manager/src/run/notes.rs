@@ -17,7 +17,7 @@ use crate::{
     cli::StepEvents,
     context::Context,
     memory::{RunMemo, StepMemo},
-    telemetry::events::EventKind,
+    telemetry::events::{EventKind, Regarding},
 };
 
 /// One Event to publish after the status write.
@@ -118,7 +118,7 @@ pub(super) fn step_notes(
 
 pub(super) fn announce_created<K: RunKind>(
     ctx: &Arc<Context>,
-    obj: &Arc<K>,
+    obj: &K,
     plan: &Plan,
     memo: &RunMemo,
     created: &[StepId],
@@ -154,16 +154,16 @@ pub(super) fn announce_created<K: RunKind>(
 
 /// Publishes Events in the background: a reconcile never waits for them (they are best effort
 /// and rate limited), which keeps the per-event cost of a reconcile low.
-pub(super) fn publish<K: RunKind>(ctx: &Arc<Context>, obj: &Arc<K>, notes: Vec<Note>) {
+pub(super) fn publish<K: RunKind>(ctx: &Arc<Context>, obj: &K, notes: Vec<Note>) {
     if notes.is_empty() {
         return;
     }
     let ctx = ctx.clone();
-    let obj = obj.clone();
+    let regarding = Regarding::of(obj);
     tokio::spawn(async move {
         for note in notes {
             ctx.events
-                .publish(obj.as_ref(), note.kind, note.reason, note.message)
+                .publish_about(&regarding, note.kind, note.reason, note.message)
                 .await;
         }
     });
@@ -180,7 +180,7 @@ pub(super) struct Told {
 /// of the transitions, and moves the memory to the new phases.
 pub(super) fn transitions<K: RunKind>(
     ctx: &Arc<Context>,
-    obj: &Arc<K>,
+    obj: &K,
     plan: &Plan,
     observed: &Observed,
     rolled: &Rollup,

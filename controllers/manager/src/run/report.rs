@@ -258,21 +258,19 @@ pub(super) async fn write<K: RunKind>(
         })
         .map(|w| w.status);
     let cache_is_stale = ours.is_some();
-    let current = ours.unwrap_or_else(|| obj.status_value());
+    let current = match ours {
+        Some(ours) => ours,
+        None => read_status(obj, memo, resource_version.as_deref()),
+    };
     let generation = obj.meta().generation;
     if let Some(wait) = hold_for(pace, memo.last_patch, ctx.status_interval, Instant::now())
         && status::detail_only(&current, &desired, generation)
-        && status::status_patch(&current, desired.clone(), generation)?.is_some()
+        && status::status_differs(&current, &desired, generation)
     {
-        if cache_is_stale {
-            memo.written = Some(WrittenStatus {
-                over_resource_version: resource_version,
-                status: current,
-            });
-        }
+        keep_current(memo, cache_is_stale, resource_version, current);
         return Ok(Some(wait));
     }
-    let outcome = match status::write_status(ctx, obj, &current, desired.clone()).await {
+    let outcome = match status::write_status(ctx, obj, &current, &desired).await {
         Err(StatusError::Patch {
             source: kube::Error::Api(refused),
             ..
@@ -281,7 +279,7 @@ pub(super) async fn write<K: RunKind>(
             // not store): fall back to the summary, so the object never stays without one.
             tracing::warn!(code = refused.code, message = %bounded(&refused.message), "status refused; writing the summary only");
             desired = minimal_status(&desired);
-            status::write_status(ctx, obj, &current, desired.clone()).await?
+            status::write_status(ctx, obj, &current, &desired).await?
         }
         other => other?,
     };
@@ -297,16 +295,41 @@ pub(super) async fn write<K: RunKind>(
             });
             memo.last_patch = Some(Instant::now());
         }
-        // Still waiting for our last write to show in the cache.
-        StatusWrite::Unchanged if cache_is_stale => {
-            memo.written = Some(WrittenStatus {
-                over_resource_version: resource_version,
-                status: current,
-            });
-        }
-        StatusWrite::Unchanged | StatusWrite::Gone => {}
+        StatusWrite::Unchanged => keep_current(memo, cache_is_stale, resource_version, current),
+        StatusWrite::Gone => {}
     }
     Ok(None)
+}
+
+/// The object's status as JSON: serialized once per `resourceVersion` (during a wave most
+/// reconciles of a big run see the same version, and its status has hundreds of entries).
+pub(super) fn read_status<K: RunKind>(
+    obj: &K,
+    memo: &mut RunMemo,
+    resource_version: Option<&str>,
+) -> Value {
+    match memo.read_status.take() {
+        Some((version, status)) if Some(version.as_str()) == resource_version => status,
+        _ => obj.status_value(),
+    }
+}
+
+/// Keeps the status compared with for the next reconcile: our last write while the cache does
+/// not show it yet (`cache_is_stale`), else the object's status as read at `resource_version`.
+pub(super) fn keep_current(
+    memo: &mut RunMemo,
+    cache_is_stale: bool,
+    resource_version: Option<String>,
+    current: Value,
+) {
+    if cache_is_stale {
+        memo.written = Some(WrittenStatus {
+            over_resource_version: resource_version,
+            status: current,
+        });
+    } else if let Some(version) = resource_version {
+        memo.read_status = Some((version, current));
+    }
 }
 
 /// How long a [`Pace::Paced`] change may still wait at `now`: the rest of the interval since

@@ -14,7 +14,7 @@ use super::{
     evaluation_gap,
     notes::step_notes,
     observe::outcome_without_job,
-    report::{Pace, hold_for},
+    report::{Pace, hold_for, keep_current, read_status},
 };
 use crate::memory::{RunMemo, StepMemo};
 use crate::status::now;
@@ -436,4 +436,48 @@ fn a_costly_evaluation_spaces_the_next_one_and_a_cheap_one_does_not() {
     let small = Some((now, Duration::from_micros(50)));
     assert_eq!(evaluation_gap(small, now), None);
     assert_eq!(evaluation_gap(None, now), None);
+}
+
+#[test]
+fn the_status_read_is_reused_only_at_the_same_resource_version() {
+    use jobsmith_api::ManagedJob;
+    let mut obj: ManagedJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
+        "metadata": {"name": "wf", "namespace": "ns", "resourceVersion": "7"},
+        "spec": {"groups": [{"name": "g", "jobs": [{"name": "a", "image": "busybox"}]}]},
+        "status": {"phase": "Running"}
+    }))
+    .unwrap();
+    let mut memo = RunMemo::default();
+    let read = read_status(&obj, &mut memo, Some("7"));
+    assert_eq!(read["phase"], "Running");
+    // Kept at version 7: the next reconcile at version 7 takes it as is (even if the typed
+    // object were to say otherwise, which at one version it cannot).
+    keep_current(
+        &mut memo,
+        false,
+        Some("7".into()),
+        serde_json::json!({"phase": "Kept"}),
+    );
+    assert_eq!(read_status(&obj, &mut memo, Some("7"))["phase"], "Kept");
+    // Taken out: the next read serializes again.
+    assert_eq!(read_status(&obj, &mut memo, Some("7"))["phase"], "Running");
+    // Another version: read from the object.
+    keep_current(
+        &mut memo,
+        false,
+        Some("7".into()),
+        serde_json::json!({"phase": "Kept"}),
+    );
+    obj.metadata.resource_version = Some("8".into());
+    assert_eq!(read_status(&obj, &mut memo, Some("8"))["phase"], "Running");
+    // Our own write not yet in the cache: it is kept as written, not as read.
+    keep_current(
+        &mut memo,
+        true,
+        Some("8".into()),
+        serde_json::json!({"phase": "Ours"}),
+    );
+    assert!(memo.read_status.is_none());
+    assert_eq!(memo.written.as_ref().unwrap().status["phase"], "Ours");
 }

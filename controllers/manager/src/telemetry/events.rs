@@ -100,6 +100,22 @@ pub struct EventPublisher {
     dedupe: Mutex<Dedupe>,
 }
 
+/// What an Event needs of the object it is about: its uid (the dedupe key) and its reference.
+#[derive(Clone, Debug)]
+pub struct Regarding {
+    pub uid: String,
+    pub reference: ObjectReference,
+}
+
+impl Regarding {
+    pub fn of<K: Resource<DynamicType = ()>>(obj: &K) -> Self {
+        Self {
+            uid: obj.meta().uid.clone().unwrap_or_default(),
+            reference: obj.object_ref(&()),
+        }
+    }
+}
+
 impl EventPublisher {
     /// `controller` is the reporting controller (the field manager name), `instance` the pod.
     pub fn new(
@@ -131,9 +147,22 @@ impl EventPublisher {
     ) where
         K: Resource<DynamicType = ()>,
     {
+        self.publish_about(&Regarding::of(obj), kind, reason, message)
+            .await;
+    }
+
+    /// [`Self::publish`] about an object known by its [`Regarding`] (a background task keeps
+    /// that, not the object).
+    pub async fn publish_about(
+        &self,
+        regarding: &Regarding,
+        kind: EventKind,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
         let message = message.into();
         let event_type = kind.event_type();
-        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let uid = regarding.uid.clone();
         let first = self
             .dedupe
             .lock()
@@ -142,7 +171,7 @@ impl EventPublisher {
         if !first {
             return;
         }
-        let reference = obj.object_ref(&());
+        let reference = regarding.reference.clone();
         let event = Event {
             type_: event_type,
             reason: reason.to_owned(),
