@@ -138,25 +138,11 @@ where
 /// reconcile's own work). The driver hands over only objects that decoded as their kind.
 pub struct Reconciled<K>(Arc<DeserializeGuard<K>>);
 
-impl<K> Clone for Reconciled<K> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
 impl<K> Reconciled<K> {
     /// The object as its kind (`None` only for one that did not decode, which the driver never
     /// passes on).
     pub fn get(&self) -> Option<&K> {
         self.0.0.as_ref().ok()
-    }
-}
-
-#[cfg(test)]
-impl<K> Reconciled<K> {
-    /// A decoded object, for tests.
-    pub fn of(obj: K) -> Self {
-        Self(Arc::new(DeserializeGuard(Ok(obj))))
     }
 }
 

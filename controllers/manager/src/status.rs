@@ -185,14 +185,33 @@ pub fn status_differs(current: &Value, desired: &Value, generation: Option<i64>)
     let Value::Object(want) = desired else {
         return true;
     };
-    let counted = |key: &str| generation.is_none() || key != "observedGeneration";
     if let Some(generation) = generation
         && have.get("observedGeneration") != Some(&Value::from(generation))
     {
         return true;
     }
-    let same = want
-        .iter()
+    // With a generation, `observedGeneration` is the object's whatever either side says.
+    let skipped = generation.map(|_| "observedGeneration");
+    !fields_merge_equal(have, want, skipped)
+}
+
+/// Whether [`merge_diff`] finds nothing to send from `current` to `desired`.
+fn merge_equal(current: &Value, desired: &Value) -> bool {
+    match (current, desired) {
+        (Value::Object(have), Value::Object(want)) => fields_merge_equal(have, want, None),
+        (_, Value::Object(_)) => false,
+        (have, want) => have == want,
+    }
+}
+
+/// [`merge_equal`] of two objects' fields, `skipped` (if any) left out on both sides.
+fn fields_merge_equal(
+    have: &Map<String, Value>,
+    want: &Map<String, Value>,
+    skipped: Option<&str>,
+) -> bool {
+    let counted = |key: &str| Some(key) != skipped;
+    want.iter()
         .filter(|(key, _)| counted(key))
         .all(|(key, value)| match have.get(key) {
             Some(had) => merge_equal(had, value),
@@ -201,22 +220,7 @@ pub fn status_differs(current: &Value, desired: &Value, generation: Option<i64>)
         && have
             .keys()
             .filter(|key| counted(key))
-            .all(|key| want.contains_key(key));
-    !same
-}
-
-/// Whether [`merge_diff`] finds nothing to send from `current` to `desired`.
-fn merge_equal(current: &Value, desired: &Value) -> bool {
-    match (current, desired) {
-        (Value::Object(have), Value::Object(want)) => {
-            want.iter().all(|(key, value)| match have.get(key) {
-                Some(had) => merge_equal(had, value),
-                None => value.is_null(),
-            }) && have.keys().all(|key| want.contains_key(key))
-        }
-        (_, Value::Object(_)) => false,
-        (have, want) => have == want,
-    }
+            .all(|key| want.contains_key(key))
 }
 
 /// Writes `desired` as the status of `obj` when it differs from `current` (the object's status as

@@ -449,35 +449,28 @@ fn the_status_read_is_reused_only_at_the_same_resource_version() {
     }))
     .unwrap();
     let mut memo = RunMemo::default();
+    let keep = |memo: &mut RunMemo, stale: bool, version: &str, phase: &str| {
+        keep_current(
+            memo,
+            stale,
+            Some(version.into()),
+            serde_json::json!({ "phase": phase }),
+        );
+    };
     let read = read_status(&obj, &mut memo, Some("7"));
     assert_eq!(read["phase"], "Running");
     // Kept at version 7: the next reconcile at version 7 takes it as is (even if the typed
     // object were to say otherwise, which at one version it cannot).
-    keep_current(
-        &mut memo,
-        false,
-        Some("7".into()),
-        serde_json::json!({"phase": "Kept"}),
-    );
+    keep(&mut memo, false, "7", "Kept");
     assert_eq!(read_status(&obj, &mut memo, Some("7"))["phase"], "Kept");
     // Taken out: the next read serializes again.
     assert_eq!(read_status(&obj, &mut memo, Some("7"))["phase"], "Running");
     // Another version: read from the object.
-    keep_current(
-        &mut memo,
-        false,
-        Some("7".into()),
-        serde_json::json!({"phase": "Kept"}),
-    );
+    keep(&mut memo, false, "7", "Kept");
     obj.metadata.resource_version = Some("8".into());
     assert_eq!(read_status(&obj, &mut memo, Some("8"))["phase"], "Running");
     // Our own write not yet in the cache: it is kept as written, not as read.
-    keep_current(
-        &mut memo,
-        true,
-        Some("8".into()),
-        serde_json::json!({"phase": "Ours"}),
-    );
+    keep(&mut memo, true, "8", "Ours");
     assert!(memo.read_status.is_none());
     assert_eq!(memo.written.as_ref().unwrap().status["phase"], "Ours");
 }
