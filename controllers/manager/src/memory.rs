@@ -114,6 +114,9 @@ pub struct RunMemo {
     /// When this manager last patched the status: a change of step detail only waits until
     /// `--status-interval-ms` after it (`run/report.rs`).
     pub last_patch: Option<Instant>,
+    /// The object's serialized size and the generation it was measured at: the detail-only
+    /// status writes of a large object are spaced further apart (`run/report.rs`).
+    pub object_bytes: Option<(Option<i64>, usize)>,
     /// When the last evaluation of this object ended and what its pure part cost (observe,
     /// decide, roll up): the next one waits in proportion (`run/mod.rs`, `evaluation_gap`).
     pub last_evaluation: Option<(Instant, std::time::Duration)>,
@@ -172,6 +175,7 @@ impl RunMemo {
             written: None,
             read_status: None,
             last_patch: None,
+            object_bytes: None,
             last_evaluation: None,
             retries: status.map(|s| s.retries.clone()).unwrap_or_default(),
             retry_count: status

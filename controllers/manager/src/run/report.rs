@@ -263,7 +263,8 @@ pub(super) async fn write<K: RunKind>(
         None => read_status(obj, memo, resource_version.as_deref()),
     };
     let generation = obj.meta().generation;
-    if let Some(wait) = hold_for(pace, memo.last_patch, ctx.status_interval, Instant::now())
+    let interval = paced_interval(ctx.status_interval, object_bytes(obj, memo));
+    if let Some(wait) = hold_for(pace, memo.last_patch, interval, Instant::now())
         && status::detail_only(&current, &desired, generation)
         && status::status_differs(&current, &desired, generation)
     {
@@ -329,6 +330,55 @@ pub(super) fn keep_current(
         });
     } else if let Some(version) = resource_version {
         memo.read_status = Some((version, current));
+    }
+}
+
+/// The status rewrites of one run object that the API server is asked to store per second.
+/// Decision: a status patch costs the API server (decode, schema validation, etcd, every
+/// watcher) in proportion to the whole stored object, not to the change; a 10,000-flow JobFlow
+/// stores about 1.5 MiB, which once a second kept the local plane's API server saturated
+/// (docs/scaling.md). So the interval between detail-only writes grows with the object's size.
+pub(crate) const STATUS_BYTES_PER_SECOND: usize = 256 * 1024;
+
+/// The shortest time between two detail-only status writes of an object of `object_bytes`:
+/// `--status-interval-ms` (`configured`), or longer for an object large enough that rewriting
+/// it that often exceeds [`STATUS_BYTES_PER_SECOND`]. A configured `0` (every change at once)
+/// stays `0`.
+pub(crate) fn paced_interval(configured: Duration, object_bytes: usize) -> Duration {
+    if configured.is_zero() {
+        return configured;
+    }
+    let by_size = Duration::from_secs_f64(object_bytes as f64 / STATUS_BYTES_PER_SECOND as f64);
+    configured.max(by_size)
+}
+
+/// The object's serialized size (metadata, spec and status as cached), measured once per
+/// generation: the status part is bounded, the spec is what makes an object large.
+fn object_bytes<K: RunKind>(obj: &K, memo: &mut RunMemo) -> usize {
+    let generation = obj.meta().generation;
+    match memo.object_bytes {
+        Some((measured_at, bytes)) if measured_at == generation => bytes,
+        _ => {
+            let mut counter = ByteCount(0);
+            // Writing into a counter fails only if serializing fails; then size does not pace.
+            let bytes = serde_json::to_writer(&mut counter, obj).map_or(0, |()| counter.0);
+            memo.object_bytes = Some((generation, bytes));
+            bytes
+        }
+    }
+}
+
+/// An `io::Write` that only counts (measuring a serialized size without building it).
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

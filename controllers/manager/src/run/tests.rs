@@ -14,7 +14,7 @@ use super::{
     evaluation_gap,
     notes::step_notes,
     observe::outcome_without_job,
-    report::{Pace, hold_for, keep_current, read_status},
+    report::{Pace, STATUS_BYTES_PER_SECOND, hold_for, keep_current, paced_interval, read_status},
 };
 use crate::memory::{RunMemo, StepMemo};
 use crate::status::now;
@@ -423,6 +423,28 @@ fn only_step_detail_waits_and_only_for_the_rest_of_the_interval() {
     // The interval has passed, or pacing is off.
     assert_eq!(hold_for(Pace::Paced, Some(now - second), second, now), None);
     assert_eq!(hold_for(Pace::Paced, Some(last), Duration::ZERO, now), None);
+}
+
+#[test]
+fn a_large_object_spaces_its_detail_writes_in_proportion_to_its_size() {
+    let second = Duration::from_secs(1);
+    // A small object: the configured interval.
+    assert_eq!(paced_interval(second, 70 * 1024), second);
+    assert_eq!(paced_interval(second, STATUS_BYTES_PER_SECOND), second);
+    // 1.5 MiB (a 10,000-flow JobFlow as stored): six times as long.
+    assert_eq!(
+        paced_interval(second, 6 * STATUS_BYTES_PER_SECOND),
+        Duration::from_secs(6)
+    );
+    // A longer configured interval stands; pacing off stays off.
+    assert_eq!(
+        paced_interval(Duration::from_secs(10), 6 * STATUS_BYTES_PER_SECOND),
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        paced_interval(Duration::ZERO, 6 * STATUS_BYTES_PER_SECOND),
+        Duration::ZERO
+    );
 }
 
 #[test]
