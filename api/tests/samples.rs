@@ -581,7 +581,7 @@ fn failing_pods_carry_the_outcome_label_and_exit_one() {
                     .as_ref()
                     .and_then(|g| g.labels.as_ref());
                 for flow in jf.spec.flows.iter().chain(&jf.spec.on_exit) {
-                    let spec = flow.job_template.as_ref().or_else(|| {
+                    let spec = flow.job_template.as_deref().or_else(|| {
                         let name = flow.job_template_ref.as_deref()?;
                         template_spec(&templates, name)
                     });

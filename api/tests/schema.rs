@@ -781,3 +781,11 @@ fn cel_accepts_seeds_and_rejects_bad_dependencies() {
         "template and ref both set"
     );
 }
+
+/// A decoded run object holds one of these per step: a large field held inline (a `JobSpec` is
+/// over 2 KiB even when absent) multiplies by 10,000 in every decoded copy of a big run.
+#[test]
+fn a_step_of_a_big_run_stays_small_when_decoded() {
+    assert!(std::mem::size_of::<jobsmith_api::jobflow::Flow>() <= 512);
+    assert!(std::mem::size_of::<jobsmith_api::managedjob::GroupJob>() <= 1024);
+}

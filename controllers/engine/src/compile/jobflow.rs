@@ -200,7 +200,9 @@ pub fn build_job(
     let mut spec = template::resolve(
         template_ref,
         template,
-        flow.job_template.as_ref().map(|s| (s, written_at.as_str())),
+        flow.job_template
+            .as_deref()
+            .map(|s| (s, written_at.as_str())),
     )?;
 
     template::force_restart_policy(&mut spec.template, "Never");
