@@ -127,7 +127,9 @@ pub struct RunArgs {
     /// The shortest time between two status writes of one run object while only its step
     /// detail changes (step entries, counts, the step record): the changes of a wave go out
     /// together, one patch per interval. A change of the run's phase, its conditions, the
-    /// observed generation or the retry requests is written at once. 0 = every change at once.
+    /// observed generation or the retry requests is written at once. An object larger than
+    /// 256 KiB waits one second per 256 KiB instead when that is longer (a patch costs the API
+    /// server the whole object). 0 = every change at once.
     #[arg(long, env = "JOBSMITH_STATUS_INTERVAL_MS", default_value_t = 1000)]
     pub status_interval_ms: u64,
 

@@ -233,7 +233,8 @@ pub(super) enum Pace {
     /// Whatever changed (the first status, an invalid spec).
     AtOnce,
     /// A change of step detail only ([`status::detail_only`]) waits until `--status-interval-ms`
-    /// after this object's last patch, so a wave of Job events costs one patch per interval.
+    /// (longer for a large object: [`paced_interval`]) after this object's last patch, so a
+    /// wave of Job events costs one patch per interval.
     Paced,
 }
 
