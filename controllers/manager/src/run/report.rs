@@ -264,7 +264,11 @@ pub(super) async fn write<K: RunKind>(
         None => read_status(obj, memo, resource_version.as_deref()),
     };
     let generation = obj.meta().generation;
-    let interval = paced_interval(ctx.status_interval, object_bytes(obj, memo));
+    // Only a paced write needs the object's size (measuring it serializes the whole object).
+    let interval = match pace {
+        Pace::Paced => paced_interval(ctx.status_interval, object_bytes(obj, memo)),
+        Pace::AtOnce => ctx.status_interval,
+    };
     if let Some(wait) = hold_for(pace, memo.last_patch, interval, Instant::now())
         && status::detail_only(&current, &desired, generation)
         && status::status_differs(&current, &desired, generation)
