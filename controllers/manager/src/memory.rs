@@ -130,10 +130,33 @@ pub struct RunMemo {
     pub outputs: BTreeMap<String, StepOutputs>,
 }
 
+/// A status this process wrote, kept until the cache shows it.
 #[derive(Clone, Debug)]
 pub struct WrittenStatus {
+    /// The object's version the cache showed when the write was sent.
     pub over_resource_version: Option<String>,
+    /// The version the write produced (the API server's answer), when it said one.
+    pub produced_resource_version: Option<String>,
     pub status: Value,
+}
+
+impl WrittenStatus {
+    /// Whether a cached object at `cached` is older than this write, so this write, not the
+    /// cached copy, is the status now: the cache still shows the version the write went over,
+    /// or one older than the version it produced (two writes in a row: the watch delivers the
+    /// first one's result while the second is already stored).
+    pub fn newer_than(&self, cached: Option<&str>) -> bool {
+        let Some(cached) = cached else {
+            return false;
+        };
+        if self.over_resource_version.as_deref() == Some(cached) {
+            return true;
+        }
+        self.produced_resource_version
+            .as_deref()
+            .and_then(|produced| crate::status::resource_version_order(cached, produced))
+            == Some(std::cmp::Ordering::Less)
+    }
 }
 
 impl RunMemo {

@@ -25,7 +25,8 @@ use crate::{context::Context, telemetry::metrics};
 pub enum StatusWrite {
     /// Nothing changed: no request was sent.
     Unchanged,
-    Patched,
+    /// Sent; `resource_version` is the object's version the write produced (from the answer).
+    Patched { resource_version: Option<String> },
     /// The object is gone (deleted meanwhile).
     Gone,
 }
@@ -262,7 +263,9 @@ where
     ctx.limiter.acquire().await?;
     metrics::api_write("patch", format!("{}/status", K::plural(&())));
     match ctx.client.request_text(request).await {
-        Ok(_) => Ok(StatusWrite::Patched),
+        Ok(answer) => Ok(StatusWrite::Patched {
+            resource_version: answered_resource_version(&answer),
+        }),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(StatusWrite::Gone),
         Err(source) => Err(StatusError::Patch {
             namespace,
@@ -270,6 +273,34 @@ where
             source,
         }),
     }
+}
+
+/// The `metadata.resourceVersion` of an answer that is a whole object, read without building
+/// the rest (serde skips it; the answer of a big run's patch is over a megabyte).
+fn answered_resource_version(answer: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        metadata: AnswerMeta,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AnswerMeta {
+        resource_version: Option<String>,
+    }
+    serde_json::from_str::<Answer>(answer)
+        .ok()?
+        .metadata
+        .resource_version
+}
+
+/// The order of two resourceVersions of objects of one type, `None` when they cannot be
+/// compared. Kubernetes 1.35 made them comparable (KEP-5504, stable): a well-formed version
+/// is a decimal integer without leading zeros, and the longer one is newer, else the
+/// lexicographically greater one. Anything else (another API server) compares as unknown.
+pub fn resource_version_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let well_formed =
+        |v: &str| !v.is_empty() && !v.starts_with('0') && v.bytes().all(|c| c.is_ascii_digit());
+    (well_formed(a) && well_formed(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
 }
 
 /// The current time as status times are written: second precision, like what is read back.
@@ -351,6 +382,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn resource_versions_compare_as_kubernetes_defines_them() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        assert_eq!(resource_version_order("9", "10"), Some(Less));
+        assert_eq!(resource_version_order("123", "122"), Some(Greater));
+        assert_eq!(resource_version_order("42", "42"), Some(Equal));
+        for odd in ["", "0", "012", "12a", "-1"] {
+            assert_eq!(resource_version_order(odd, "12"), None, "{odd:?}");
+            assert_eq!(resource_version_order("12", odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn the_version_a_patch_produced_is_read_from_its_answer() {
+        let answer = json!({"apiVersion": "v1", "kind": "X",
+            "metadata": {"name": "a", "resourceVersion": "4711"},
+            "spec": {"big": [1, 2, 3]}, "status": {}});
+        assert_eq!(
+            answered_resource_version(&answer.to_string()).as_deref(),
+            Some("4711")
+        );
+        assert_eq!(answered_resource_version("not json"), None);
+        assert_eq!(answered_resource_version("{\"metadata\": {}}"), None);
     }
 
     #[test]

@@ -192,7 +192,12 @@ async fn reconcile_with<K: RunKind>(
     uid: &str,
     mut memo: RunMemo,
 ) -> Result<(Action, RunMemo), RunError> {
-    let previous = obj.run_status();
+    // Transitions (a condition's lastTransitionTime, the run's completion time) are computed
+    // against the newest status known: our last write while the cache does not show it yet.
+    // Against the older cached copy, a condition our last write already changed would get a
+    // new lastTransitionTime, and that difference one more patch.
+    let written = report::written_run_status(obj, &memo);
+    let previous = written.as_ref().or(obj.run_status());
     let now = status::now();
     let plan = match plan_for(obj, ctx, &mut memo) {
         Ok(plan) => plan,

@@ -17,6 +17,7 @@ use jobsmith_engine::{
     rollup::{self, Blocker, Rollup, RunInput, StepView},
 };
 use k8s_openapi::{api::batch::v1::Job, apimachinery::pkg::apis::meta::v1::Time};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{RunError, RunKind, StatusParts, StatusView, observe::Observed};
@@ -250,15 +251,16 @@ pub(super) async fn write<K: RunKind>(
 ) -> Result<Option<Duration>, RunError> {
     let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
     let resource_version = obj.meta().resource_version.clone();
-    // `Some`: the cache still shows the version our last write went over.
+    // `Some`: the cache does not show our last write yet.
     let ours = memo
         .written
         .take()
-        .filter(|w| {
-            w.over_resource_version.is_some() && w.over_resource_version == resource_version
-        })
-        .map(|w| w.status);
+        .filter(|w| w.newer_than(resource_version.as_deref()));
     let cache_is_stale = ours.is_some();
+    let produced = ours
+        .as_ref()
+        .and_then(|w| w.produced_resource_version.clone());
+    let ours = ours.map(|w| w.status);
     let current = match ours {
         Some(ours) => ours,
         None => read_status(obj, memo, resource_version.as_deref()),
@@ -273,7 +275,7 @@ pub(super) async fn write<K: RunKind>(
         && status::detail_only(&current, &desired, generation)
         && status::status_differs(&current, &desired, generation)
     {
-        keep_current(memo, cache_is_stale, resource_version, current);
+        keep_current(memo, cache_is_stale, (resource_version, produced), current);
         return Ok(Some(wait));
     }
     let outcome = match status::write_status(ctx, obj, &current, &desired).await {
@@ -290,21 +292,37 @@ pub(super) async fn write<K: RunKind>(
         other => other?,
     };
     match outcome {
-        StatusWrite::Patched => {
+        StatusWrite::Patched {
+            resource_version: produced,
+        } => {
             // What the status is now: `desired` with the observedGeneration the patch carried.
             if let (Value::Object(fields), Some(generation)) = (&mut desired, generation) {
                 fields.insert("observedGeneration".into(), Value::from(generation));
             }
             memo.written = Some(WrittenStatus {
                 over_resource_version: resource_version,
+                produced_resource_version: produced,
                 status: desired,
             });
             memo.last_patch = Some(Instant::now());
         }
-        StatusWrite::Unchanged => keep_current(memo, cache_is_stale, resource_version, current),
+        StatusWrite::Unchanged => {
+            keep_current(memo, cache_is_stale, (resource_version, produced), current)
+        }
         StatusWrite::Gone => {}
     }
     Ok(None)
+}
+
+/// The run part of the status this process last wrote, while the cache still shows the version
+/// that write went over (`None` otherwise, or when it does not decode).
+pub(super) fn written_run_status<K: RunKind>(obj: &K, memo: &RunMemo) -> Option<RunStatus> {
+    let written = memo.written.as_ref()?;
+    if !written.newer_than(obj.meta().resource_version.as_deref()) {
+        return None;
+    }
+    // The kind's status flattens `RunStatus`; its other fields (entries) are skipped.
+    RunStatus::deserialize(&written.status).ok()
 }
 
 /// The object's status as JSON: serialized once per `resourceVersion` (during a wave most
@@ -321,16 +339,19 @@ pub(super) fn read_status<K: RunKind>(
 }
 
 /// Keeps the status compared with for the next reconcile: our last write while the cache does
-/// not show it yet (`cache_is_stale`), else the object's status as read at `resource_version`.
+/// not show it yet (`cache_is_stale`; `versions`: the cached one and the one our write
+/// produced), else the object's status as read at the cached version.
 pub(super) fn keep_current(
     memo: &mut RunMemo,
     cache_is_stale: bool,
-    resource_version: Option<String>,
+    versions: (Option<String>, Option<String>),
     current: Value,
 ) {
+    let (resource_version, produced_resource_version) = versions;
     if cache_is_stale {
         memo.written = Some(WrittenStatus {
             over_resource_version: resource_version,
+            produced_resource_version,
             status: current,
         });
     } else if let Some(version) = resource_version {

@@ -14,7 +14,10 @@ use super::{
     evaluation_gap,
     notes::step_notes,
     observe::outcome_without_job,
-    report::{Pace, STATUS_BYTES_PER_SECOND, hold_for, keep_current, paced_interval, read_status},
+    report::{
+        Pace, STATUS_BYTES_PER_SECOND, hold_for, keep_current, paced_interval, read_status,
+        written_run_status,
+    },
 };
 use crate::memory::{RunMemo, StepMemo};
 use crate::status::now;
@@ -475,7 +478,7 @@ fn the_status_read_is_reused_only_at_the_same_resource_version() {
         keep_current(
             memo,
             stale,
-            Some(version.into()),
+            (Some(version.into()), None),
             serde_json::json!({ "phase": phase }),
         );
     };
@@ -495,4 +498,59 @@ fn the_status_read_is_reused_only_at_the_same_resource_version() {
     keep(&mut memo, true, "8", "Ours");
     assert!(memo.read_status.is_none());
     assert_eq!(memo.written.as_ref().unwrap().status["phase"], "Ours");
+}
+
+#[test]
+fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
+    use crate::memory::WrittenStatus;
+    use jobsmith_api::ManagedJob;
+    let mut obj: ManagedJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
+        "metadata": {"name": "wf", "namespace": "ns", "resourceVersion": "7"},
+        "spec": {"groups": [{"name": "g", "jobs": [{"name": "a", "image": "busybox"}]}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "Unknown",
+            "reason": "Pending", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    }))
+    .unwrap();
+    let mut memo = RunMemo::default();
+    assert!(written_run_status(&obj, &memo).is_none());
+    // Our write over version 7 made the run Running; the cache still shows version 7.
+    memo.written = Some(WrittenStatus {
+        over_resource_version: Some("7".into()),
+        produced_resource_version: Some("9".into()),
+        status: serde_json::json!({"phase": "Running", "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Progressing",
+                "message": "1 running", "lastTransitionTime": "2026-01-01T00:00:01Z"}],
+            "jobs": [{"key": "g/a", "jobName": "wf-g-a", "phase": "Running"}]}),
+    });
+    let latest = written_run_status(&obj, &memo).expect("our last write");
+    assert_eq!(latest.phase, Some(Phase::Running));
+    // A condition rolled up against it keeps the time our write gave it.
+    let later = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-01-01T00:00:05Z".parse().unwrap(),
+    );
+    use jobsmith_engine::conditions::{ConditionStatus, DesiredCondition, set_condition};
+    let ready = DesiredCondition::new("Ready", ConditionStatus::False, "Progressing", "2 running");
+    let against_ours = set_condition(&latest.conditions, &ready, &later, Some(1));
+    assert_eq!(
+        against_ours[0].last_transition_time,
+        latest.conditions[0].last_transition_time
+    );
+    // Against the cached copy it would have moved (the spurious write this avoids).
+    let cached = obj.status.as_ref().unwrap().run.conditions.clone();
+    let against_cache = set_condition(&cached, &ready, &later, Some(1));
+    assert_eq!(against_cache[0].last_transition_time, later);
+    // Version 8 (an earlier write's result, or anyone's) is older than the 9 ours produced:
+    // ours is still the newest. From 9 on, the cache is.
+    obj.metadata.resource_version = Some("8".into());
+    assert!(written_run_status(&obj, &memo).is_some());
+    for newer in ["9", "10"] {
+        obj.metadata.resource_version = Some(newer.into());
+        assert!(written_run_status(&obj, &memo).is_none(), "{newer}");
+    }
+    // Versions that cannot be compared: only the version the write went over says stale.
+    let written = memo.written.as_mut().unwrap();
+    written.produced_resource_version = Some("x9".into());
+    obj.metadata.resource_version = Some("8".into());
+    assert!(written_run_status(&obj, &memo).is_none());
 }
