@@ -11,9 +11,9 @@ use kube::{
     Api, Resource, ResourceExt,
     core::{DeserializeGuard, error_boundary::InvalidObject},
     runtime::{
-        Controller,
+        Controller, PredicateConfig, WatchStreamExt,
         controller::{self, Action},
-        reflector::{ObjectRef, Store},
+        reflector::{self, ObjectRef, Store, reflector},
         watcher,
     },
 };
@@ -351,15 +351,20 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
             None => Api::all(shared.client.clone()),
         };
-        let mut controller = Controller::new(api, object_watch(shared.shard.as_ref()))
+        let (own, writer) = reflector::store();
+        let changes = reflector(writer, watcher(api, object_watch(shared.shard.as_ref())))
+            .applied_objects()
+            .predicate_filter(own_change, PredicateConfig::default());
+        let mut controller = Controller::for_stream(changes, own.clone())
             .with_config(controller::Config::default().concurrency(shared.concurrency))
             .trigger_backoff(crate::cache::watch_backoff());
-        let own = controller.store();
 
         if R::OWNS_JOBS {
             let ns = namespace.clone();
             let cache = shared.jobs.clone();
-            let mut unread_counters = (!R::READS_JOB_COUNTERS).then(JobTriggerFilter::default);
+            let created_here = ctx.created_jobs.clone();
+            let mut unread_counters =
+                (!R::READS_JOB_COUNTERS).then(|| JobTriggerFilter::new(created_here));
             let jobs = shared.jobs.subscribe().filter(move |job| {
                 let in_scope = ns.is_none() || job.namespace() == ns;
                 let passes = in_scope
@@ -420,6 +425,25 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
 
 /// The watch of a controller's own objects: all of them, or those of the shard
 /// (`--watch-label-selector`, docs/scaling.md).
+/// What of a change to an object of the controller's own kind wakes its reconcile: its spec
+/// (`generation`), labels, annotations (a retry request is one), finalizers and deletion; not a
+/// change of its status alone. Our own status writes come back that way, and each woke one more
+/// reconcile with nothing to do (about one per Job on 10-step chains). Decision: a status
+/// written by anyone else is seen at the next Job event or resync, as with the
+/// generation-changed predicate of Go controllers. A new object, and each object after a
+/// restart, passes (never seen).
+fn own_change<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = foldhash::fast::FixedState::default().build_hasher();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 fn object_watch(shard: Option<&WatchSelector>) -> watcher::Config {
     let config = watcher::Config::default().any_semantic();
     match shard {
@@ -489,6 +513,43 @@ fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>, ctx: &Context
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
+
+    #[test]
+    fn only_a_change_beyond_status_wakes_the_own_object() {
+        let mut mj: jobsmith_api::ManagedJob = serde_json::from_value(serde_json::json!({
+            "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
+            "metadata": {"name": "wf", "namespace": "ns", "generation": 1, "resourceVersion": "5"},
+            "spec": {"groups": [{"name": "g", "jobs": [{"name": "a", "image": "busybox"}]}]}
+        }))
+        .unwrap();
+        let first = own_change(&mj);
+        // Our own status write comes back as a new version with a new status: no wake.
+        mj.metadata.resource_version = Some("6".into());
+        mj.status = Some(Default::default());
+        assert_eq!(own_change(&mj), first);
+        // A retry request (annotation), a spec edit, a label, a deletion: each wakes it.
+        let mut changed = Vec::new();
+        let mut annotated = mj.clone();
+        annotated
+            .annotations_mut()
+            .insert("jobsmith.dev/retry".into(), "1".into());
+        changed.push(annotated);
+        let mut edited = mj.clone();
+        edited.metadata.generation = Some(2);
+        changed.push(edited);
+        let mut labelled = mj.clone();
+        labelled.labels_mut().insert("team".into(), "a".into());
+        changed.push(labelled);
+        let mut deleted = mj.clone();
+        deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+            ));
+        changed.push(deleted);
+        for obj in &changed {
+            assert_ne!(own_change(obj), first, "{:?}", obj.metadata);
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     enum TestError {

@@ -130,6 +130,16 @@ pub struct RunMemo {
     pub outputs: BTreeMap<String, StepOutputs>,
 }
 
+/// The order of two resourceVersions of objects of one type, `None` when they cannot be
+/// compared. Kubernetes 1.35 made them comparable (KEP-5504, stable): a well-formed version
+/// is a decimal integer without leading zeros, and the longer one is newer, else the
+/// lexicographically greater one. Anything else (another API server) compares as unknown.
+pub fn resource_version_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let well_formed =
+        |v: &str| !v.is_empty() && !v.starts_with('0') && v.bytes().all(|c| c.is_ascii_digit());
+    (well_formed(a) && well_formed(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+}
+
 /// A status this process wrote, kept until the cache shows it.
 #[derive(Clone, Debug)]
 pub struct WrittenStatus {
@@ -154,7 +164,7 @@ impl WrittenStatus {
         }
         self.produced_resource_version
             .as_deref()
-            .and_then(|produced| crate::status::resource_version_order(cached, produced))
+            .and_then(|produced| resource_version_order(cached, produced))
             == Some(std::cmp::Ordering::Less)
     }
 }
@@ -315,6 +325,18 @@ impl RunMemo {
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_versions_compare_as_kubernetes_defines_them() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        assert_eq!(resource_version_order("9", "10"), Some(Less));
+        assert_eq!(resource_version_order("123", "122"), Some(Greater));
+        assert_eq!(resource_version_order("42", "42"), Some(Equal));
+        for odd in ["", "0", "012", "12a", "-1"] {
+            assert_eq!(resource_version_order(odd, "12"), None, "{odd:?}");
+            assert_eq!(resource_version_order("12", odd), None, "{odd:?}");
+        }
+    }
 
     /// A step whose Job failed carries the Job's reason in its entry (docs/lifecycle.md "Status
     /// history"); after a restart it is still a step that ran and finished, never one that a

@@ -293,16 +293,6 @@ fn answered_resource_version(answer: &str) -> Option<String> {
         .resource_version
 }
 
-/// The order of two resourceVersions of objects of one type, `None` when they cannot be
-/// compared. Kubernetes 1.35 made them comparable (KEP-5504, stable): a well-formed version
-/// is a decimal integer without leading zeros, and the longer one is newer, else the
-/// lexicographically greater one. Anything else (another API server) compares as unknown.
-pub fn resource_version_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
-    let well_formed =
-        |v: &str| !v.is_empty() && !v.starts_with('0') && v.bytes().all(|c| c.is_ascii_digit());
-    (well_formed(a) && well_formed(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
-}
-
 /// The current time as status times are written: second precision, like what is read back.
 pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -381,18 +371,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    #[test]
-    fn resource_versions_compare_as_kubernetes_defines_them() {
-        use std::cmp::Ordering::{Equal, Greater, Less};
-        assert_eq!(resource_version_order("9", "10"), Some(Less));
-        assert_eq!(resource_version_order("123", "122"), Some(Greater));
-        assert_eq!(resource_version_order("42", "42"), Some(Equal));
-        for odd in ["", "0", "012", "12a", "-1"] {
-            assert_eq!(resource_version_order(odd, "12"), None, "{odd:?}");
-            assert_eq!(resource_version_order("12", odd), None, "{odd:?}");
         }
     }
 

@@ -1,7 +1,11 @@
 //! The one label-selected watch of `batch/v1` Jobs shared by every run controller (SPEC §7,
 //! STYLE 4), what is kept of a Job in the cache, and owner lookups.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
@@ -15,6 +19,7 @@ use crate::{
 };
 
 use jobsmith_api::labels::{MANAGED_BY, MANAGED_BY_VALUE};
+use jobsmith_engine::observe::job_condition;
 
 /// Every Job we create carries `app.kubernetes.io/managed-by=jobsmith`; the watch selects on it.
 pub fn selector() -> String {
@@ -98,9 +103,12 @@ pub fn owned_by(
 
 /// What a run object reads of its Jobs, as one number: everything of the (pruned) Job but its
 /// pod counters (`active`, `ready`, `succeeded`, `failed`, `terminating`,
-/// `uncountedTerminatedPods`) and its `resourceVersion`. A Job moves through several of those
-/// counters on its way to one outcome; a kind whose status does not show them
-/// (`RunKind::READS_JOB_COUNTERS` false) has nothing to do for such a change.
+/// `uncountedTerminatedPods`), its `status.startTime` and its `resourceVersion`. A Job moves
+/// through several of those on its way to one outcome; a kind whose status does not show them
+/// (`RunKind::READS_JOB_COUNTERS` false) has nothing to do for such a change. `startTime`: a
+/// step's start is its Job's `creationTimestamp`; the start time is read only to stop a Job at
+/// the run's deadline, a reconcile that comes at that moment and reads the cache. Nor what a
+/// Job's status says after its earliest final signal (see below).
 pub fn trigger_fingerprint(job: &Job) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let meta = &job.metadata;
@@ -126,10 +134,23 @@ pub fn trigger_fingerprint(job: &Job) -> u64 {
         ),
         &job.spec,
         status.map(|s| {
+            // Once the earliest final signal (`SuccessCriteriaMet`, `FailureTarget`) is true,
+            // the step's outcome, finish time and failure detail are fixed (engine `observe`
+            // reads that signal first); the `Complete`/`Failed` condition and `completionTime`
+            // that follow once the pods are gone restate it.
+            let settled = s.conditions.iter().flatten().find(|c| {
+                c.status == "True"
+                    && (c.type_ == job_condition::SUCCESS_CRITERIA_MET
+                        || c.type_ == job_condition::FAILURE_TARGET)
+            });
+            let (conditions, completion_time) = match settled {
+                Some(_) => (None, None),
+                None => (s.conditions.as_ref(), s.completion_time.as_ref()),
+            };
             (
-                &s.conditions,
-                &s.start_time,
-                &s.completion_time,
+                settled,
+                conditions,
+                completion_time,
                 &s.completed_indexes,
                 &s.failed_indexes,
             )
@@ -141,31 +162,90 @@ pub fn trigger_fingerprint(job: &Job) -> u64 {
     hasher.finish()
 }
 
+/// A Job's identity in the trigger filter: a hash of its namespace and name.
+fn job_id(namespace: Option<&str>, name: Option<&str>) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one((namespace, name))
+}
+
+/// The Jobs a controller is creating or created and the watch has not shown yet. The first
+/// sight of such a Job tells its run nothing: the create's answer already counted the step as
+/// running. Marked before the create is sent (the watch may deliver the Job before the answer
+/// arrives), unmarked when the create fails; a mark the watch never consumes is dropped after
+/// [`CreatedHere::KEPT`].
+#[derive(Default)]
+pub struct CreatedHere(Mutex<HashMap<u64, Instant>>);
+
+impl CreatedHere {
+    /// How long a mark waits for its Job to be seen.
+    const KEPT: Duration = Duration::from_secs(60);
+
+    pub fn mark(&self, namespace: &str, name: &str) {
+        let now = Instant::now();
+        let mut marks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if marks.len() >= 1024 {
+            marks.retain(|_, at| now.duration_since(*at) < Self::KEPT);
+        }
+        marks.insert(job_id(Some(namespace), Some(name)), now);
+    }
+
+    pub fn unmark(&self, namespace: &str, name: &str) {
+        self.take(job_id(Some(namespace), Some(name)));
+    }
+
+    fn take(&self, id: u64) -> bool {
+        let mut marks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        marks
+            .remove(&id)
+            .is_some_and(|at| at.elapsed() < Self::KEPT)
+    }
+}
+
 /// Which Job events reach a run controller whose kind does not read pod counters: the first
-/// sight of a Job, any change of its [`trigger_fingerprint`], and its deletion. Per Job it keeps
-/// two numbers (a hash of its namespace and name, the fingerprint last passed on).
+/// sight of a Job (unless this controller just created it and it has no condition yet), any
+/// change of its [`trigger_fingerprint`], and its deletion. Per Job it keeps two numbers (its
+/// [`job_id`], the fingerprint last passed on).
 #[derive(Default)]
 pub struct JobTriggerFilter {
     passed: HashMap<u64, u64>,
+    created_here: Arc<CreatedHere>,
 }
 
 impl JobTriggerFilter {
+    pub fn new(created_here: Arc<CreatedHere>) -> Self {
+        Self {
+            passed: HashMap::new(),
+            created_here,
+        }
+    }
+
     /// Whether the event of `job` goes on to the controller; `cached` is whether the Job is
     /// still in the cache (a deleted one is not: the cache is updated before the event is
     /// passed on).
     pub fn passes(&mut self, job: &Job, cached: bool) -> bool {
-        use std::hash::BuildHasher;
-        let id = foldhash::fast::FixedState::default().hash_one((
+        let id = job_id(
             job.metadata.namespace.as_deref(),
             job.metadata.name.as_deref(),
-        ));
+        );
         if !cached {
             self.passed.remove(&id);
             return true;
         }
         let fingerprint = trigger_fingerprint(job);
-        self.passed.insert(id, fingerprint) != Some(fingerprint)
+        match self.passed.insert(id, fingerprint) {
+            Some(passed) => passed != fingerprint,
+            // A Job seen for the first time with a condition already (the watch was behind,
+            // or it is a relist) may tell something new even if this controller created it.
+            None => !self.created_here.take(id) || has_conditions(job),
+        }
     }
+}
+
+fn has_conditions(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| !c.is_empty())
 }
 
 #[cfg(test)]
@@ -298,19 +378,36 @@ mod tests {
         let status = job.status.get_or_insert_with(Default::default);
         status.active = Some(1);
         status.ready = Some(1);
+        status.start_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        ));
         job.metadata.resource_version = Some("42".into());
         assert!(
             !filter.passes(&job, true),
-            "counters and resourceVersion only"
+            "counters, startTime and resourceVersion only"
         );
         let status = job.status.get_or_insert_with(Default::default);
         status.conditions = Some(vec![JobCondition {
-            type_: "Complete".into(),
+            type_: "SuccessCriteriaMet".into(),
             status: "True".into(),
             ..Default::default()
         }]);
         assert!(filter.passes(&job, true), "a condition is an outcome");
         assert!(!filter.passes(&job, true));
+        let status = job.status.get_or_insert_with(Default::default);
+        status
+            .conditions
+            .get_or_insert_default()
+            .push(JobCondition {
+                type_: "Complete".into(),
+                status: "True".into(),
+                ..Default::default()
+            });
+        status.completion_time = status.start_time.clone();
+        assert!(
+            !filter.passes(&job, true),
+            "Complete and completionTime after SuccessCriteriaMet restate the outcome"
+        );
         job.spec.get_or_insert_with(Default::default).suspend = Some(true);
         assert!(filter.passes(&job, true), "the spec is read (suspend)");
         assert!(filter.passes(&job, false), "a deletion always passes");
@@ -324,5 +421,40 @@ mod tests {
             filter.passes(&other, true),
             "another Job of the same content"
         );
+    }
+
+    #[test]
+    fn the_first_sight_of_a_job_this_controller_created_wakes_nothing() {
+        use k8s_openapi::api::batch::v1::JobCondition;
+        let created_here = Arc::new(CreatedHere::default());
+        let mut filter = JobTriggerFilter::new(created_here.clone());
+        let job = job(Some(owner("ManagedJob", "jobsmith.dev/v1alpha1", true)));
+        let (ns, name) = (
+            job.metadata.namespace.clone().unwrap(),
+            job.metadata.name.clone().unwrap(),
+        );
+        created_here.mark(&ns, &name);
+        assert!(!filter.passes(&job, true), "created here, not seen before");
+        let mut done = job.clone();
+        done.status.get_or_insert_with(Default::default).conditions = Some(vec![JobCondition {
+            type_: "SuccessCriteriaMet".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]);
+        assert!(filter.passes(&done, true), "its outcome passes");
+        // A mark is used once; a failed create's mark is taken back.
+        let mut other = job.clone();
+        other.metadata.name = Some("wf-g-b".into());
+        created_here.mark(&ns, "wf-g-b");
+        created_here.unmark(&ns, "wf-g-b");
+        assert!(
+            filter.passes(&other, true),
+            "the create failed: seen as new"
+        );
+        // First seen already with a condition (the watch was behind): it passes.
+        let mut late = done.clone();
+        late.metadata.name = Some("wf-g-c".into());
+        created_here.mark(&ns, "wf-g-c");
+        assert!(filter.passes(&late, true));
     }
 }

@@ -154,7 +154,12 @@ impl RunKind for DaemonJob {
         })
     }
 
-    fn refine_status(&self, status: &mut DaemonJobStatus, view: &StatusView<'_>) {
+    fn refine_status(
+        &self,
+        status: &mut DaemonJobStatus,
+        _previous: Option<&DaemonJobStatus>,
+        view: &StatusView<'_>,
+    ) {
         count(status, view.step_phases);
     }
 }

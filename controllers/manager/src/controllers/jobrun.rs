@@ -98,9 +98,14 @@ impl RunKind for JobRun {
         recorded_step(self).into_iter().collect()
     }
 
-    fn refine_status(&self, status: &mut JobRunStatus, view: &StatusView<'_>) {
+    fn refine_status(
+        &self,
+        status: &mut JobRunStatus,
+        previous: Option<&JobRunStatus>,
+        view: &StatusView<'_>,
+    ) {
         mirror_job(
-            self.status.as_ref(),
+            previous,
             status,
             view.jobs.first().and_then(|j| j.as_deref()),
         );

@@ -36,7 +36,7 @@ pub struct StatusParts<'a> {
 }
 
 /// A run kind's status type: serialisable, with the common [`RunStatus`] part.
-pub trait KindStatus: Serialize + Send {
+pub trait KindStatus: Serialize + serde::de::DeserializeOwned + Send + Sync {
     fn run(&self) -> &RunStatus;
 }
 
@@ -161,7 +161,15 @@ pub trait RunKind:
 
     /// Adds kind-specific detail to the status `make_status` built (JobRun mirrors its Job,
     /// DaemonJob counts its nodes). `self` is the object as read, with its previous status.
-    fn refine_status(&self, _status: &mut Self::Status, _view: &StatusView<'_>) {}
+    /// `previous`: the newest status known (our last write while the cache does not show it
+    /// yet, else the object's).
+    fn refine_status(
+        &self,
+        _status: &mut Self::Status,
+        _previous: Option<&Self::Status>,
+        _view: &StatusView<'_>,
+    ) {
+    }
 
     /// Held for the whole reconcile (ManagedJob: its reconcile-duration timer).
     fn reconcile_guard(&self) -> Option<Box<dyn Send>> {

@@ -196,8 +196,9 @@ async fn reconcile_with<K: RunKind>(
     // against the newest status known: our last write while the cache does not show it yet.
     // Against the older cached copy, a condition our last write already changed would get a
     // new lastTransitionTime, and that difference one more patch.
-    let written = report::written_run_status(obj, &memo);
-    let previous = written.as_ref().or(obj.run_status());
+    let written = report::written_status(obj, &memo);
+    let newest = written.as_ref().or(obj.status());
+    let previous = newest.map(KindStatus::run);
     let now = status::now();
     let plan = match plan_for(obj, ctx, &mut memo) {
         Ok(plan) => plan,
@@ -227,7 +228,7 @@ async fn reconcile_with<K: RunKind>(
         // An object without status reads as ready to kstatus (a Flux `wait` would pass before
         // anything ran): the first status goes out before the first Job (one write per run).
         let rolled = report::roll_up(obj, &plan, &observed, None, &now);
-        let first = report::desired_status(obj, &plan, &observed, rolled, &memo);
+        let first = report::desired_status(obj, &plan, &observed, rolled, &memo, newest);
         report::write::<K>(ctx, obj, first, &mut memo, Pace::AtOnce).await?;
     }
     // Outputs of steps that just succeeded, before their dependents' Jobs are built.
@@ -241,7 +242,7 @@ async fn reconcile_with<K: RunKind>(
     let evaluating = Instant::now();
     let rolled = report::roll_up(obj, &plan, &observed, previous, &now);
     let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
-    let desired = report::desired_status(obj, &plan, &observed, rolled, &memo);
+    let desired = report::desired_status(obj, &plan, &observed, rolled, &memo, newest);
     evaluation += evaluating.elapsed();
     memo.last_evaluation = Some((Instant::now(), evaluation));
     let finished = finished_part(desired.run());
@@ -358,6 +359,7 @@ async fn report_invalid<K: RunKind>(
     });
     obj.refine_status(
         &mut desired,
+        obj.status(),
         &StatusView {
             plan: None,
             jobs: &[],

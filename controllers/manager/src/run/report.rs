@@ -119,6 +119,7 @@ pub(super) fn desired_status<K: RunKind>(
     observed: &Observed,
     rolled: Rollup,
     memo: &RunMemo,
+    previous: Option<&K::Status>,
 ) -> K::Status {
     let mut run = rolled.run;
     run.record = Some(step_record(plan, memo, &observed.jobs, &observed.blockers));
@@ -134,6 +135,7 @@ pub(super) fn desired_status<K: RunKind>(
     });
     obj.refine_status(
         &mut desired,
+        previous,
         &StatusView {
             plan: Some(plan),
             jobs: &observed.jobs,
@@ -314,15 +316,14 @@ pub(super) async fn write<K: RunKind>(
     Ok(None)
 }
 
-/// The run part of the status this process last wrote, while the cache still shows the version
-/// that write went over (`None` otherwise, or when it does not decode).
-pub(super) fn written_run_status<K: RunKind>(obj: &K, memo: &RunMemo) -> Option<RunStatus> {
+/// The status this process last wrote, while the cache does not show it yet (`None` otherwise,
+/// or when it does not decode).
+pub(super) fn written_status<K: RunKind>(obj: &K, memo: &RunMemo) -> Option<K::Status> {
     let written = memo.written.as_ref()?;
     if !written.newer_than(obj.meta().resource_version.as_deref()) {
         return None;
     }
-    // The kind's status flattens `RunStatus`; its other fields (entries) are skipped.
-    RunStatus::deserialize(&written.status).ok()
+    K::Status::deserialize(&written.status).ok()
 }
 
 /// The object's status as JSON: serialized once per `resourceVersion` (during a wave most

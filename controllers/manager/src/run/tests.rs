@@ -16,7 +16,7 @@ use super::{
     observe::outcome_without_job,
     report::{
         Pace, STATUS_BYTES_PER_SECOND, hold_for, keep_current, paced_interval, read_status,
-        written_run_status,
+        written_status,
     },
 };
 use crate::memory::{RunMemo, StepMemo};
@@ -513,7 +513,7 @@ fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
     }))
     .unwrap();
     let mut memo = RunMemo::default();
-    assert!(written_run_status(&obj, &memo).is_none());
+    assert!(written_status(&obj, &memo).is_none());
     // Our write over version 7 made the run Running; the cache still shows version 7.
     memo.written = Some(WrittenStatus {
         over_resource_version: Some("7".into()),
@@ -523,7 +523,7 @@ fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
                 "message": "1 running", "lastTransitionTime": "2026-01-01T00:00:01Z"}],
             "jobs": [{"key": "g/a", "jobName": "wf-g-a", "phase": "Running"}]}),
     });
-    let latest = written_run_status(&obj, &memo).expect("our last write");
+    let latest = written_status(&obj, &memo).expect("our last write").run;
     assert_eq!(latest.phase, Some(Phase::Running));
     // A condition rolled up against it keeps the time our write gave it.
     let later = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
@@ -543,14 +543,14 @@ fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
     // Version 8 (an earlier write's result, or anyone's) is older than the 9 ours produced:
     // ours is still the newest. From 9 on, the cache is.
     obj.metadata.resource_version = Some("8".into());
-    assert!(written_run_status(&obj, &memo).is_some());
+    assert!(written_status(&obj, &memo).is_some());
     for newer in ["9", "10"] {
         obj.metadata.resource_version = Some(newer.into());
-        assert!(written_run_status(&obj, &memo).is_none(), "{newer}");
+        assert!(written_status(&obj, &memo).is_none(), "{newer}");
     }
     // Versions that cannot be compared: only the version the write went over says stale.
     let written = memo.written.as_mut().unwrap();
     written.produced_resource_version = Some("x9".into());
     obj.metadata.resource_version = Some("8".into());
-    assert!(written_run_status(&obj, &memo).is_none());
+    assert!(written_status(&obj, &memo).is_none());
 }
