@@ -115,13 +115,7 @@ pub async fn create_job_if_absent(
     };
     ctx.limiter.acquire().await?;
     metrics::api_write("create", "jobs".into());
-    // Before the request: the watch may show the new Job before its answer arrives.
-    ctx.created_jobs.mark(&namespace, &name);
-    let created = api.create(&params, &job).await;
-    if created.is_err() {
-        ctx.created_jobs.unmark(&namespace, &name);
-    }
-    match created {
+    match api.create(&params, &job).await {
         Ok(created) => Ok(JobWrite::Created(Box::new(created))),
         Err(kube::Error::Api(status)) if status.is_already_exists() => {
             // Not in the cache: not ours yet, or the cache lags. A read decides.

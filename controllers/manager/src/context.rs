@@ -7,7 +7,7 @@ use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
 use kube::{Client, core::DeserializeGuard};
 
 use crate::{
-    cache::{SharedCache, WatchScope, jobs::CreatedHere, selector::WatchSelector},
+    cache::{SharedCache, WatchScope, selector::WatchSelector},
     cli::{ControllerKind, StepEvents},
     leadership::backoff::Backoffs,
     leadership::ratelimit::WriteLimiter,
@@ -53,9 +53,6 @@ pub struct Context {
     /// Field manager of every write of this controller (`jobsmith-<kind>`).
     pub field_manager: &'static str,
     pub jobs: SharedCache<Job>,
-    /// The Jobs this controller created that its Job trigger has not seen yet
-    /// (`cache::jobs::CreatedHere`).
-    pub created_jobs: Arc<CreatedHere>,
     pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
     /// The pruned Node cache (DaemonJob), when started.
     pub nodes: Option<SharedCache<Node>>,
@@ -84,7 +81,6 @@ impl Context {
             controller,
             field_manager,
             jobs: shared.jobs.clone(),
-            created_jobs: Arc::default(),
             templates: shared.templates.clone(),
             nodes: shared.nodes.clone(),
             runs: RunMemory::default(),

@@ -362,9 +362,7 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
         if R::OWNS_JOBS {
             let ns = namespace.clone();
             let cache = shared.jobs.clone();
-            let created_here = ctx.created_jobs.clone();
-            let mut unread_counters =
-                (!R::READS_JOB_COUNTERS).then(|| JobTriggerFilter::new(created_here));
+            let mut unread_counters = (!R::READS_JOB_COUNTERS).then(JobTriggerFilter::default);
             let jobs = shared.jobs.subscribe().filter(move |job| {
                 let in_scope = ns.is_none() || job.namespace() == ns;
                 let passes = in_scope

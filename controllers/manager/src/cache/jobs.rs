@@ -1,11 +1,7 @@
 //! The one label-selected watch of `batch/v1` Jobs shared by every run controller (SPEC §7,
 //! STYLE 4), what is kept of a Job in the cache, and owner lookups.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
@@ -168,57 +164,18 @@ fn job_id(namespace: Option<&str>, name: Option<&str>) -> u64 {
     foldhash::fast::FixedState::default().hash_one((namespace, name))
 }
 
-/// The Jobs a controller is creating or created and the watch has not shown yet. The first
-/// sight of such a Job tells its run nothing: the create's answer already counted the step as
-/// running. Marked before the create is sent (the watch may deliver the Job before the answer
-/// arrives), unmarked when the create fails; a mark the watch never consumes is dropped after
-/// [`CreatedHere::KEPT`].
-#[derive(Default)]
-pub struct CreatedHere(Mutex<HashMap<u64, Instant>>);
-
-impl CreatedHere {
-    /// How long a mark waits for its Job to be seen.
-    const KEPT: Duration = Duration::from_secs(60);
-
-    pub fn mark(&self, namespace: &str, name: &str) {
-        let now = Instant::now();
-        let mut marks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if marks.len() >= 1024 {
-            marks.retain(|_, at| now.duration_since(*at) < Self::KEPT);
-        }
-        marks.insert(job_id(Some(namespace), Some(name)), now);
-    }
-
-    pub fn unmark(&self, namespace: &str, name: &str) {
-        self.take(job_id(Some(namespace), Some(name)));
-    }
-
-    fn take(&self, id: u64) -> bool {
-        let mut marks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        marks
-            .remove(&id)
-            .is_some_and(|at| at.elapsed() < Self::KEPT)
-    }
-}
-
 /// Which Job events reach a run controller whose kind does not read pod counters: the first
-/// sight of a Job (unless this controller just created it and it has no condition yet), any
-/// change of its [`trigger_fingerprint`], and its deletion. Per Job it keeps two numbers (its
-/// [`job_id`], the fingerprint last passed on).
+/// sight of a Job, any change of its [`trigger_fingerprint`], and its deletion. Per Job it keeps
+/// two numbers (its [`job_id`], the fingerprint last passed on). The first sight always passes:
+/// a reconcile that finds the Job in the cache is what tells the run's memory that the watch
+/// has delivered it, so that its later disappearance reads as a deletion (`Lost`) and not as
+/// a watch that lags behind the create.
 #[derive(Default)]
 pub struct JobTriggerFilter {
     passed: HashMap<u64, u64>,
-    created_here: Arc<CreatedHere>,
 }
 
 impl JobTriggerFilter {
-    pub fn new(created_here: Arc<CreatedHere>) -> Self {
-        Self {
-            passed: HashMap::new(),
-            created_here,
-        }
-    }
-
     /// Whether the event of `job` goes on to the controller; `cached` is whether the Job is
     /// still in the cache (a deleted one is not: the cache is updated before the event is
     /// passed on).
@@ -232,20 +189,8 @@ impl JobTriggerFilter {
             return true;
         }
         let fingerprint = trigger_fingerprint(job);
-        match self.passed.insert(id, fingerprint) {
-            Some(passed) => passed != fingerprint,
-            // A Job seen for the first time with a condition already (the watch was behind,
-            // or it is a relist) may tell something new even if this controller created it.
-            None => !self.created_here.take(id) || has_conditions(job),
-        }
+        self.passed.insert(id, fingerprint) != Some(fingerprint)
     }
-}
-
-fn has_conditions(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| !c.is_empty())
 }
 
 #[cfg(test)]
@@ -421,40 +366,5 @@ mod tests {
             filter.passes(&other, true),
             "another Job of the same content"
         );
-    }
-
-    #[test]
-    fn the_first_sight_of_a_job_this_controller_created_wakes_nothing() {
-        use k8s_openapi::api::batch::v1::JobCondition;
-        let created_here = Arc::new(CreatedHere::default());
-        let mut filter = JobTriggerFilter::new(created_here.clone());
-        let job = job(Some(owner("ManagedJob", "jobsmith.dev/v1alpha1", true)));
-        let (ns, name) = (
-            job.metadata.namespace.clone().unwrap(),
-            job.metadata.name.clone().unwrap(),
-        );
-        created_here.mark(&ns, &name);
-        assert!(!filter.passes(&job, true), "created here, not seen before");
-        let mut done = job.clone();
-        done.status.get_or_insert_with(Default::default).conditions = Some(vec![JobCondition {
-            type_: "SuccessCriteriaMet".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]);
-        assert!(filter.passes(&done, true), "its outcome passes");
-        // A mark is used once; a failed create's mark is taken back.
-        let mut other = job.clone();
-        other.metadata.name = Some("wf-g-b".into());
-        created_here.mark(&ns, "wf-g-b");
-        created_here.unmark(&ns, "wf-g-b");
-        assert!(
-            filter.passes(&other, true),
-            "the create failed: seen as new"
-        );
-        // First seen already with a condition (the watch was behind): it passes.
-        let mut late = done.clone();
-        late.metadata.name = Some("wf-g-c".into());
-        created_here.mark(&ns, "wf-g-c");
-        assert!(filter.passes(&late, true));
     }
 }
