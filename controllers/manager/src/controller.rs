@@ -421,8 +421,6 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     tracing::info!(controller = %kind, "controller stopped");
 }
 
-/// The watch of a controller's own objects: all of them, or those of the shard
-/// (`--watch-label-selector`, docs/scaling.md).
 /// What of a change to an object of the controller's own kind wakes its reconcile: its spec
 /// (`generation`), labels, annotations (a retry request is one), finalizers and deletion; not a
 /// change of its status alone. Our own status writes come back that way, and each woke one more
@@ -442,6 +440,8 @@ fn own_change<K: Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The watch of a controller's own objects: all of them, or those of the shard
+/// (`--watch-label-selector`, docs/scaling.md).
 fn object_watch(shard: Option<&WatchSelector>) -> watcher::Config {
     let config = watcher::Config::default().any_semantic();
     match shard {

@@ -463,16 +463,23 @@ fn a_costly_evaluation_spaces_the_next_one_and_a_cheap_one_does_not() {
     assert_eq!(evaluation_gap(None, now), None);
 }
 
+/// A ManagedJob `wf` of one step, cached at `resource_version` with `status`.
+fn one_step_workflow_at(
+    resource_version: &str,
+    status: serde_json::Value,
+) -> jobsmith_api::ManagedJob {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
+        "metadata": {"name": "wf", "namespace": "ns", "resourceVersion": resource_version},
+        "spec": {"groups": [{"name": "g", "jobs": [{"name": "a", "image": "busybox"}]}]},
+        "status": status
+    }))
+    .unwrap()
+}
+
 #[test]
 fn the_status_read_is_reused_only_at_the_same_resource_version() {
-    use jobsmith_api::ManagedJob;
-    let mut obj: ManagedJob = serde_json::from_value(serde_json::json!({
-        "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
-        "metadata": {"name": "wf", "namespace": "ns", "resourceVersion": "7"},
-        "spec": {"groups": [{"name": "g", "jobs": [{"name": "a", "image": "busybox"}]}]},
-        "status": {"phase": "Running"}
-    }))
-    .unwrap();
+    let mut obj = one_step_workflow_at("7", serde_json::json!({"phase": "Running"}));
     let mut memo = RunMemo::default();
     let keep = |memo: &mut RunMemo, stale: bool, version: &str, phase: &str| {
         keep_current(
@@ -503,15 +510,12 @@ fn the_status_read_is_reused_only_at_the_same_resource_version() {
 #[test]
 fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
     use crate::memory::WrittenStatus;
-    use jobsmith_api::ManagedJob;
-    let mut obj: ManagedJob = serde_json::from_value(serde_json::json!({
-        "apiVersion": "jobsmith.dev/v1alpha1", "kind": "ManagedJob",
-        "metadata": {"name": "wf", "namespace": "ns", "resourceVersion": "7"},
-        "spec": {"groups": [{"name": "g", "jobs": [{"name": "a", "image": "busybox"}]}]},
-        "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "Unknown",
-            "reason": "Pending", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
-    }))
-    .unwrap();
+    let mut obj = one_step_workflow_at(
+        "7",
+        serde_json::json!({"phase": "Pending", "conditions": [{"type": "Ready",
+            "status": "Unknown", "reason": "Pending", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+    );
     let mut memo = RunMemo::default();
     assert!(written_status(&obj, &memo).is_none());
     // Our write over version 7 made the run Running; the cache still shows version 7.
