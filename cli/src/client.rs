@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use jobsmith_api::labels;
-use jobsmith_engine::{StepOutcome, job_outcome};
-use k8s_openapi::api::batch::v1::Job;
+use jobsmith_engine::{ObservedJob, StepOutcome, job_outcome};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -156,8 +155,8 @@ impl Session {
     }
 
     /// The Jobs of a run (by the owner labels every child Job carries), by name.
-    pub async fn child_jobs(&self, run: &Run) -> Result<BTreeMap<String, Job>, CliError> {
-        let api: Api<Job> = Api::namespaced(self.client.clone(), run.namespace());
+    pub async fn child_jobs(&self, run: &Run) -> Result<BTreeMap<String, ObservedJob>, CliError> {
+        let api: Api<ObservedJob> = Api::namespaced(self.client.clone(), run.namespace());
         let selector = format!(
             "{}={},{}={}",
             labels::OWNER_KIND,

@@ -60,7 +60,27 @@ struct Sizes {
 }
 
 impl Sizes {
+    /// `BENCH_SCALE` picks the size; `BENCH_GROUPS`, `BENCH_JOBS_PER_GROUP`, `BENCH_CHAINS`,
+    /// `BENCH_CHAIN_LENGTH`, `BENCH_MANY_RUNS` and `BENCH_SMALL_RUNS` override one dimension each
+    /// (a medium size for a profile: the full size takes most of an hour).
     fn from_env() -> Self {
+        let mut sizes = Self::preset();
+        for (var, field) in [
+            ("BENCH_GROUPS", &mut sizes.groups),
+            ("BENCH_JOBS_PER_GROUP", &mut sizes.jobs_per_group),
+            ("BENCH_CHAINS", &mut sizes.chains),
+            ("BENCH_CHAIN_LENGTH", &mut sizes.chain_length),
+            ("BENCH_MANY_RUNS", &mut sizes.many_runs),
+            ("BENCH_SMALL_RUNS", &mut sizes.small_runs_during_big),
+        ] {
+            if let Some(value) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+                *field = value;
+            }
+        }
+        sizes
+    }
+
+    fn preset() -> Self {
         if std::env::var("BENCH_SCALE").as_deref() == Ok("full") {
             Self {
                 groups: 50,

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use jobsmith_api::{ManagedJob, Phase, StepPhase};
 use jobsmith_e2e::kueue::{KueueProcess, install_kueue_crds, kueue_tool};
 use jobsmith_e2e::{apply_yaml, dynamic_api, plugin_binary, run_tool, workspace_root};
-use jobsmith_engine::{StepOutcome, observe::job_outcome};
+use jobsmith_engine::{ObservedJob, StepOutcome, observe::job_outcome};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -115,7 +115,7 @@ async fn run_fan_out(w: &World, ns: &str) -> Result<Seen> {
         let owned = owned_jobs(&jobs, &mj).await?;
         let running = owned
             .values()
-            .filter(|j| job_outcome(j) == StepOutcome::Running)
+            .filter(|j| job_outcome(&ObservedJob::from((*j).clone())) == StepOutcome::Running)
             .count();
         seen.max_running = seen.max_running.max(running);
         ensure!(

@@ -19,11 +19,12 @@ use std::collections::BTreeMap;
 use jobsmith_api::Queueing;
 use jobsmith_api::kueue::{PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Hands the Job to Kueue when `queue` (or an existing label) names a LocalQueue: created
 /// suspended, with the queue label and the priority class label. Leaves other Jobs untouched.
 pub fn queue_job(job: &mut Job, queue: &Queueing) {
-    if queue.queue_name.is_none() && queue_name(job).is_none() {
+    if queue.queue_name.is_none() && queue_name(&job.metadata).is_none() {
         return;
     }
     let labels = job.metadata.labels.get_or_insert_with(BTreeMap::new);
@@ -37,9 +38,8 @@ pub fn queue_job(job: &mut Job, queue: &Queueing) {
 }
 
 /// The LocalQueue named by the Job's queue label.
-pub fn queue_name(job: &Job) -> Option<&str> {
-    job.metadata
-        .labels
+pub fn queue_name(meta: &ObjectMeta) -> Option<&str> {
+    meta.labels
         .as_ref()?
         .get(QUEUE_NAME_LABEL)
         .map(String::as_str)
@@ -73,7 +73,7 @@ mod tests {
         assert_eq!(job.spec.as_ref().unwrap().suspend, Some(true));
         assert_eq!(label(&job, QUEUE_NAME_LABEL), Some("team-a"));
         assert_eq!(label(&job, PRIORITY_CLASS_LABEL), Some("high"));
-        assert_eq!(queue_name(&job), Some("team-a"));
+        assert_eq!(queue_name(&job.metadata), Some("team-a"));
         // Nothing on the pod template.
         assert!(job.spec.unwrap().template.metadata.is_none());
     }
@@ -83,7 +83,7 @@ mod tests {
         let mut job = Job::default();
         queue_job(&mut job, &queueing(None, Some("high")));
         assert_eq!(job, Job::default());
-        assert_eq!(queue_name(&job), None);
+        assert_eq!(queue_name(&job.metadata), None);
     }
 
     #[test]
@@ -102,6 +102,6 @@ mod tests {
             "from-params".to_owned(),
         )]));
         queue_job(&mut job, &queueing(Some("spec"), None));
-        assert_eq!(queue_name(&job), Some("spec"));
+        assert_eq!(queue_name(&job.metadata), Some("spec"));
     }
 }

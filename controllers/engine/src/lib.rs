@@ -32,6 +32,7 @@ pub mod kueue;
 pub mod lifecycle;
 pub mod naming;
 pub mod observe;
+pub mod observed_job;
 pub mod outputs;
 pub mod params;
 pub mod record;
@@ -47,6 +48,7 @@ pub use dag::{
     StepSpec, Target,
 };
 pub use observe::{StepOutcome, job_outcome};
+pub use observed_job::{ObservedJob, ObservedJobSpec};
 pub use schedule::{
     Decision, FailurePolicy, Policies, Progress, RunPhase, StepPhase, evaluate, evaluate_at,
     evaluate_with,

@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
+use crate::observed_job::ObservedJob;
 use jobsmith_api::{JobsCleanup, Phase, RetryEntry, RunStatus, condition_types as types, reasons};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::observe::{self, StepOutcome};
@@ -121,7 +121,7 @@ fn finished_in_time(status: &RunStatus) -> bool {
 /// Why not `suspend: true`: a suspended Job is not finished (its step would wait forever) and
 /// could be resumed by hand or by a queue controller; a Job past its deadline is finished, with
 /// the reason on its own `Failed` condition, and is never deleted.
-pub fn stopping_deadline(job: &Job, now: Timestamp) -> Option<i64> {
+pub fn stopping_deadline(job: &ObservedJob, now: Timestamp) -> Option<i64> {
     if matches!(
         observe::job_outcome(job),
         StepOutcome::Succeeded | StepOutcome::Failed
@@ -154,8 +154,8 @@ pub fn deletes_jobs(cleanup: &JobsCleanup, phase: Option<Phase>) -> bool {
 pub fn jobs_to_delete<'a>(
     cleanup: &JobsCleanup,
     phase: Option<Phase>,
-    owned: impl IntoIterator<Item = &'a Job>,
-) -> Vec<&'a Job> {
+    owned: impl IntoIterator<Item = &'a ObservedJob>,
+) -> Vec<&'a ObservedJob> {
     if !deletes_jobs(cleanup, phase) {
         return Vec::new();
     }
@@ -192,8 +192,9 @@ pub fn wait_until(now: Timestamp, at: Timestamp) -> Duration {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::observed_job::ObservedJobSpec;
     use jobsmith_api::CleanupAction;
-    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     fn at(s: i64) -> Timestamp {
@@ -287,12 +288,16 @@ mod tests {
         assert_eq!(deadline(None, Some(&running), &[], at(500)), Deadline::None);
     }
 
-    fn job(start: Option<i64>, own: Option<i64>, suspended: bool, finished: Option<&str>) -> Job {
-        Job {
-            spec: Some(JobSpec {
+    fn job(
+        start: Option<i64>,
+        own: Option<i64>,
+        suspended: bool,
+        finished: Option<&str>,
+    ) -> ObservedJob {
+        ObservedJob {
+            spec: Some(ObservedJobSpec {
                 active_deadline_seconds: own,
                 suspend: suspended.then_some(true),
-                ..Default::default()
             }),
             status: Some(JobStatus {
                 start_time: start.map(|s| Time(at(s))),

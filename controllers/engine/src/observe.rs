@@ -4,7 +4,8 @@
 //! earliest final signal) and `Complete` / `Failed`. Pod counts never do: a failed pod that is
 //! retried is not a failed step.
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use crate::observed_job::ObservedJob;
+use k8s_openapi::api::batch::v1::JobCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The observed state of one step, as the scheduler consumes it.
@@ -54,7 +55,7 @@ pub mod job_condition {
 ///
 /// A failure condition wins over a success condition if both were ever present (the API server
 /// does not allow that; being strict here keeps a corrupted status from passing as success).
-pub fn job_outcome(job: &Job) -> StepOutcome {
+pub fn job_outcome(job: &ObservedJob) -> StepOutcome {
     let failed = [job_condition::FAILURE_TARGET, job_condition::FAILED]
         .iter()
         .any(|t| condition_true(job, t).is_some());
@@ -67,7 +68,7 @@ pub fn job_outcome(job: &Job) -> StepOutcome {
     if succeeded {
         StepOutcome::Succeeded
     } else if is_suspended(job) {
-        if crate::kueue::queue_name(job).is_some() {
+        if crate::kueue::queue_name(&job.metadata).is_some() {
             StepOutcome::Queued
         } else {
             StepOutcome::Suspended
@@ -78,13 +79,13 @@ pub fn job_outcome(job: &Job) -> StepOutcome {
 }
 
 /// The outcome of a step whose Job may not exist.
-pub fn step_outcome(job: Option<&Job>) -> StepOutcome {
+pub fn step_outcome(job: Option<&ObservedJob>) -> StepOutcome {
     job.map_or(StepOutcome::NotCreated, job_outcome)
 }
 
 /// When the Job reached its final result: the `lastTransitionTime` of the earliest final signal
 /// (`SuccessCriteriaMet`/`FailureTarget` before `Complete`/`Failed`), else `status.completionTime`.
-pub fn finished_at(job: &Job) -> Option<&Time> {
+pub fn finished_at(job: &ObservedJob) -> Option<&Time> {
     let signal = match job_outcome(job) {
         StepOutcome::Succeeded => [job_condition::SUCCESS_CRITERIA_MET, job_condition::COMPLETE],
         StepOutcome::Failed => [job_condition::FAILURE_TARGET, job_condition::FAILED],
@@ -116,7 +117,7 @@ pub const MAX_REASON_LEN: usize = 64;
 
 /// The failure of a failed Job: the reason and message of its earliest failure signal
 /// (`FailureTarget`, else `Failed`); `None` unless the Job failed.
-pub fn failure_detail(job: &Job) -> Option<FailureDetail> {
+pub fn failure_detail(job: &ObservedJob) -> Option<FailureDetail> {
     let condition = [job_condition::FAILURE_TARGET, job_condition::FAILED]
         .iter()
         .find_map(|t| condition_true(job, t))?;
@@ -152,7 +153,7 @@ fn cut(text: &str, max: usize) -> &str {
 
 /// When the step started: the Job's `creationTimestamp` (known from the create response, so the
 /// status records it in the same write that records the creation), else its `status.startTime`.
-pub fn created_at(job: &Job) -> Option<&Time> {
+pub fn created_at(job: &ObservedJob) -> Option<&Time> {
     job.metadata
         .creation_timestamp
         .as_ref()
@@ -160,17 +161,17 @@ pub fn created_at(job: &Job) -> Option<&Time> {
 }
 
 /// `status.startTime` of the Job.
-pub fn started_at(job: &Job) -> Option<&Time> {
+pub fn started_at(job: &ObservedJob) -> Option<&Time> {
     job.status.as_ref()?.start_time.as_ref()
 }
 
 /// `spec.suspend` of the Job.
-pub fn is_suspended(job: &Job) -> bool {
+pub fn is_suspended(job: &ObservedJob) -> bool {
     job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false)
 }
 
 /// Pods the Job reports as active (0 when unknown or negative).
-pub fn active_pods(job: &Job) -> u32 {
+pub fn active_pods(job: &ObservedJob) -> u32 {
     job.status
         .as_ref()
         .and_then(|s| s.active)
@@ -178,7 +179,7 @@ pub fn active_pods(job: &Job) -> u32 {
         .unwrap_or(0)
 }
 
-fn condition_true<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
+fn condition_true<'a>(job: &'a ObservedJob, type_: &str) -> Option<&'a JobCondition> {
     job.status
         .as_ref()?
         .conditions
@@ -191,7 +192,8 @@ fn condition_true<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::batch::v1::{JobSpec, JobStatus};
+    use crate::observed_job::ObservedJobSpec;
+    use k8s_openapi::api::batch::v1::JobStatus;
     use k8s_openapi::jiff::Timestamp;
 
     fn cond(type_: &str, status: &str, at: i64) -> JobCondition {
@@ -203,20 +205,23 @@ mod tests {
         }
     }
 
-    fn job(conditions: Vec<JobCondition>, status: JobStatus) -> Job {
-        Job {
+    fn job(conditions: Vec<JobCondition>, status: JobStatus) -> ObservedJob {
+        ObservedJob {
             status: Some(JobStatus {
                 conditions: Some(conditions),
                 ..status
             }),
-            ..Job::default()
+            ..ObservedJob::default()
         }
     }
 
     #[test]
     fn missing_job_is_not_created() {
         assert_eq!(step_outcome(None), StepOutcome::NotCreated);
-        assert_eq!(step_outcome(Some(&Job::default())), StepOutcome::Running);
+        assert_eq!(
+            step_outcome(Some(&ObservedJob::default())),
+            StepOutcome::Running
+        );
     }
 
     #[test]
@@ -281,7 +286,7 @@ mod tests {
     #[test]
     fn completion_time_is_the_fallback() {
         let at = Timestamp::from_second(99).ok().map(Time);
-        let j = Job {
+        let j = ObservedJob {
             status: Some(JobStatus {
                 conditions: Some(vec![JobCondition {
                     type_: "Complete".into(),
@@ -291,7 +296,7 @@ mod tests {
                 completion_time: at.clone(),
                 ..JobStatus::default()
             }),
-            ..Job::default()
+            ..ObservedJob::default()
         };
         assert_eq!(finished_at(&j), at.as_ref());
     }
@@ -338,40 +343,35 @@ mod tests {
 
     #[test]
     fn suspension_and_active_counts() {
-        let j = Job {
-            spec: Some(JobSpec {
+        let j = ObservedJob {
+            spec: Some(ObservedJobSpec {
                 suspend: Some(true),
-                ..JobSpec::default()
+                ..ObservedJobSpec::default()
             }),
             status: Some(JobStatus {
                 active: Some(-1),
                 ..JobStatus::default()
             }),
-            ..Job::default()
+            ..ObservedJob::default()
         };
         assert!(is_suspended(&j));
         assert_eq!(job_outcome(&j), StepOutcome::Suspended);
         assert_eq!(active_pods(&j), 0);
-        assert!(!is_suspended(&Job::default()));
+        assert!(!is_suspended(&ObservedJob::default()));
         assert_eq!(started_at(&j), None);
     }
 
     #[test]
     fn a_suspended_job_with_a_queue_label_is_queued_until_admitted() {
-        let mut j = Job {
-            spec: Some(JobSpec {
-                suspend: Some(true),
-                ..JobSpec::default()
-            }),
-            ..Job::default()
-        };
+        let mut created = k8s_openapi::api::batch::v1::Job::default();
         crate::kueue::queue_job(
-            &mut j,
+            &mut created,
             &jobsmith_api::Queueing {
                 queue_name: Some("q".into()),
                 priority_class_name: None,
             },
         );
+        let mut j = ObservedJob::from(created);
         assert_eq!(job_outcome(&j), StepOutcome::Queued);
         // Kueue admits it: it runs like any Job.
         if let Some(spec) = j.spec.as_mut() {

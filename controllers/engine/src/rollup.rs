@@ -18,11 +18,11 @@
 //!   are kept (failed or blocked, then running, aborted, pending, succeeded), shown in step
 //!   order, and the rest is counted in `omitted`.
 
+use crate::observed_job::ObservedJob;
 use jobsmith_api::{
     GroupStatus, MAX_STEP_ENTRIES, Phase, RunStatus, StepCounts, StepEntry,
     StepPhase as ApiStepPhase, condition_types as types, reasons as api_reasons,
 };
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{self, ConditionStatus};
@@ -201,7 +201,7 @@ pub struct StepView<'a> {
     /// The step's current attempt (1 until a retry in place gives it a new one).
     pub attempt: u32,
     /// The step's Job when it exists and is controlled by the parent.
-    pub job: Option<&'a Job>,
+    pub job: Option<&'a ObservedJob>,
     /// Why the step is blocked, if it is.
     pub blocker: Option<&'a Blocker>,
     /// The step's entry in the previous status: its times stand when its Job is gone.
@@ -610,8 +610,8 @@ mod tests {
         Dag::build(&steps, &[]).unwrap()
     }
 
-    fn job(created: i64, started: Option<i64>, done: Option<(&str, i64)>) -> Job {
-        Job {
+    fn job(created: i64, started: Option<i64>, done: Option<(&str, i64)>) -> ObservedJob {
+        ObservedJob {
             metadata: ObjectMeta {
                 creation_timestamp: Some(at(created)),
                 ..Default::default()
@@ -634,7 +634,7 @@ mod tests {
 
     fn views<'a>(
         keys: &'a [&'a str],
-        jobs: &'a [Option<Job>],
+        jobs: &'a [Option<ObservedJob>],
         blockers: &'a [Option<Blocker>],
     ) -> Vec<StepView<'a>> {
         keys.iter()
@@ -661,7 +661,7 @@ mod tests {
             .expect("condition")
     }
 
-    fn outcomes(jobs: &[Option<Job>]) -> Vec<StepOutcome> {
+    fn outcomes(jobs: &[Option<ObservedJob>]) -> Vec<StepOutcome> {
         jobs.iter()
             .map(|j| observe::step_outcome(j.as_ref()))
             .collect()
@@ -984,7 +984,7 @@ mod tests {
             })
             .collect();
         let dag = Dag::build(&specs, &[]).unwrap();
-        let mut jobs: Vec<Option<Job>> = (0..n)
+        let mut jobs: Vec<Option<ObservedJob>> = (0..n)
             .map(|_| Some(job(1, Some(1), Some(("Complete", 2)))))
             .collect();
         jobs[n - 1] = Some(job(1, Some(1), Some(("Failed", 3))));

@@ -10,7 +10,9 @@
 use jobsmith_api::{DaemonJob, JobFlow, JobRun, JobTemplate, ManagedJob, RunStatus};
 use jobsmith_engine::compile::{Plan, daemonjob, jobflow, jobrun, managedjob};
 use jobsmith_engine::rollup::{self, Blocker, RunInput, StepView};
-use jobsmith_engine::{BuildError, StepId, StepOutcome, evaluate, evaluate_with, job_outcome};
+use jobsmith_engine::{
+    BuildError, ObservedJob, StepId, StepOutcome, evaluate, evaluate_with, job_outcome,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -517,11 +519,12 @@ fn drive(plan: &Plan, run: &Run, build: impl Fn(StepId) -> Result<Job, BuildErro
         let _ = evaluate_with(&plan.dag, &evolved, &plan.policies, |s| s.index() == *i);
     }
 
-    let mut jobs: Vec<Option<Job>> = Vec::with_capacity(n);
+    let mut jobs: Vec<Option<ObservedJob>> = Vec::with_capacity(n);
     for i in 0..n {
         let step = StepId(u32::try_from(i).unwrap());
         let job = match build(step) {
-            Ok(mut job) => {
+            Ok(job) => {
+                let mut job = ObservedJob::from(job);
                 job.status = serde_json::from_value(run.job_status.clone()).ok();
                 let _ = job_outcome(&job);
                 Some(job)

@@ -4,7 +4,7 @@
 
 use jobsmith_api::{DaemonJob, JobFlow, JobRun, JobTemplate, ManagedJob};
 use jobsmith_engine::compile::{daemonjob, jobflow, jobrun, managedjob};
-use jobsmith_engine::{StepId, StepOutcome, observe};
+use jobsmith_engine::{ObservedJob, StepId, StepOutcome, observe};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 
@@ -73,7 +73,10 @@ fn managedjob_levels_override_field_by_field() {
     assert_eq!(label(&eval, QUEUE), Some("cpu"));
     assert_eq!(label(&eval, PRIORITY), Some("low"));
     // Created suspended with the queue label: observed as queued until Kueue admits it.
-    assert_eq!(observe::job_outcome(&eval), StepOutcome::Queued);
+    assert_eq!(
+        observe::job_outcome(&ObservedJob::from(eval.clone())),
+        StepOutcome::Queued
+    );
 }
 
 #[test]
@@ -92,7 +95,10 @@ fn without_a_queue_nothing_is_suspended_or_labelled() {
         None,
         "a priority without a queue is ignored"
     );
-    assert_eq!(observe::job_outcome(&job), StepOutcome::Running);
+    assert_eq!(
+        observe::job_outcome(&ObservedJob::from(job.clone())),
+        StepOutcome::Running
+    );
 }
 
 #[test]

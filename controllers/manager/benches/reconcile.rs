@@ -11,6 +11,11 @@
 //! status (`make_status`), and the merge patch against the status last written
 //! (`status::status_patch`). `reconcile_cpu_1k_ms` is the same on a 1,000-step run, to show how the cost grows
 //! with size. The binary reports; it never fails on time.
+//!
+//! `watch_event_decode_10k_ms`: the median time of decoding one watch event of that run object
+//! (spec and status, as each status write sends it back to the manager's watch) through
+//! `cache::guard::Guarded`; `watch_event_decode_10k_kube_guard_ms` is the same through kube's
+//! `DeserializeGuard`, which the manager used before, for comparison.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -18,14 +23,17 @@ use std::time::{Duration, Instant};
 
 use jobsmith_api::ManagedJob;
 use jobsmith_engine::{
+    ObservedJob,
     compile::{self, Plan},
     evaluate_with, observe,
 };
+use jobsmith_manager::cache::guard::Guarded;
 use jobsmith_manager::memory::RunMemo;
 use jobsmith_manager::run::report::{StepsSeen, roll_up_steps, step_record};
 use jobsmith_manager::run::{RunKind, StatusParts};
 use jobsmith_manager::status::{now, status_patch};
-use k8s_openapi::api::batch::v1::Job;
+
+use kube::core::{DeserializeGuard, WatchEvent};
 use kube::runtime::{
     reflector::{self, ObjectRef, Store},
     watcher,
@@ -55,7 +63,7 @@ fn managedjob(groups: usize, jobs: usize) -> ManagedJob {
     }
 }
 
-fn job(name: &str, done: bool) -> Job {
+fn job(name: &str, done: bool) -> ObservedJob {
     let mut value = json!({
         "metadata": {"name": name, "namespace": "bench",
             "creationTimestamp": "2026-01-01T00:00:00Z"},
@@ -70,7 +78,7 @@ fn job(name: &str, done: bool) -> Job {
 }
 
 /// A reflector store holding the Jobs of `jobs` (name -> finished).
-fn store_of(jobs: &HashMap<String, bool>) -> Store<Job> {
+fn store_of(jobs: &HashMap<String, bool>) -> Store<ObservedJob> {
     let (reader, mut writer) = reflector::store();
     for (name, done) in jobs {
         writer.apply_watcher_event(&watcher::Event::Apply(job(name, *done)));
@@ -83,7 +91,7 @@ fn store_of(jobs: &HashMap<String, bool>) -> Store<Job> {
 fn reconcile(
     obj: &ManagedJob,
     plan: &Plan,
-    cache: &Store<Job>,
+    cache: &Store<ObservedJob>,
     memo: &mut RunMemo,
     written: &Value,
     phases: &mut [Duration; 5],
@@ -97,7 +105,7 @@ fn reconcile(
     // Observe: each step's Job by name (a map standing for the shared Job cache) and its memory.
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     let mut jobs = Vec::with_capacity(plan.steps.len());
-    let mut lookup = ObjectRef::<Job>::new("").within("bench");
+    let mut lookup = ObjectRef::<ObservedJob>::new("").within("bench");
     for step in &plan.steps {
         if !memo.steps.contains_key(&step.key) {
             memo.steps.insert(step.key.clone(), Default::default());
@@ -245,7 +253,60 @@ struct Measured {
 
 const PHASES: [&str; 5] = ["observe", "decide", "rollup", "record", "status_diff"];
 
+/// The median time of decoding `line` 21 times.
+fn decode_ms<T: serde::de::DeserializeOwned>(line: &str) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..21 {
+        let start = Instant::now();
+        let event = serde_json::from_str::<WatchEvent<T>>(line);
+        samples.push(start.elapsed());
+        if let Err(error) = &event {
+            eprintln!("the benchmark's watch event does not decode: {error}");
+            std::process::exit(1);
+        }
+        drop(black_box(event));
+    }
+    median(samples)
+}
+
+/// A watch event of the 10,000-step run object with the status of [`measure`]'s first reconcile.
+fn decode_10k() {
+    let mut obj = managedjob(50, 200);
+    let Ok(plan) = compile::managedjob::plan(&obj) else {
+        eprintln!("benchmark workflow is invalid");
+        std::process::exit(1);
+    };
+    let done: HashMap<String, bool> = plan
+        .steps
+        .iter()
+        .take(5000)
+        .map(|s| (s.job_name.clone(), true))
+        .collect();
+    let mut ignored = [Duration::ZERO; 5];
+    let status = reconcile(
+        &obj,
+        &plan,
+        &store_of(&done),
+        &mut RunMemo::default(),
+        &Value::Null,
+        &mut ignored,
+    );
+    obj.status = status.and_then(|s| serde_json::from_value(s).ok());
+    // As the API server writes it: `type` first (`cache::guard` relies on that order).
+    let Ok(object) = serde_json::to_string(&obj) else {
+        eprintln!("benchmark workflow does not encode");
+        std::process::exit(1);
+    };
+    let line = format!(r#"{{"type":"MODIFIED","object":{object}}}"#);
+    let ours = decode_ms::<Guarded<ManagedJob>>(&line);
+    let kube = decode_ms::<DeserializeGuard<ManagedJob>>(&line);
+    println!("watch_event_10k_kib: {:.0} KiB", line.len() as f64 / 1024.0);
+    println!("watch_event_decode_10k_ms: {ours:.3} ms");
+    println!("watch_event_decode_10k_kube_guard_ms: {kube:.3} ms");
+}
+
 fn main() {
+    decode_10k();
     for (size, groups, jobs) in [("1k", 10, 100), ("10k", 50, 200)] {
         let measured = measure(groups, jobs);
         println!("reconcile_cpu_{size}_ms: {:.3} ms", measured.median_ms);

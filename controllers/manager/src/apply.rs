@@ -2,6 +2,7 @@
 //! finished Job whose outcome is recorded, which always cascades to its pods
 //! (`propagationPolicy: Background`) and names the Job's uid (never a successor of that name).
 
+use jobsmith_engine::ObservedJob;
 use k8s_openapi::api::batch::v1::Job;
 use kube::{
     Api, ResourceExt,
@@ -15,7 +16,7 @@ use crate::{cache::jobs, context::Context, telemetry::metrics};
 #[derive(Debug)]
 pub enum JobWrite {
     /// We created it now.
-    Created(Box<Job>),
+    Created(Box<ObservedJob>),
     /// It already exists and is controlled by the same owner: nothing to do (idempotent).
     Exists,
     /// A Job with this name exists but has another controller owner (`Some(uid)`) or none. It is
@@ -69,7 +70,7 @@ impl ApplyError {
 }
 
 /// Decides from an existing Job whether it is ours.
-pub fn classify_existing(existing: &Job, owner_uid: &str) -> JobWrite {
+pub fn classify_existing(existing: &ObservedJob, owner_uid: &str) -> JobWrite {
     match jobs::controller_owner_uid(existing) {
         Some(uid) if uid == owner_uid => JobWrite::Exists,
         other => JobWrite::Conflict {
@@ -96,8 +97,10 @@ pub async fn create_job_if_absent(
         return Ok(classify_existing(&cached, owner_uid));
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Reads of an existing Job decode only what is observed of it (its owner).
+    let observed: Api<ObservedJob> = Api::namespaced(ctx.client.clone(), &namespace);
     if read_first {
-        match api.get_opt(&name).await {
+        match observed.get_opt(&name).await {
             Ok(Some(existing)) => return Ok(classify_existing(&existing, owner_uid)),
             Ok(None) => {}
             Err(source) => {
@@ -116,10 +119,10 @@ pub async fn create_job_if_absent(
     ctx.limiter.acquire().await?;
     metrics::api_write("create", "jobs".into());
     match api.create(&params, &job).await {
-        Ok(created) => Ok(JobWrite::Created(Box::new(created))),
+        Ok(created) => Ok(JobWrite::Created(Box::new(created.into()))),
         Err(kube::Error::Api(status)) if status.is_already_exists() => {
             // Not in the cache: not ours yet, or the cache lags. A read decides.
-            match api.get(&name).await {
+            match observed.get(&name).await {
                 Ok(existing) => Ok(classify_existing(&existing, owner_uid)),
                 Err(source) => Err(ApplyError::ReadExisting {
                     namespace,
@@ -138,7 +141,7 @@ pub async fn create_job_if_absent(
 
 /// Deletes a finished Job (its outcome is recorded) and, in the background, its pods. Gone
 /// already, or replaced by another Job of that name: nothing to do.
-pub async fn delete_finished_job(ctx: &Context, job: &Job) -> Result<(), ApplyError> {
+pub async fn delete_finished_job(ctx: &Context, job: &ObservedJob) -> Result<(), ApplyError> {
     let (Some(namespace), Some(name)) = (job.namespace(), job.metadata.name.clone()) else {
         return Err(ApplyError::MissingIdentity);
     };
@@ -169,7 +172,7 @@ pub async fn delete_finished_job(ctx: &Context, job: &Job) -> Result<(), ApplyEr
 /// reason `DeadlineExceeded` and removes its pods. The Job itself is never deleted here. A merge
 /// patch of that one field (`spec.activeDeadlineSeconds` is mutable on a Job, and the Job
 /// controller re-syncs a Job whose deadline changed); gone already: nothing to do.
-pub async fn stop_job(ctx: &Context, job: &Job, seconds: i64) -> Result<(), ApplyError> {
+pub async fn stop_job(ctx: &Context, job: &ObservedJob, seconds: i64) -> Result<(), ApplyError> {
     let (Some(namespace), Some(name)) = (job.namespace(), job.metadata.name.clone()) else {
         return Err(ApplyError::MissingIdentity);
     };
@@ -198,8 +201,8 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-    fn owned(uid: Option<&str>, controller: bool) -> Job {
-        Job {
+    fn owned(uid: Option<&str>, controller: bool) -> ObservedJob {
+        ObservedJob {
             metadata: ObjectMeta {
                 name: Some("j".into()),
                 owner_references: uid.map(|uid| {

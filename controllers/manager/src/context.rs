@@ -3,10 +3,12 @@
 use std::{sync::Arc, time::Duration};
 
 use jobsmith_api::JobTemplate;
-use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
-use kube::{Client, core::DeserializeGuard};
+use jobsmith_engine::ObservedJob;
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
 
 use crate::{
+    cache::guard::Guarded,
     cache::{SharedCache, WatchScope, selector::WatchSelector},
     cli::{ControllerKind, StepEvents},
     leadership::backoff::Backoffs,
@@ -22,9 +24,9 @@ use crate::{
 pub struct Shared {
     pub client: Client,
     /// The one label-selected Job watch (see `jobs.rs`).
-    pub jobs: SharedCache<Job>,
+    pub jobs: SharedCache<ObservedJob>,
     /// The one JobTemplate watch (see `templates.rs`); malformed templates stay in it as errors.
-    pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
+    pub templates: SharedCache<Guarded<JobTemplate>>,
     /// The pruned Node watch (see `nodes.rs`); only when the DaemonJob controller is enabled.
     pub nodes: Option<SharedCache<Node>>,
     /// Object writes (Job creates, status patches): callers wait for a token.
@@ -52,8 +54,8 @@ pub struct Context {
     pub controller: ControllerKind,
     /// Field manager of every write of this controller (`jobsmith-<kind>`).
     pub field_manager: &'static str,
-    pub jobs: SharedCache<Job>,
-    pub templates: SharedCache<DeserializeGuard<JobTemplate>>,
+    pub jobs: SharedCache<ObservedJob>,
+    pub templates: SharedCache<Guarded<JobTemplate>>,
     /// The pruned Node cache (DaemonJob), when started.
     pub nodes: Option<SharedCache<Node>>,
     /// What the run mechanism last saw of each run object (`memory.rs`, used by `run/`).

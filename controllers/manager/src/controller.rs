@@ -1,7 +1,7 @@
 //! The generic driver: one implementation of [`Reconciler`] per kind, and [`run`] turns it into a
 //! running `kube::runtime::Controller` with everything the five kinds share (STYLE 2, 5, 6, 12):
 //! bounded concurrency, the shared Job stream as owned children, extra triggers, the per-object
-//! backoff, reconcile metrics, `DeserializeGuard`, readiness, CRD establishment and shutdown.
+//! backoff, reconcile metrics, `Guarded`, readiness, CRD establishment and shutdown.
 
 use std::{fmt::Debug, sync::Arc, time::Duration};
 
@@ -9,7 +9,7 @@ use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::NamespaceResourceScope;
 use kube::{
     Api, Resource, ResourceExt,
-    core::{DeserializeGuard, error_boundary::InvalidObject},
+    core::error_boundary::InvalidObject,
     runtime::{
         Controller, PredicateConfig, WatchStreamExt,
         controller::{self, Action},
@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
+    cache::guard::Guarded,
     cache::{
         crd::wait_crd_established, jobs::JobTriggerFilter, selector::WatchSelector,
         wait_ready_or_shutdown,
@@ -88,7 +89,7 @@ pub trait Reconciler: Send + Sync + 'static {
     /// JobTemplate. `own` is this controller's store (one per watched namespace).
     fn triggers(
         _ctx: &Arc<Context>,
-        _own: &Store<DeserializeGuard<Self::Kind>>,
+        _own: &Store<Guarded<Self::Kind>>,
     ) -> Vec<BoxStream<'static, ObjectRef<Self::Kind>>> {
         Vec::new()
     }
@@ -136,7 +137,7 @@ where
 /// The object a reconcile is about: the controller cache's own copy, shared and never copied
 /// (a deep copy of a big run object, spec and status, on every reconcile cost more than the
 /// reconcile's own work). The driver hands over only objects that decoded as their kind.
-pub struct Reconciled<K>(Arc<DeserializeGuard<K>>);
+pub struct Reconciled<K>(Arc<Guarded<K>>);
 
 impl<K> Reconciled<K> {
     /// The object as its kind (`None` only for one that did not decode, which the driver never
@@ -183,7 +184,7 @@ fn object_key(meta: &kube::api::ObjectMeta) -> String {
     fields(controller = %ctx.controller, namespace = guard.namespace().as_deref().unwrap_or(""), name = %guard.name_any())
 )]
 async fn reconcile_guarded<R: Reconciler>(
-    guard: Arc<DeserializeGuard<R::Kind>>,
+    guard: Arc<Guarded<R::Kind>>,
     ctx: Arc<Context>,
 ) -> Result<Action, DriverError<R::Error>> {
     let _timer = ReconcileTimer::start(R::CONTROLLER.as_str());
@@ -239,7 +240,7 @@ async fn reconcile_guarded<R: Reconciler>(
 }
 
 fn error_policy<R: Reconciler>(
-    guard: Arc<DeserializeGuard<R::Kind>>,
+    guard: Arc<Guarded<R::Kind>>,
     error: &DriverError<R::Error>,
     ctx: Arc<Context>,
 ) -> Action {
@@ -347,12 +348,14 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     let mut runs = Vec::new();
     let mut stores = Vec::new();
     for (namespace, ready) in scopes.into_iter().zip(ready) {
-        let api: Api<DeserializeGuard<R::Kind>> = match &namespace {
+        let api: Api<Guarded<R::Kind>> = match &namespace {
             Some(ns) => Api::namespaced(shared.client.clone(), ns),
             None => Api::all(shared.client.clone()),
         };
         let (own, writer) = reflector::store();
-        let changes = reflector(writer, watcher(api, object_watch(shared.shard.as_ref())))
+        let objects = watcher(api, object_watch(shared.shard.as_ref()))
+            .modify(|object| crate::cache::drop_unread_metadata(object.meta_mut()));
+        let changes = reflector(writer, objects)
             .applied_objects()
             .predicate_filter(own_change, PredicateConfig::default());
         let mut controller = Controller::for_stream(changes, own.clone())
@@ -380,7 +383,7 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
             let refs =
                 futures::stream::select_all(triggers).filter_map(move |r: ObjectRef<R::Kind>| {
                     let in_scope = ns.is_none() || r.namespace == ns;
-                    let mut guarded = ObjectRef::<DeserializeGuard<R::Kind>>::new(&r.name);
+                    let mut guarded = ObjectRef::<Guarded<R::Kind>>::new(&r.name);
                     if let Some(ns) = &r.namespace {
                         guarded = guarded.within(ns);
                     }
@@ -465,7 +468,7 @@ const SWEEP_PERIOD: Duration = Duration::from_secs(10);
 /// deleted object is not reconciled, and without Jobs no trigger tells that it is gone.
 async fn sweep_forgotten<R: Reconciler>(
     ctx: Arc<Context>,
-    stores: Vec<Store<DeserializeGuard<R::Kind>>>,
+    stores: Vec<Store<Guarded<R::Kind>>>,
     shutdown: Shutdown,
 ) {
     loop {
@@ -474,7 +477,7 @@ async fn sweep_forgotten<R: Reconciler>(
             () = shutdown.wait() => return,
         }
         for (namespace, name) in R::remembered(&ctx) {
-            let object = ObjectRef::<DeserializeGuard<R::Kind>>::new(&name).within(&namespace);
+            let object = ObjectRef::<Guarded<R::Kind>>::new(&name).within(&namespace);
             if stores.iter().all(|s| s.get(&object).is_none()) {
                 tracing::debug!(controller = %R::CONTROLLER, %namespace, %name, "forgetting a deleted object");
                 forget::<R>(&ctx, &namespace, &name);
@@ -483,10 +486,8 @@ async fn sweep_forgotten<R: Reconciler>(
     }
 }
 
-type RunResult<K, E> = Result<
-    (ObjectRef<DeserializeGuard<K>>, Action),
-    controller::Error<DriverError<E>, watcher::Error>,
->;
+type RunResult<K, E> =
+    Result<(ObjectRef<Guarded<K>>, Action), controller::Error<DriverError<E>, watcher::Error>>;
 
 fn log_result<R: Reconciler>(result: RunResult<R::Kind, R::Error>, ctx: &Context) {
     match result {
@@ -613,7 +614,7 @@ mod tests {
 
     #[test]
     fn a_malformed_object_still_yields_its_metadata() {
-        let guard: DeserializeGuard<ConfigMap> = serde_json::from_value(serde_json::json!({
+        let guard: Guarded<ConfigMap> = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "x", "namespace": "ns"},
             "data": "not-a-map"

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use jobsmith_api::reasons;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
 use crate::dag::{Dag, GraphError, StepId};
@@ -332,10 +333,9 @@ pub fn apply_attempt(job: &mut Job, attempt: u32) {
     }
 }
 
-/// The TTL a Job asked for through [`defer_ttl`], in seconds.
-pub fn deferred_ttl(job: &Job) -> Option<u64> {
-    job.metadata
-        .annotations
+/// The TTL a Job asked for through [`defer_ttl`], in seconds (from the Job's metadata).
+pub fn deferred_ttl(meta: &ObjectMeta) -> Option<u64> {
+    meta.annotations
         .as_ref()?
         .get(jobsmith_api::labels::TTL_AFTER_RECORDED)?
         .parse()

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::batch::v1::Job;
+use jobsmith_engine::ObservedJob;
 use kube::{
     Resource,
     runtime::{reflector::ObjectRef, watcher},
@@ -35,28 +35,28 @@ pub fn spawn_cache(
     scope: &WatchScope,
     shard: Option<&WatchSelector>,
     shutdown: Shutdown,
-) -> SharedCache<Job> {
+) -> SharedCache<ObservedJob> {
     let config = watcher::Config::default().labels(&selector_for(shard));
-    SharedCache::spawn("jobs", scope.apis::<Job>(client), config, prune, shutdown)
+    SharedCache::spawn(
+        "jobs",
+        scope.apis::<ObservedJob>(client),
+        config,
+        prune,
+        shutdown,
+    )
 }
 
-/// Drops what no reconciler reads before a Job enters the cache: `managedFields`, the
-/// last-applied annotation and the pod template (often the largest part). Kept: identity, labels,
-/// annotations (the template generation lives there), owner references, `spec` scalars and the
-/// whole `status` (conditions, counts, times).
-pub fn prune(job: &mut Job) {
-    job.metadata.managed_fields = None;
-    if let Some(annotations) = job.metadata.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-    if let Some(spec) = job.spec.as_mut() {
-        spec.template = Default::default();
-        spec.selector = None;
-    }
+/// Drops what no reconciler reads before a Job enters the cache: `managedFields` and the
+/// last-applied annotation. The pod template and the spec fields no run reads are never decoded
+/// ([`ObservedJob`]). Kept: identity, labels, annotations (the template generation lives
+/// there), owner references, `spec.suspend`, `spec.activeDeadlineSeconds` and the whole
+/// `status` (conditions, counts, times).
+pub fn prune(job: &mut ObservedJob) {
+    crate::cache::drop_unread_metadata(&mut job.metadata);
 }
 
 /// The `ObjectRef` of the Job's controller owner, if that owner is a `K`.
-pub fn controller_owner<K>(job: &Job) -> Option<ObjectRef<K>>
+pub fn controller_owner<K>(job: &ObservedJob) -> Option<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()>,
 {
@@ -77,7 +77,7 @@ where
 }
 
 /// The uid of the Job's controller owner, whatever its kind.
-pub fn controller_owner_uid(job: &Job) -> Option<&str> {
+pub fn controller_owner_uid(job: &ObservedJob) -> Option<&str> {
     job.metadata
         .owner_references
         .as_ref()?
@@ -88,10 +88,10 @@ pub fn controller_owner_uid(job: &Job) -> Option<&str> {
 
 /// The cached Jobs whose controller owner has `owner_uid`, in `namespace`.
 pub fn owned_by(
-    cache: &SharedCache<Job>,
+    cache: &SharedCache<ObservedJob>,
     namespace: &str,
     owner_uid: &str,
-) -> Vec<std::sync::Arc<Job>> {
+) -> Vec<std::sync::Arc<ObservedJob>> {
     cache.in_namespace(namespace, |job| {
         controller_owner_uid(job) == Some(owner_uid)
     })
@@ -105,7 +105,7 @@ pub fn owned_by(
 /// step's start is its Job's `creationTimestamp`; the start time is read only to stop a Job at
 /// the run's deadline, a reconcile that comes at that moment and reads the cache. Nor what a
 /// Job's status says after its earliest final signal (see below).
-pub fn trigger_fingerprint(job: &Job) -> u64 {
+pub fn trigger_fingerprint(job: &ObservedJob) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let meta = &job.metadata;
     let status = job.status.as_ref();
@@ -179,7 +179,7 @@ impl JobTriggerFilter {
     /// Whether the event of `job` goes on to the controller; `cached` is whether the Job is
     /// still in the cache (a deleted one is not: the cache is updated before the event is
     /// passed on).
-    pub fn passes(&mut self, job: &Job, cached: bool) -> bool {
+    pub fn passes(&mut self, job: &ObservedJob, cached: bool) -> bool {
         let id = job_id(
             job.metadata.namespace.as_deref(),
             job.metadata.name.as_deref(),
@@ -199,14 +199,15 @@ mod tests {
     use super::*;
     use k8s_openapi::{
         api::{
-            batch::v1::{JobSpec, JobStatus},
+            batch::v1::{Job, JobSpec, JobStatus},
             core::v1::{ConfigMap, PodSpec, PodTemplateSpec},
         },
         apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, OwnerReference},
     };
 
-    fn job(owner: Option<OwnerReference>) -> Job {
-        Job {
+    /// A Job as the API server sends it, decoded as the cache decodes it.
+    fn job(owner: Option<OwnerReference>) -> ObservedJob {
+        let job = Job {
             metadata: ObjectMeta {
                 name: Some("wf-g-a".into()),
                 namespace: Some("ns".into()),
@@ -239,7 +240,8 @@ mod tests {
                 succeeded: Some(1),
                 ..Default::default()
             }),
-        }
+        };
+        serde_json::from_value(serde_json::to_value(job).unwrap()).unwrap()
     }
 
     fn owner(kind: &str, api_version: &str, controller: bool) -> OwnerReference {
@@ -261,9 +263,11 @@ mod tests {
         let annotations = j.metadata.annotations.as_ref().unwrap();
         assert_eq!(annotations.len(), 1);
         assert!(annotations.contains_key("jobsmith.dev/template-generation"));
-        let spec = j.spec.as_ref().unwrap();
-        assert!(spec.template.spec.is_none());
-        assert_eq!(spec.backoff_limit, Some(2));
+        assert_eq!(
+            j.spec,
+            Some(Default::default()),
+            "no spec field a run reads was set"
+        );
         assert_eq!(j.status.as_ref().unwrap().succeeded, Some(1));
     }
 

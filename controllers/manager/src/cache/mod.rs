@@ -10,6 +10,7 @@
 //! idempotent, so a resync is always safe).
 
 pub mod crd;
+pub mod guard;
 pub mod jobs;
 pub mod nodes;
 pub mod selector;
@@ -25,6 +26,7 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     Api, Resource,
     runtime::{
@@ -129,6 +131,20 @@ pub fn watch_backoff() -> kube::runtime::watcher::ExponentialBackoff {
         .without_max_times()
         .into()
 }
+
+/// Drops the metadata no reconciler reads before an object is cached: `managedFields` and the
+/// last-applied annotation of `kubectl apply`. For a big run object each is as large as its
+/// spec (the field set of every step, the whole manifest again): a 10,000-step ManagedJob
+/// carried them three times over.
+pub fn drop_unread_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// The annotation in which `kubectl apply` (client-side) keeps the whole manifest it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 impl<K> Clone for SharedCache<K>
 where

@@ -1,19 +1,20 @@
 //! The one JobTemplate watch shared by every controller that resolves `templateRef`s (SPEC §1
-//! "Templates", §7). Objects are wrapped in `DeserializeGuard`: a JobTemplate that does not
+//! "Templates", §7). Objects are wrapped in `Guarded` (`cache::guard`): a JobTemplate that does not
 //! deserialize stays in the cache as an error (its users report `TemplateInvalid`) instead of
 //! breaking the watch.
 
 use jobsmith_api::JobTemplate;
-use kube::{Resource, core::DeserializeGuard, runtime::watcher};
+use kube::{Resource, runtime::watcher};
 
 use crate::{
     cache::crd::wait_crd_established,
+    cache::guard::Guarded,
     cache::{SharedCache, WatchScope},
     shutdown::Shutdown,
 };
 
 /// A cached JobTemplate (or the error it failed to deserialize with).
-pub type CachedTemplate = DeserializeGuard<JobTemplate>;
+pub type CachedTemplate = Guarded<JobTemplate>;
 
 /// Starts the shared JobTemplate cache once the JobTemplate CRD is Established.
 pub fn spawn_cache(
@@ -35,9 +36,5 @@ pub fn spawn_cache(
 
 /// Drops what no reconciler reads: `managedFields` and the last-applied annotation.
 pub fn prune(template: &mut CachedTemplate) {
-    let meta = template.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
+    crate::cache::drop_unread_metadata(template.meta_mut());
 }

@@ -36,12 +36,12 @@ use jobsmith_engine::{
 use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
 use kube::{
     Resource, ResourceExt,
-    core::DeserializeGuard,
     runtime::reflector::{ObjectRef, Store},
 };
 
 use crate::{
     cache::SharedCache,
+    cache::guard::Guarded,
     cache::jobs,
     cli::ControllerKind,
     context::Context,
@@ -56,7 +56,7 @@ impl RunKind for DaemonJob {
 
     fn extra_triggers(
         ctx: &Arc<Context>,
-        own: &Store<DeserializeGuard<DaemonJob>>,
+        own: &Store<Guarded<DaemonJob>>,
     ) -> Vec<BoxStream<'static, ObjectRef<DaemonJob>>> {
         ctx.nodes
             .iter()
@@ -231,7 +231,7 @@ fn known_nodes(dj: &DaemonJob, ctx: &Context) -> Vec<String> {
 /// node is deleted.
 fn node_trigger(
     nodes: &SharedCache<Node>,
-    own: &Store<DeserializeGuard<DaemonJob>>,
+    own: &Store<Guarded<DaemonJob>>,
 ) -> BoxStream<'static, ObjectRef<DaemonJob>> {
     let own = own.clone();
     let cache = nodes.clone();

@@ -18,6 +18,7 @@
 use jobsmith_api::{
     JobRun, JobRunStatus, JobTemplate, Phase, StepEntry, StepPhase, condition_types, reasons,
 };
+use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan},
@@ -140,7 +141,11 @@ fn recorded_step(run: &JobRun) -> Option<StepEntry> {
 
 /// Copies the Job's status into the run's (see the module doc); keeps the previous mirror when
 /// the Job is gone.
-fn mirror_job(previous: Option<&JobRunStatus>, status: &mut JobRunStatus, job: Option<&Job>) {
+fn mirror_job(
+    previous: Option<&JobRunStatus>,
+    status: &mut JobRunStatus,
+    job: Option<&ObservedJob>,
+) {
     match job {
         Some(job) => {
             status.job_name = Some(job.name_any());
@@ -268,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_job_is_mirrored_and_the_mirror_stays_when_the_job_is_gone() {
-        let job = Job {
+        let job = ObservedJob {
             metadata: ObjectMeta {
                 name: Some("tpl-r".into()),
                 ..ObjectMeta::default()

@@ -177,7 +177,7 @@ fn record_write<K: RunKind>(
             };
             // The response stands in for the cache entry the watch has not delivered yet, so
             // the first status already carries the step's start time.
-            observed.jobs[i] = Some(Arc::new(*job));
+            observed.jobs[i] = Some(Arc::from(job));
             known.created = true;
             known.started = true;
             known.refused = None;

@@ -4,6 +4,7 @@ use std::{fmt::Debug, sync::Arc};
 
 use futures::stream::BoxStream;
 use jobsmith_api::{JobTemplate, RunStatus, StepEntry, StepPhase as ApiStepPhase};
+use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     Decision, StepId,
     compile::{BuildError, InvalidSpec, Plan, PlannedStep},
@@ -13,13 +14,12 @@ use jobsmith_engine::{
 use k8s_openapi::{NamespaceResourceScope, api::batch::v1::Job};
 use kube::{
     Resource,
-    core::DeserializeGuard,
     runtime::reflector::{ObjectRef, Store},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::{cli::ControllerKind, context::Context};
+use crate::{cache::guard::Guarded, cli::ControllerKind, context::Context};
 
 /// The pieces a kind's status is made of.
 pub struct StatusParts<'a> {
@@ -178,7 +178,7 @@ pub trait RunKind:
     /// Triggers besides JobTemplate changes (DaemonJob: Node changes).
     fn extra_triggers(
         _ctx: &Arc<Context>,
-        _own: &Store<DeserializeGuard<Self>>,
+        _own: &Store<Guarded<Self>>,
     ) -> Vec<BoxStream<'static, ObjectRef<Self>>> {
         Vec::new()
     }
@@ -191,7 +191,7 @@ pub struct StatusView<'a> {
     /// The plan (absent for an invalid spec).
     pub plan: Option<&'a Plan>,
     /// Per step: its Job as cached, when it exists and is ours.
-    pub jobs: &'a [Option<Arc<Job>>],
+    pub jobs: &'a [Option<Arc<ObservedJob>>],
     /// Per step: its phase (`NodeLost` included), for every step (not capped like the entries).
     pub step_phases: &'a [ApiStepPhase],
 }

@@ -63,7 +63,6 @@ use jobsmith_engine::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     ResourceExt,
-    core::DeserializeGuard,
     runtime::{
         controller::Action,
         reflector::{ObjectRef, Store},
@@ -75,6 +74,7 @@ pub use kind::{KindStatus, RunKind, StatusParts, StatusView};
 
 use crate::{
     apply::ApplyError,
+    cache::guard::Guarded,
     cli::ControllerKind,
     context::Context,
     controller::{ErrorCategory, Reconciled, Reconciler, map_shared},
@@ -111,7 +111,7 @@ impl<K: RunKind> Reconciler for RunController<K> {
 
     fn triggers(
         ctx: &Arc<Context>,
-        own: &Store<DeserializeGuard<K>>,
+        own: &Store<Guarded<K>>,
     ) -> Vec<BoxStream<'static, ObjectRef<K>>> {
         let mut triggers = vec![template_trigger(ctx, own)];
         triggers.extend(K::extra_triggers(ctx, own));
@@ -387,12 +387,12 @@ async fn report_invalid<K: RunKind>(
 /// (appears, is edited, disappears).
 pub fn template_trigger<K: RunKind>(
     ctx: &Arc<Context>,
-    own: &Store<DeserializeGuard<K>>,
+    own: &Store<Guarded<K>>,
 ) -> BoxStream<'static, ObjectRef<K>> {
     let own = own.clone();
     map_shared(
         &ctx.templates,
-        move |template: Arc<DeserializeGuard<JobTemplate>>| {
+        move |template: Arc<Guarded<JobTemplate>>| {
             let namespace = template.namespace();
             let name = template.name_any();
             own.state()

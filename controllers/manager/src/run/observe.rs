@@ -7,6 +7,7 @@ use std::{
 };
 
 use jobsmith_api::StepPhase as ApiStepPhase;
+use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     Decision, StepOutcome,
     compile::{Plan, PlannedStep},
@@ -15,7 +16,6 @@ use jobsmith_engine::{
     observe,
     rollup::Blocker,
 };
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, runtime::reflector::ObjectRef};
 
@@ -29,7 +29,7 @@ use crate::{
 /// The steps as observed, and the decision taken on them (updated while Jobs are created).
 pub(super) struct Observed {
     pub(super) outcomes: Vec<StepOutcome>,
-    pub(super) jobs: Vec<Option<Arc<Job>>>,
+    pub(super) jobs: Vec<Option<Arc<ObservedJob>>>,
     pub(super) blockers: Vec<Option<Blocker>>,
     /// Ready steps that cannot be created now (a standing refusal); they hold no slot.
     pub(super) unavailable: Vec<bool>,
@@ -79,7 +79,7 @@ pub(super) fn observe_steps<K: RunKind>(
     let restored = memo.restored;
     // One key for every lookup, its name replaced per step: building a fresh `ObjectRef` (two
     // strings) for each of 10,000 steps was a visible part of a big run's reconcile.
-    let mut lookup = ObjectRef::<Job>::new("").within(namespace);
+    let mut lookup = ObjectRef::<ObservedJob>::new("").within(namespace);
     for step in &plan.steps {
         // Looked up before inserting: cloning every step's key on every reconcile was the
         // largest single cost of a reconcile of a 10,000-step run (`make bench-engine`).
@@ -111,7 +111,7 @@ pub(super) fn observe_steps<K: RunKind>(
 /// What was observed of one step.
 struct StepSeen {
     outcome: StepOutcome,
-    job: Option<Arc<Job>>,
+    job: Option<Arc<ObservedJob>>,
     blocker: Option<Blocker>,
     unavailable: bool,
 }
@@ -122,7 +122,7 @@ fn observe_step<K: RunKind>(
     obj: &K,
     ctx: &Context,
     step: &PlannedStep,
-    lookup: &ObjectRef<Job>,
+    lookup: &ObjectRef<ObservedJob>,
     uid: &str,
     known: &mut StepMemo,
 ) -> StepSeen {
@@ -173,12 +173,12 @@ fn observe_step<K: RunKind>(
 }
 
 /// Why a step whose Job exists waits: suspended, or queued in a Kueue LocalQueue.
-fn waiting_blocker(outcome: StepOutcome, job: Option<&Job>) -> Option<Blocker> {
+fn waiting_blocker(outcome: StepOutcome, job: Option<&ObservedJob>) -> Option<Blocker> {
     match outcome {
         StepOutcome::Suspended => Some(Blocker::Suspended),
         StepOutcome::Queued => Some(Blocker::Queued {
             queue: job
-                .and_then(jobsmith_engine::kueue::queue_name)
+                .and_then(|job| jobsmith_engine::kueue::queue_name(&job.metadata))
                 .unwrap_or_default()
                 .to_owned(),
         }),

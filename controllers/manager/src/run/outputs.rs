@@ -5,6 +5,7 @@
 //! after a restart). A dependent's Job gets the recorded values when it is built.
 
 use jobsmith_api::StepOutputs;
+use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     StepId, StepOutcome,
     compile::Plan,
@@ -59,7 +60,11 @@ pub(super) async fn read_new(
 }
 
 /// The pods of one Job: one list, selected by the Job's uid.
-async fn list_pods(ctx: &Context, namespace: &str, job: &Job) -> Result<Vec<Pod>, kube::Error> {
+async fn list_pods(
+    ctx: &Context,
+    namespace: &str,
+    job: &ObservedJob,
+) -> Result<Vec<Pod>, kube::Error> {
     let uid = job.metadata.uid.as_deref().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selected = ListParams::default().labels(&format!("{CONTROLLER_UID_LABEL}={uid}"));
@@ -100,9 +105,9 @@ pub(super) fn set_inputs(
 /// yet (a read that failed is tried again while the Job and its pods are still there).
 pub(super) fn expirable(
     plan: &Plan,
-    jobs: &[Option<std::sync::Arc<Job>>],
+    jobs: &[Option<std::sync::Arc<ObservedJob>>],
     memo: &RunMemo,
-) -> Vec<Option<std::sync::Arc<Job>>> {
+) -> Vec<Option<std::sync::Arc<ObservedJob>>> {
     jobs.iter()
         .zip(&plan.steps)
         .map(|(job, step)| {
@@ -171,8 +176,8 @@ mod tests {
     fn a_producer_job_expires_only_once_its_outputs_are_recorded() {
         let plan = plan();
         let jobs = vec![
-            Some(Arc::new(Job::default())),
-            Some(Arc::new(Job::default())),
+            Some(Arc::new(ObservedJob::default())),
+            Some(Arc::new(ObservedJob::default())),
         ];
         let mut memo = RunMemo::default();
         let kept = expirable(&plan, &jobs, &memo);

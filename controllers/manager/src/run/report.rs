@@ -8,6 +8,7 @@ use std::{
 };
 
 use jobsmith_api::{RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
+use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     Decision, StepOutcome,
     compile::{self, Plan},
@@ -16,7 +17,7 @@ use jobsmith_engine::{
     record::{self, Recorded},
     rollup::{self, Blocker, Rollup, RunInput, StepView},
 };
-use k8s_openapi::{api::batch::v1::Job, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -61,7 +62,7 @@ pub struct StepsSeen<'a> {
     pub plan: &'a Plan,
     /// Per step: its current attempt (empty: every step at attempt 1).
     pub attempts: &'a [u32],
-    pub jobs: &'a [Option<Arc<Job>>],
+    pub jobs: &'a [Option<Arc<ObservedJob>>],
     pub blockers: &'a [Option<Blocker>],
     pub decision: &'a Decision,
 }
@@ -149,7 +150,7 @@ pub(super) fn desired_status<K: RunKind>(
 pub fn step_record(
     plan: &Plan,
     memo: &RunMemo,
-    jobs: &[Option<Arc<Job>>],
+    jobs: &[Option<Arc<ObservedJob>>],
     blockers: &[Option<Blocker>],
 ) -> StepRecord {
     let n = plan.steps.len();
@@ -166,7 +167,7 @@ pub fn step_record(
 
 /// What the record says of one step: lost, its Job's outcome, else what the memory knows.
 fn recorded_state(
-    job: Option<&Job>,
+    job: Option<&ObservedJob>,
     blocker: Option<&Option<Blocker>>,
     known: Option<&StepMemo>,
 ) -> Recorded {
@@ -201,12 +202,12 @@ fn recorded_state(
 /// outcome is in the status just written. Returns when the next one is due.
 pub(super) async fn expire_recorded_jobs(
     ctx: &Context,
-    jobs: &[Option<Arc<Job>>],
+    jobs: &[Option<Arc<ObservedJob>>],
 ) -> Result<Option<Duration>, RunError> {
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut next: Option<Duration> = None;
     for job in jobs.iter().flatten() {
-        let Some(ttl) = compile::deferred_ttl(job) else {
+        let Some(ttl) = compile::deferred_ttl(&job.metadata) else {
             continue;
         };
         if job.metadata.deletion_timestamp.is_some() {
