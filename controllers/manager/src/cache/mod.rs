@@ -15,20 +15,21 @@ pub mod jobs;
 pub mod nodes;
 pub mod selector;
 pub mod templates;
+pub mod tombstones;
 
 use std::{
     fmt::Debug,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
-    Api, Resource,
+    Api, Resource, ResourceExt,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -39,6 +40,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
 
 use crate::shutdown::Shutdown;
+use tombstones::Tombstones;
 
 /// Capacity of the fan-out channel; a subscriber further behind gets a full resync.
 const FANOUT_CAPACITY: usize = 4096;
@@ -114,6 +116,8 @@ where
     ready: watch::Receiver<bool>,
     /// False while a watch is failing (API server unreachable), true again at its next event.
     watching: watch::Receiver<bool>,
+    /// The objects seen deleted lately (`tombstones.rs`).
+    tombstones: Arc<Mutex<Tombstones>>,
 }
 
 /// How watches come back after an error: 0.5 s doubling to 1 s, plus a random jitter of up to
@@ -156,6 +160,7 @@ where
             tx: self.tx.clone(),
             ready: self.ready.clone(),
             watching: self.watching.clone(),
+            tombstones: self.tombstones.clone(),
         }
     }
 }
@@ -201,6 +206,7 @@ where
         let watching_tx = Arc::new(watching_tx);
         let listed: Arc<Vec<AtomicBool>> =
             Arc::new(apis.iter().map(|_| AtomicBool::new(false)).collect());
+        let tombstones = Arc::new(Mutex::new(Tombstones::default()));
         let mut stores = Vec::new();
         let mut streams = Vec::new();
         for (index, (namespace, api)) in apis.into_iter().enumerate() {
@@ -209,6 +215,7 @@ where
             let tx = tx.clone();
             let (ready_tx, listed) = (ready_tx.clone(), listed.clone());
             let watching_tx = watching_tx.clone();
+            let gone = tombstones.clone();
             let stream = watcher(api, config.clone())
                 .backoff(watch_backoff())
                 .modify(prune)
@@ -220,10 +227,14 @@ where
                     });
                     match event {
                         Ok(watcher::Event::Apply(obj)) => {
+                            lock(&gone).revive(obj.meta().namespace.as_deref(), &obj.name_any());
                             let obj = reader.get(&ObjectRef::from_obj(&obj)).unwrap_or_else(|| Arc::new(obj));
                             let _ = tx.send(obj);
                         }
                         Ok(watcher::Event::Delete(obj)) => {
+                            let meta = obj.meta();
+                            let owner = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+                            lock(&gone).record(meta.namespace.as_deref(), &obj.name_any(), owner.map(|o| o.uid.as_str()), Instant::now());
                             let _ = tx.send(Arc::new(obj));
                         }
                         // After a (re-)list the store holds the new truth: everyone hears all of it.
@@ -263,7 +274,19 @@ where
             tx,
             ready,
             watching,
+            tombstones,
         }
+    }
+
+    /// Whether the watch delivered the deletion of `reference`, controlled by `owner_uid`,
+    /// lately (`tombstones.rs`: within ten minutes, and no object of that name since).
+    pub fn deleted_lately(&self, reference: &ObjectRef<K>, owner_uid: &str) -> bool {
+        lock(&self.tombstones).deleted(
+            reference.namespace.as_deref(),
+            &reference.name,
+            owner_uid,
+            Instant::now(),
+        )
     }
 
     /// Changes whenever the watches go down (`false`) or come back (`true`).
@@ -327,6 +350,13 @@ where
         .flat_map(futures::stream::iter)
         .boxed()
     }
+}
+
+/// The tombstones, also after a panic elsewhere while they were held (plain data, always whole).
+fn lock(tombstones: &Mutex<Tombstones>) -> std::sync::MutexGuard<'_, Tombstones> {
+    tombstones
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn state_of<K>(stores: &[(Option<String>, Store<K>)]) -> Vec<Arc<K>>
@@ -429,6 +459,7 @@ mod tests {
                 tx: tx.clone(),
                 ready,
                 watching,
+                tombstones: Arc::default(),
             },
             tx,
             ready_tx,

@@ -146,7 +146,14 @@ fn observe_step<K: RunKind>(
             seen.outcome = StepOutcome::Failed;
             seen.blocker = Some(Blocker::NameConflict);
         }
-        None => (seen.outcome, seen.blocker) = outcome_without_job(known),
+        None => {
+            if known.created && !known.seen && ctx.jobs.deleted_lately(lookup, uid) {
+                // The watch delivered the Job and its deletion before any reconcile found it
+                // in the cache: it is gone, not on its way.
+                known.seen = true;
+            }
+            (seen.outcome, seen.blocker) = outcome_without_job(known);
+        }
     }
     if seen.outcome == StepOutcome::NotCreated
         && let Some(refusal) = standing_refusal(ctx, known, obj.meta().generation, step, namespace)
