@@ -251,7 +251,7 @@ impl JsonSchema for ImagePullPolicyParam {
 }
 
 /// ManagedJob parameters, allowed on the workflow, each group and each job, merged downwards
-/// (most specific wins; see SPEC §2).
+/// (most specific wins; docs/managedjob.md).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::schema::volume_mounts_alias)]

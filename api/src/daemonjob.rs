@@ -16,7 +16,7 @@ use crate::retry_policy::RetryPolicy;
 ///
 /// The JobSpec is inline in `spec` as in the seed (`spec.template`, `spec.backoffLimit`, ...):
 /// in Rust it is the flattened field [`DaemonJobSpec::job`]. `spec.suspend` is the run control
-/// (SPEC §1), not the JobSpec field: the per-node Jobs are never created suspended. When
+/// (suspends the run), not the JobSpec field: the per-node Jobs are never created suspended. When
 /// `spec.template` is absent (a `templateRef` is used) `job.template` is the empty default.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
