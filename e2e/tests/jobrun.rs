@@ -347,12 +347,20 @@ spec:
         )
         .await?;
     let runs: Api<JobRun> = world.api();
+    // Succeeded comes with the Job's earliest final signal (`SuccessCriteriaMet`), which the Job
+    // controller may write before its `succeeded` count: wait until the count is mirrored too,
+    // so that what must stay after the deletion is there before it.
     wait_run(
         &runs,
         "run",
-        "JobRun run Succeeded",
+        "JobRun run Succeeded with its Job's succeeded count mirrored",
         |s| s.phase == Some(Phase::Succeeded),
-        run_status,
+        |r: &JobRun| {
+            r.status
+                .as_ref()
+                .filter(|s| s.succeeded == Some(1))
+                .map(|s| &s.run)
+        },
     )
     .await?;
     let jobs: Api<Job> = world.api();
