@@ -10,7 +10,7 @@ use kube::{
 };
 
 use crate::{
-    cache::{SharedCache, WatchScope, selector::WatchSelector},
+    cache::{SharedCache, WatchScope, controller_ref, object_id, selector::WatchSelector},
     shutdown::Shutdown,
 };
 
@@ -83,12 +83,7 @@ pub fn controller_owner<K>(job: &ObservedJob) -> Option<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()>,
 {
-    let owner = job
-        .metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))?;
+    let owner = controller_ref(&job.metadata)?;
     if owner.kind != K::kind(&()) || owner.api_version != K::api_version(&()) {
         return None;
     }
@@ -101,12 +96,7 @@ where
 
 /// The uid of the Job's controller owner, whatever its kind.
 pub fn controller_owner_uid(job: &ObservedJob) -> Option<&str> {
-    job.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
+    controller_ref(&job.metadata).map(|o| o.uid.as_str())
 }
 
 /// The cached Jobs whose controller owner has `owner_uid`, in `namespace`.
@@ -181,15 +171,9 @@ pub fn trigger_fingerprint(job: &ObservedJob) -> u64 {
     hasher.finish()
 }
 
-/// A Job's identity in the trigger filter: a hash of its namespace and name.
-fn job_id(namespace: Option<&str>, name: Option<&str>) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::default().hash_one((namespace, name))
-}
-
 /// Which Job events reach a run controller whose kind does not read pod counters: the first
 /// sight of a Job, any change of its [`trigger_fingerprint`], and its deletion. Per Job it keeps
-/// two numbers (its [`job_id`], the fingerprint last passed on). The first sight always passes:
+/// two numbers (its [`object_id`], the fingerprint last passed on). The first sight always passes:
 /// a reconcile that finds the Job in the cache is what tells the run's memory that the watch
 /// has delivered it, so that its later disappearance reads as a deletion (`Lost`) and not as
 /// a watch that lags behind the create.
@@ -203,7 +187,7 @@ impl JobTriggerFilter {
     /// still in the cache (a deleted one is not: the cache is updated before the event is
     /// passed on).
     pub fn passes(&mut self, job: &ObservedJob, cached: bool) -> bool {
-        let id = job_id(
+        let id = object_id(
             job.metadata.namespace.as_deref(),
             job.metadata.name.as_deref(),
         );

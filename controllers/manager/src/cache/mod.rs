@@ -27,9 +27,9 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, Resource,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -147,6 +147,21 @@ pub fn drop_unread_metadata(meta: &mut ObjectMeta) {
     }
 }
 
+/// The owner reference that marks an object's controller (`controller: true`), if any.
+pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+}
+
+/// An object's identity as one number: a hash of its namespace and name. The Job trigger filter
+/// and the tombstones key on it, so a Job event allocates no key.
+pub fn object_id(namespace: Option<&str>, name: Option<&str>) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one((namespace, name))
+}
+
 /// The annotation in which `kubectl apply` (client-side) keeps the whole manifest it applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -227,14 +242,15 @@ where
                     });
                     match event {
                         Ok(watcher::Event::Apply(obj)) => {
-                            lock(&gone).revive(obj.meta().namespace.as_deref(), &obj.name_any());
+                            let meta = obj.meta();
+                            lock(&gone).revive(object_id(meta.namespace.as_deref(), meta.name.as_deref()));
                             let obj = reader.get(&ObjectRef::from_obj(&obj)).unwrap_or_else(|| Arc::new(obj));
                             let _ = tx.send(obj);
                         }
                         Ok(watcher::Event::Delete(obj)) => {
                             let meta = obj.meta();
-                            let owner = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));
-                            lock(&gone).record(meta.namespace.as_deref(), &obj.name_any(), owner.map(|o| o.uid.as_str()), Instant::now());
+                            let id = object_id(meta.namespace.as_deref(), meta.name.as_deref());
+                            lock(&gone).record(id, controller_ref(meta).map(|o| o.uid.as_str()), Instant::now());
                             let _ = tx.send(Arc::new(obj));
                         }
                         // After a (re-)list the store holds the new truth: everyone hears all of it.
@@ -281,12 +297,8 @@ where
     /// Whether the watch delivered the deletion of `reference`, controlled by `owner_uid`,
     /// lately (`tombstones.rs`: within ten minutes, and no object of that name since).
     pub fn deleted_lately(&self, reference: &ObjectRef<K>, owner_uid: &str) -> bool {
-        lock(&self.tombstones).deleted(
-            reference.namespace.as_deref(),
-            &reference.name,
-            owner_uid,
-            Instant::now(),
-        )
+        let id = object_id(reference.namespace.as_deref(), Some(&reference.name));
+        lock(&self.tombstones).deleted(id, owner_uid, Instant::now())
     }
 
     /// Changes whenever the watches go down (`false`) or come back (`true`).

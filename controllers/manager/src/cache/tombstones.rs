@@ -18,53 +18,33 @@ use std::{
 /// forgotten soon after.
 pub const KEPT_FOR: Duration = Duration::from_secs(600);
 
-/// Deleted objects by (namespace, name), with their controller owner's uid and when the
-/// deletion was seen.
+/// Deleted objects by their identity (`cache::object_id`: namespace and name), with their
+/// controller owner's uid and when the deletion was seen.
 #[derive(Debug, Default)]
 pub struct Tombstones {
-    deleted: HashMap<(Option<String>, String), (Option<String>, Instant)>,
+    deleted: HashMap<u64, (Option<String>, Instant)>,
     /// When entries older than [`KEPT_FOR`] were last dropped.
     swept: Option<Instant>,
 }
 
 impl Tombstones {
-    /// Records the deletion of `name` in `namespace`, controlled by `owner_uid`, seen `now`.
-    pub fn record(
-        &mut self,
-        namespace: Option<&str>,
-        name: &str,
-        owner_uid: Option<&str>,
-        now: Instant,
-    ) {
+    /// Records the deletion of the object `id`, controlled by `owner_uid`, seen `now`.
+    pub fn record(&mut self, id: u64, owner_uid: Option<&str>, now: Instant) {
         self.sweep(now);
-        self.deleted.insert(
-            (namespace.map(str::to_owned), name.to_owned()),
-            (owner_uid.map(str::to_owned), now),
-        );
+        self.deleted.insert(id, (owner_uid.map(str::to_owned), now));
     }
 
-    /// An object of that name exists again: its old deletion no longer speaks for the name.
-    pub fn revive(&mut self, namespace: Option<&str>, name: &str) {
-        if !self.deleted.is_empty() {
-            self.deleted
-                .remove(&(namespace.map(str::to_owned), name.to_owned()));
-        }
+    /// An object of that identity exists again: its old deletion no longer speaks for it.
+    pub fn revive(&mut self, id: u64) {
+        self.deleted.remove(&id);
     }
 
-    /// Whether an object of that name, controlled by `owner_uid`, was seen deleted within
+    /// Whether the object `id`, controlled by `owner_uid`, was seen deleted within
     /// [`KEPT_FOR`] before `now` (and not created again since).
-    pub fn deleted(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-        owner_uid: &str,
-        now: Instant,
-    ) -> bool {
-        self.deleted
-            .get(&(namespace.map(str::to_owned), name.to_owned()))
-            .is_some_and(|(owner, at)| {
-                owner.as_deref() == Some(owner_uid) && now.duration_since(*at) < KEPT_FOR
-            })
+    pub fn deleted(&self, id: u64, owner_uid: &str, now: Instant) -> bool {
+        self.deleted.get(&id).is_some_and(|(owner, at)| {
+            owner.as_deref() == Some(owner_uid) && now.duration_since(*at) < KEPT_FOR
+        })
     }
 
     /// Drops entries older than [`KEPT_FOR`], at most once a minute.
@@ -89,33 +69,36 @@ impl Tombstones {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::object_id;
 
     #[test]
     fn a_deletion_is_remembered_for_its_owner_until_the_name_comes_back() {
         let start = Instant::now();
         let mut gone = Tombstones::default();
-        assert!(!gone.deleted(Some("ns"), "wf-g-a", "run-1", start));
-        gone.record(Some("ns"), "wf-g-a", Some("run-1"), start);
-        assert!(gone.deleted(Some("ns"), "wf-g-a", "run-1", start));
+        let job = object_id(Some("ns"), Some("wf-g-a"));
+        assert!(!gone.deleted(job, "run-1", start));
+        gone.record(job, Some("run-1"), start);
+        assert!(gone.deleted(job, "run-1", start));
         // Another owner's Job of that name (a run deleted and created again under its name).
-        assert!(!gone.deleted(Some("ns"), "wf-g-a", "run-2", start));
-        assert!(!gone.deleted(Some("other"), "wf-g-a", "run-1", start));
-        gone.revive(Some("ns"), "wf-g-a");
-        assert!(!gone.deleted(Some("ns"), "wf-g-a", "run-1", start));
+        assert!(!gone.deleted(job, "run-2", start));
+        assert!(!gone.deleted(object_id(Some("other"), Some("wf-g-a")), "run-1", start));
+        gone.revive(job);
+        assert!(!gone.deleted(job, "run-1", start));
     }
 
     #[test]
     fn old_deletions_are_forgotten() {
         let start = Instant::now();
         let mut gone = Tombstones::default();
-        gone.record(Some("ns"), "a", Some("run-1"), start);
+        let [a, b, c] = ["a", "b", "c"].map(|name| object_id(Some("ns"), Some(name)));
+        gone.record(a, Some("run-1"), start);
         let later = start + KEPT_FOR;
-        assert!(!gone.deleted(Some("ns"), "a", "run-1", later));
-        gone.record(Some("ns"), "b", Some("run-1"), later);
+        assert!(!gone.deleted(a, "run-1", later));
+        gone.record(b, Some("run-1"), later);
         assert_eq!(gone.len(), 1, "the old entry is dropped at the next record");
         // Within a minute of a sweep, no second sweep.
-        gone.record(Some("ns"), "c", None, later + Duration::from_secs(1));
+        gone.record(c, None, later + Duration::from_secs(1));
         assert_eq!(gone.len(), 2);
-        assert!(!gone.deleted(Some("ns"), "c", "run-1", later));
+        assert!(!gone.deleted(c, "run-1", later));
     }
 }
