@@ -224,6 +224,15 @@ fn reconcile_percentile_ms(metrics: &str, controller: &str, p: f64) -> f64 {
         .map_or(f64::NAN, |(le, _)| le * 1000.0)
 }
 
+/// How many reconciles of `controller` the manager's histogram counted.
+fn reconcile_count(metrics: &str, controller: &str) -> f64 {
+    let name = format!("jobsmith_reconcile_duration_seconds_count{{controller=\"{controller}\"}}");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&name)?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// A run kind as the bench watches it (ManagedJob, JobFlow).
 trait RunObject:
     kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -527,6 +536,10 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
         println!(
             "big_run_reconcile_p99_ms{{controller=\"{controller}\"}}: {:.0} ms",
             reconcile_percentile_ms(&metrics, controller, 99.0)
+        );
+        println!(
+            "big_run_reconciles{{controller=\"{controller}\"}}: {:.0} count",
+            reconcile_count(&metrics, controller)
         );
     }
     println!(

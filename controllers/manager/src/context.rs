@@ -73,6 +73,11 @@ pub struct Context {
     pub status_interval: Duration,
     pub metrics: Metrics,
     pub scope: Arc<WatchScope>,
+    /// Objects to reconcile again because a write sent off for them landed (`run/`).
+    pub wakes: Wakes,
+    /// The writes sent off without waiting (`run/`): the controller stops only once they are
+    /// done, so the Lease is never released under a write of ours.
+    pub writes: tokio_util::task::TaskTracker,
 }
 
 impl Context {
@@ -99,7 +104,50 @@ impl Context {
             status_interval: shared.status_interval,
             metrics: shared.metrics.clone(),
             scope: shared.scope.clone(),
+            wakes: Wakes::default(),
+            writes: tokio_util::task::TaskTracker::new(),
         }
+    }
+}
+
+/// Objects of one controller to reconcile again, as (namespace, name): every namespaced
+/// controller of the kind reads them as a trigger. A wake lost to a reader that fell behind is
+/// made up by the requeue the reconcile asked for anyway.
+#[derive(Clone)]
+pub struct Wakes {
+    sender: tokio::sync::broadcast::Sender<(String, String)>,
+}
+
+impl Default for Wakes {
+    fn default() -> Self {
+        Self {
+            sender: tokio::sync::broadcast::Sender::new(4096),
+        }
+    }
+}
+
+impl Wakes {
+    pub fn wake(&self, namespace: &str, name: &str) {
+        // No reader (the controller has not started or has stopped): nobody to wake.
+        let _ = self.sender.send((namespace.to_owned(), name.to_owned()));
+    }
+
+    /// The objects woken from now on.
+    pub fn subscribe(&self) -> futures::stream::BoxStream<'static, (String, String)> {
+        use tokio::sync::broadcast::error::RecvError;
+        let receiver = self.sender.subscribe();
+        Box::pin(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(woken) => return Some((woken, receiver)),
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
     }
 }
 

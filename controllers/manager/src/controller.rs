@@ -421,6 +421,10 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     tracing::info!(controller = %kind, "controller started");
     let sweep = sweep_forgotten::<R>(ctx.clone(), stores, shutdown.clone());
     tokio::join!(futures::future::join_all(runs), sweep);
+    // Writes sent off by the last reconciles are fenced from the shutdown on; wait for those
+    // already on the wire.
+    ctx.writes.close();
+    ctx.writes.wait().await;
     tracing::info!(controller = %kind, "controller stopped");
 }
 

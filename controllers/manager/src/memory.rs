@@ -13,6 +13,7 @@ use jobsmith_api::{
     Phase, RetryEntry, RunStatus, StepEntry, StepOutputs, StepPhase as ApiStepPhase, StepRecord,
 };
 use jobsmith_engine::{
+    ObservedJob,
     compile::{Plan, PlannedStep},
     naming,
     record::{self, Recorded},
@@ -44,6 +45,8 @@ pub struct StepMemo {
     /// The step's current attempt (0 and 1 both mean the first; a retry in place moves a
     /// failed step to the next one, whose Job has a name of its own).
     pub attempt: u32,
+    /// A create of its Job was sent and has not landed yet: it counts as running.
+    pub creating: bool,
 }
 
 impl StepMemo {
@@ -128,6 +131,134 @@ pub struct RunMemo {
     /// The outputs read of each producing step (by step key), as `status.outputs` records
     /// them: a step listed here is never read again.
     pub outputs: BTreeMap<String, StepOutputs>,
+    /// The Jobs this process created that the cache has not shown yet, by step key: the
+    /// create's answer stands in for them (a step's start time is in the next status).
+    pub fresh_jobs: HashMap<String, Arc<ObservedJob>>,
+    /// The writes sent off without waiting and what came of them ([`Landing`]).
+    pub landing: Arc<Landing>,
+    /// Since when status writes wait for creates sent by the same reconcile (`run/report.rs`).
+    pub held_for_creates: Option<Instant>,
+}
+
+/// The writes of a run object that a reconcile sends off without waiting for the API server
+/// (a batch of Job creates, a status patch), and what came of them, read back by the next
+/// reconcile of the object (`run/mod.rs`, "Writes in flight"). Pure data: the tasks that do the
+/// writes put what they learnt here and wake the object when a landing asks for it.
+#[derive(Debug, Default)]
+pub struct Landing {
+    state: Mutex<LandingState>,
+}
+
+#[derive(Debug, Default)]
+struct LandingState {
+    creating: bool,
+    patching: bool,
+    creates: Vec<LandedCreate>,
+    status: Option<LandedStatus>,
+    /// A reconcile is waiting for what is in flight: wake the object when it lands.
+    wake: bool,
+}
+
+/// What one create sent off did.
+#[derive(Debug)]
+pub struct LandedCreate {
+    pub key: String,
+    /// The attempt the Job was built for.
+    pub attempt: u32,
+    /// The object's generation and the template's resourceVersion the Job was built from.
+    pub generation: Option<i64>,
+    pub template_version: Option<String>,
+    pub outcome: CreateOutcome,
+}
+
+/// The outcome of one create, as the step memory needs it.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created(Box<ObservedJob>),
+    /// A Job of ours already had the name.
+    Exists,
+    /// A Job of another owner (or none) holds the name.
+    Conflict,
+    /// Refused: what the step shows, and whether trying again later may help.
+    Refused {
+        blocker: Blocker,
+        retryable: bool,
+    },
+}
+
+/// What the status patch sent off did.
+#[derive(Debug)]
+pub enum LandedStatus {
+    /// Stored; the version it produced, and the status stored when it is not the one sent
+    /// (the summary written after the full status was refused).
+    Patched {
+        produced_resource_version: Option<String>,
+        summary: Option<Value>,
+    },
+    /// The object is gone, or the summary equalled what was stored: nothing to remember.
+    Dropped,
+    /// Not stored: the error's category (for the error metrics) and message.
+    Failed {
+        category: &'static str,
+        message: String,
+    },
+}
+
+impl Landing {
+    fn state(&self) -> std::sync::MutexGuard<'_, LandingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a batch of creates and a status patch are in flight.
+    pub fn in_flight(&self) -> (bool, bool) {
+        let state = self.state();
+        (state.creating, state.patching)
+    }
+
+    /// A batch of creates goes out; its landing always wakes the object.
+    pub fn send_creates(&self) {
+        let mut state = self.state();
+        state.creating = true;
+        state.wake = true;
+    }
+
+    /// A status patch goes out; `wake`: the object wants to be reconciled when it lands.
+    pub fn send_patch(&self, wake: bool) {
+        let mut state = self.state();
+        state.patching = true;
+        state.wake |= wake;
+    }
+
+    /// A reconcile waits for what is in flight.
+    pub fn wake_when_landed(&self) {
+        self.state().wake = true;
+    }
+
+    pub fn land_create(&self, landed: LandedCreate) {
+        self.state().creates.push(landed);
+    }
+
+    /// The batch of creates is done; whether to wake the object now.
+    pub fn creates_done(&self) -> bool {
+        let mut state = self.state();
+        state.creating = false;
+        std::mem::take(&mut state.wake)
+    }
+
+    /// The status patch is done; whether to wake the object now (always after a failure).
+    pub fn land_status(&self, landed: LandedStatus) -> bool {
+        let mut state = self.state();
+        state.patching = false;
+        let failed = matches!(landed, LandedStatus::Failed { .. });
+        state.status = Some(landed);
+        std::mem::take(&mut state.wake) || failed
+    }
+
+    /// What landed since the last call.
+    pub fn take(&self) -> (Vec<LandedCreate>, Option<LandedStatus>) {
+        let mut state = self.state();
+        (std::mem::take(&mut state.creates), state.status.take())
+    }
 }
 
 /// The order of two resourceVersions of objects of one type, `None` when they cannot be
@@ -225,6 +356,9 @@ impl RunMemo {
                         .collect()
                 })
                 .unwrap_or_default(),
+            fresh_jobs: HashMap::new(),
+            landing: Arc::default(),
+            held_for_creates: None,
         }
     }
 

@@ -244,6 +244,25 @@ where
     let Some(body) = status_patch(current, desired, obj.meta().generation)? else {
         return Ok(StatusWrite::Unchanged);
     };
+    send_patch::<K>(ctx, &namespace, &name, &body).await
+}
+
+/// Sends `body` (from [`status_patch`]) as a merge patch of the status of the object of `K`
+/// named `name` in `namespace`.
+pub async fn send_patch<K>(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    body: &Value,
+) -> Result<StatusWrite, StatusError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let failed = |source| StatusError::Patch {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    };
     // A raw request whose answer is not parsed: the answer is the whole object, spec included
     // (a 10,000-step spec is over a megabyte of JSON), and the watch delivers it anyway. Nor does
     // it go through the kind's type: an object that type cannot read (a malformed embedded
@@ -252,14 +271,10 @@ where
         field_manager: Some(ctx.field_manager.to_owned()),
         ..Default::default()
     };
-    let url = K::url_path(&(), Some(&namespace));
+    let url = K::url_path(&(), Some(namespace));
     let request = kube::core::Request::new(url)
-        .patch_subresource("status", &name, &params, &Patch::Merge(&body))
-        .map_err(|source| StatusError::Patch {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source: kube::Error::BuildRequest(source),
-        })?;
+        .patch_subresource("status", name, &params, &Patch::Merge(body))
+        .map_err(|source| failed(kube::Error::BuildRequest(source)))?;
     ctx.limiter.acquire().await?;
     metrics::api_write("patch", format!("{}/status", K::plural(&())));
     match ctx.client.request_text(request).await {
@@ -267,11 +282,7 @@ where
             resource_version: answered_resource_version(&answer),
         }),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(StatusWrite::Gone),
-        Err(source) => Err(StatusError::Patch {
-            namespace,
-            name,
-            source,
-        }),
+        Err(source) => Err(failed(source)),
     }
 }
 

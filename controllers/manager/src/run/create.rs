@@ -1,5 +1,6 @@
-//! Create: the Jobs the scheduler asks for, built from the plan and the JobTemplate cache; a
-//! refused create is remembered on the step and retried with a capped backoff.
+//! Create: the Jobs the scheduler asks for, built from the plan and the JobTemplate cache and
+//! sent without holding the reconcile; what each create did is read back by the next reconcile
+//! ([`land`]). A refused create is remembered on the step and retried with a capped backoff.
 
 use std::{
     sync::Arc,
@@ -9,9 +10,9 @@ use std::{
 use futures::StreamExt;
 use jobsmith_engine::{
     StepId, StepOutcome,
-    compile::{self, BuildError, Plan, PlannedStep},
+    compile::{self, BuildError, Plan},
     conditions::bounded,
-    exit, observe,
+    exit,
     rollup::Blocker,
 };
 use k8s_openapi::api::{batch::v1::Job, core::v1::EnvVar};
@@ -25,30 +26,17 @@ use super::{
 use crate::{
     apply::{self, ApplyError, JobWrite},
     context::Context,
-    memory::{Refusal, RunMemo, StepMemo},
+    memory::{CreateOutcome, LandedCreate, Landing, Refusal, RunMemo, StepMemo},
     telemetry::metrics,
 };
 
-/// Jobs created at once in one reconcile (the write limiter still applies to each).
+/// Creates of one batch sent at once (the write limiter still applies to each).
 const CREATE_CONCURRENCY: usize = 8;
 
-/// Jobs one reconcile creates at most; the rest follow in the next reconcile, requeued at once.
-/// A wave of hundreds of ready steps would otherwise hold one reconcile (and its object's status)
-/// for as long as all its creates take behind the write limiter; each batch is recorded in the
-/// status like any create, so exactly-once is unchanged. Within it, a reconcile sends only as
-/// many creates as the write budget has tokens for now (at least one), so it never waits long
-/// for the budget: the rest follow in the next reconcile, by which time the budget has refilled.
+/// Jobs one reconcile sends at most; the rest follow when the batch has landed (its landing
+/// wakes the object). Within it, a reconcile sends only as many creates as the write budget has
+/// tokens for now (at least one), so a batch never waits long for the budget.
 const CREATE_BATCH: usize = 16;
-
-/// What [`create_ready`] did.
-pub(super) struct Created {
-    /// The steps whose Job this reconcile created.
-    pub steps: Vec<StepId>,
-    /// Ready steps were left for the next reconcile ([`CREATE_BATCH`], or the write budget),
-    /// which should come this soon: at once while the budget has tokens, else when it has
-    /// refilled enough for the next batch.
-    pub rest_in: Option<Duration>,
-}
 
 /// How often a name held by another owner's Job is read again.
 pub(super) const CONFLICT_RECHECK: Duration = Duration::from_secs(2);
@@ -56,9 +44,22 @@ pub(super) const CONFLICT_RECHECK: Duration = Duration::from_secs(2);
 /// Refused creates are retried after 1 s, doubling up to this.
 const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
-/// Creates what the scheduler asks for. A step that turns out blocked-and-failed may unblock
-/// failure handlers, so decide again until nothing new is attempted or the batch is full.
-pub(super) async fn create_ready<K: RunKind>(
+/// A create built by a reconcile, sent by the batch's task.
+struct Outgoing {
+    key: String,
+    attempt: u32,
+    inputs: (Option<i64>, Option<String>),
+    job: Job,
+    /// The name was held by another owner's Job before: read it before any create.
+    read_first: bool,
+}
+
+/// Sends the creates the scheduler asks for, without waiting for them (one batch in flight per
+/// object: while one is, nothing more is sent and its landing wakes the object). Each step sent
+/// counts as running from now on (`StepMemo::creating`) until its create has landed. A step that
+/// turns out blocked-and-failed may unblock failure handlers, so decide again until nothing new
+/// is attempted or the batch is full. Returns whether a batch was sent.
+pub(super) fn send_ready<K: RunKind>(
     obj: &K,
     ctx: &Arc<Context>,
     plan: &Plan,
@@ -66,11 +67,14 @@ pub(super) async fn create_ready<K: RunKind>(
     uid: &str,
     memo: &mut RunMemo,
     observed: &mut Observed,
-) -> Created {
+) -> bool {
+    if memo.landing.in_flight().0 {
+        return false;
+    }
     let generation = obj.meta().generation;
     let mut attempted = vec![false; plan.steps.len()];
     let mut tried = 0usize;
-    let mut created: Vec<StepId> = Vec::new();
+    let mut batch: Vec<Outgoing> = Vec::new();
     loop {
         let mut todo: Vec<StepId> = observed
             .decision
@@ -80,15 +84,9 @@ pub(super) async fn create_ready<K: RunKind>(
             .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
             .collect();
         let budget = ctx.limiter.available().max(usize::from(tried == 0));
-        let room = CREATE_BATCH.saturating_sub(tried).min(budget);
-        let rest = todo.len().saturating_sub(room);
-        todo.truncate(room);
+        todo.truncate(CREATE_BATCH.saturating_sub(tried).min(budget));
         if todo.is_empty() {
-            let rest_in = (rest > 0).then(|| ctx.limiter.time_for(rest.min(CREATE_BATCH)));
-            return Created {
-                steps: created,
-                rest_in,
-            };
+            break;
         }
         tried += todo.len();
         // Exit steps get the outcome of the others, all terminal now (engine `exit`).
@@ -96,9 +94,11 @@ pub(super) async fn create_ready<K: RunKind>(
             .iter()
             .any(|s| plan.dag.is_exit(*s))
             .then(|| exit::exit_env(plan, &observed.decision, &obj.name_any()));
-        let mut builds = Vec::new();
         for step in todo {
             attempted[step.index()] = true;
+            let Some(planned) = plan.steps.get(step.index()) else {
+                continue;
+            };
             let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
             let env = exit_env.as_deref().filter(|_| plan.dag.is_exit(step));
             let built =
@@ -107,11 +107,21 @@ pub(super) async fn create_ready<K: RunKind>(
                     Ok(job)
                 });
             match built {
-                Ok(job) => builds.push((step, job, had_conflict(memo, plan, step))),
+                Ok(job) => {
+                    let read_first = had_conflict(memo, plan, step);
+                    let known = memo.steps.entry(planned.key.clone()).or_default();
+                    known.creating = true;
+                    observed.outcomes[step.index()] = StepOutcome::Running;
+                    batch.push(Outgoing {
+                        key: planned.key.clone(),
+                        attempt,
+                        inputs: (generation, template_version(ctx, planned, namespace)),
+                        job,
+                        read_first,
+                    });
+                }
                 Err(blocker) => {
-                    if let (Blocker::OutputUnread { .. }, Some(planned)) =
-                        (&blocker, plan.steps.get(step.index()))
-                    {
+                    if let Blocker::OutputUnread { .. } = &blocker {
                         // Looked at again after a backoff (the producer's pods are read again
                         // in that reconcile).
                         let known = memo.steps.entry(planned.key.clone()).or_default();
@@ -122,28 +132,102 @@ pub(super) async fn create_ready<K: RunKind>(
                 }
             }
         }
-        let writes: Vec<(StepId, Result<JobWrite, ApplyError>)> =
-            futures::stream::iter(builds.into_iter().map(|(step, job, read_first)| {
-                let ctx = ctx.clone();
-                async move {
-                    let write = apply::create_job_if_absent(&ctx, job, uid, read_first).await;
-                    (step, write)
-                }
-            }))
-            .buffer_unordered(CREATE_CONCURRENCY)
-            .collect()
-            .await;
-        for (step, write) in writes {
-            let Some(planned) = plan.steps.get(step.index()) else {
-                continue;
-            };
-            let inputs = (generation, template_version(ctx, planned, namespace));
-            if record_write::<K>(planned, step, write, inputs, memo, observed) {
-                created.push(step);
-            }
-        }
         observed.decision = decide(plan, observed);
     }
+    if batch.is_empty() {
+        return false;
+    }
+    memo.landing.send_creates();
+    let target = (namespace.to_owned(), obj.name_any());
+    ctx.writes.spawn(send_batch::<K>(
+        ctx.clone(),
+        memo.landing.clone(),
+        uid.to_owned(),
+        target,
+        batch,
+    ));
+    true
+}
+
+/// Sends one batch of creates and puts what each did in `landing`; wakes the object after.
+async fn send_batch<K: RunKind>(
+    ctx: Arc<Context>,
+    landing: Arc<Landing>,
+    uid: String,
+    (namespace, name): (String, String),
+    batch: Vec<Outgoing>,
+) {
+    futures::stream::iter(batch)
+        .for_each_concurrent(CREATE_CONCURRENCY, |outgoing| {
+            let (ctx, landing, uid) = (&ctx, &landing, &uid);
+            async move {
+                let job_name = outgoing.job.name_any();
+                let write =
+                    apply::create_job_if_absent(ctx, outgoing.job, uid, outgoing.read_first).await;
+                let outcome = match write {
+                    Ok(JobWrite::Created(job)) => CreateOutcome::Created(job),
+                    Ok(JobWrite::Exists) => CreateOutcome::Exists,
+                    Ok(JobWrite::Conflict { .. }) => CreateOutcome::Conflict,
+                    Err(error) => {
+                        let (blocker, retryable) = refusal_of(&error);
+                        tracing::warn!(job = %job_name, step = %outgoing.key, %error, "creating the Job was refused");
+                        metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
+                        CreateOutcome::Refused { blocker, retryable }
+                    }
+                };
+                let (generation, template_version) = outgoing.inputs;
+                landing.land_create(LandedCreate {
+                    key: outgoing.key,
+                    attempt: outgoing.attempt,
+                    generation,
+                    template_version,
+                    outcome,
+                });
+            }
+        })
+        .await;
+    if landing.creates_done() {
+        ctx.wakes.wake(&namespace, &name);
+    }
+}
+
+/// Records on the step memory what the creates that landed did; returns the keys of the steps
+/// whose Job was created. A created Job's answer stands in for it until the cache shows it.
+pub(super) fn land(memo: &mut RunMemo, landed: Vec<LandedCreate>) -> Vec<String> {
+    let mut created = Vec::new();
+    for create in landed {
+        let Some(known) = memo.steps.get_mut(&create.key) else {
+            continue;
+        };
+        known.creating = false;
+        if known.attempt() != create.attempt.max(1) {
+            // The step moved on meanwhile; the cache says what became of that Job.
+            continue;
+        }
+        let (generation, template_version) = (create.generation, create.template_version);
+        match create.outcome {
+            CreateOutcome::Created(job) => {
+                known.created = true;
+                known.started = true;
+                known.refused = None;
+                memo.fresh_jobs.insert(create.key.clone(), Arc::from(job));
+                created.push(create.key);
+            }
+            CreateOutcome::Exists => known.started = true,
+            // Looked at again after a backoff, not on every reconcile.
+            CreateOutcome::Conflict => refuse(
+                known,
+                generation,
+                template_version,
+                Blocker::NameConflict,
+                true,
+            ),
+            CreateOutcome::Refused { blocker, retryable } => {
+                refuse(known, generation, template_version, blocker, retryable);
+            }
+        }
+    }
+    created
 }
 
 /// Whether the step's last create found a Job of another owner at its name.
@@ -153,60 +237,6 @@ fn had_conflict(memo: &RunMemo, plan: &Plan, step: StepId) -> bool {
         .and_then(|p| memo.steps.get(&p.key))
         .and_then(|known| known.refused.as_ref())
         .is_some_and(|r| r.blocker == Blocker::NameConflict)
-}
-
-/// Records what one create did on the step's observation and memory; `true` when it created the
-/// Job. `inputs`: the object's generation and the template's resourceVersion it was built from.
-fn record_write<K: RunKind>(
-    planned: &PlannedStep,
-    step: StepId,
-    write: Result<JobWrite, ApplyError>,
-    inputs: (Option<i64>, Option<String>),
-    memo: &mut RunMemo,
-    observed: &mut Observed,
-) -> bool {
-    let i = step.index();
-    let known = memo.steps.entry(planned.key.clone()).or_default();
-    let (generation, template_version) = inputs;
-    match write {
-        Ok(JobWrite::Created(job)) => {
-            // Running, or queued when it was created suspended for Kueue (its slot either way).
-            observed.outcomes[i] = match observe::job_outcome(&job) {
-                StepOutcome::Queued => StepOutcome::Queued,
-                _ => StepOutcome::Running,
-            };
-            // The response stands in for the cache entry the watch has not delivered yet, so
-            // the first status already carries the step's start time.
-            observed.jobs[i] = Some(Arc::from(job));
-            known.created = true;
-            known.started = true;
-            known.refused = None;
-            return true;
-        }
-        Ok(JobWrite::Exists) => {
-            observed.outcomes[i] = StepOutcome::Running;
-            known.started = true;
-        }
-        Ok(JobWrite::Conflict { .. }) => {
-            observed.block(i, Blocker::NameConflict);
-            // Looked at again after a backoff, not on every reconcile.
-            refuse(
-                known,
-                generation,
-                template_version,
-                Blocker::NameConflict,
-                true,
-            );
-        }
-        Err(error) => {
-            let (blocker, retryable) = refusal_of(&error);
-            tracing::warn!(job = %known.job_name(planned), step = %planned.key, %error, "creating the Job was refused");
-            metrics::create_refused(K::CONTROLLER.as_str(), refusal_code(&error));
-            observed.block(i, blocker.clone());
-            refuse(known, generation, template_version, blocker, retryable);
-        }
-    }
-    false
 }
 
 /// Remembers a refused create (see [`Refusal`]).

@@ -9,7 +9,7 @@
 //! 2. **Decide**: the engine's scheduler ([`evaluate`]) on the observed outcomes.
 //! 3. **Write Jobs**: build the Jobs to create (resolving `templateRef` from the shared
 //!    JobTemplate cache; a missing template leaves the step waiting with `TemplateNotFound`),
-//!    create them if absent (idempotent: `AlreadyExists` with our owner is fine).
+//!    send the creates (idempotent: `AlreadyExists` with our owner is fine).
 //! 4. **Write status**: the engine's roll-up, sent only when it changed (`status.rs`).
 //! 5. **Tell**: Events per docs/architecture.md, derived by comparing the previous step phases
 //!    with the new ones, so a restart does not repeat them; kind hooks (ManagedJob metrics).
@@ -33,6 +33,21 @@
 //! retried with a capped backoff, never on every reconcile (a status write that triggers the
 //! next reconcile must not re-send the same request).
 //!
+//! Writes in flight: a reconcile never waits for the API server to answer a create or a status
+//! patch (under load a patch of a large run takes seconds, and a reconcile held that long
+//! delays every other event of the object). It builds what to send, marks it in the memory and
+//! hands it to a task (`create::send_ready`, `report::write`); the task puts what came of it in
+//! the object's [`Landing`](crate::memory::Landing) and wakes the object when a reconcile waits
+//! for it. The next reconcile reads the landing first. Per object at most one batch of creates
+//! and one status patch are in flight. A step whose create is in flight counts as running
+//! (never sent twice); it is recorded as created only once the create landed (the record's
+//! rule above is unchanged). The status write waits for the creates in flight (so it carries
+//! their Jobs, one write instead of two), at most one status interval in a row; the first
+//! status is stored before the first create is sent; cleanup and Job TTLs run only when the
+//! status written is the one wanted and nothing is in flight. A failed patch fails the next
+//! reconcile (its backoff paces the retry). At shutdown the controller waits for the writes
+//! already sent (they are fenced like every write).
+//!
 //! Decisions where SPEC is silent (docs/managedjob.md, docs/jobflow.md):
 //! - A Job that exists for a step that is no longer in the spec is left alone.
 //! - Requeue: on change (the object, its Jobs, its JobTemplates) plus a periodic resync.
@@ -54,7 +69,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::stream::BoxStream;
+use futures::{StreamExt, stream::BoxStream};
 use jobsmith_api::{JobTemplate, Phase, RunStatus};
 use jobsmith_engine::{
     compile::{InvalidSpec, Plan},
@@ -82,7 +97,6 @@ use crate::{
     status::{self, StatusError},
     telemetry::events::EventKind,
 };
-use create::create_ready;
 use observe::observe_steps;
 use report::Pace;
 
@@ -113,7 +127,7 @@ impl<K: RunKind> Reconciler for RunController<K> {
         ctx: &Arc<Context>,
         own: &Store<Guarded<K>>,
     ) -> Vec<BoxStream<'static, ObjectRef<K>>> {
-        let mut triggers = vec![template_trigger(ctx, own)];
+        let mut triggers = vec![template_trigger(ctx, own), wake_trigger(ctx)];
         triggers.extend(K::extra_triggers(ctx, own));
         triggers
     }
@@ -147,6 +161,12 @@ pub enum RunError {
     Status(#[from] StatusError),
     #[error("deleting {name} after its ttlSecondsAfterFinished: {source}")]
     Expire { name: String, source: kube::Error },
+    /// A status patch sent by an earlier reconcile failed.
+    #[error("{message}")]
+    StatusLanded {
+        category: &'static str,
+        message: String,
+    },
 }
 
 impl ErrorCategory for RunError {
@@ -156,6 +176,7 @@ impl ErrorCategory for RunError {
             RunError::Apply(e) => e.category(),
             RunError::Status(e) => e.category(),
             RunError::Expire { .. } => "run_delete",
+            RunError::StatusLanded { category, .. } => category,
         }
     }
 }
@@ -170,7 +191,7 @@ pub async fn reconcile<K: RunKind>(obj: &K, ctx: Arc<Context>) -> Result<Action,
         // Being deleted: the garbage collector removes the Jobs; nothing new starts.
         return Ok(Action::await_change());
     }
-    let memo = ctx
+    let mut memo = ctx
         .runs
         .take(&namespace, &name)
         .filter(|m| m.uid == uid)
@@ -180,99 +201,131 @@ pub async fn reconcile<K: RunKind>(obj: &K, ctx: Arc<Context>) -> Result<Action,
         ctx.runs.put(&namespace, &name, memo);
         return Ok(Action::requeue(wait));
     }
-    let (action, memo) = reconcile_with(obj, &ctx, &namespace, &uid, memo).await?;
+    // The memory is kept whatever the outcome: it knows the writes in flight.
+    let result = reconcile_with(obj, &ctx, &namespace, &uid, &mut memo).await;
     ctx.runs.put(&namespace, &name, memo);
-    Ok(action)
+    result
 }
+
+/// How soon a reconcile that left a write in flight comes back if the wake of its landing was
+/// lost (a reader that fell behind): normally the landing wakes it first.
+const LANDING_FALLBACK: Duration = Duration::from_secs(5);
 
 async fn reconcile_with<K: RunKind>(
     obj: &K,
     ctx: &Arc<Context>,
     namespace: &str,
     uid: &str,
-    mut memo: RunMemo,
-) -> Result<(Action, RunMemo), RunError> {
+    memo: &mut RunMemo,
+) -> Result<Action, RunError> {
+    // What the writes sent off by earlier reconciles did ("Writes in flight").
+    let (creates, status_landed) = memo.landing.take();
+    let created = create::land(memo, creates);
+    let failed_write = report::land(memo, status_landed);
     // Transitions (a condition's lastTransitionTime, the run's completion time) are computed
     // against the newest status known: our last write while the cache does not show it yet.
     // Against the older cached copy, a condition our last write already changed would get a
     // new lastTransitionTime, and that difference one more patch.
-    let written = report::written_status(obj, &memo);
+    let written = report::written_status(obj, memo);
     let newest = written.as_ref().or(obj.status());
     let previous = newest.map(KindStatus::run);
     let now = status::now();
-    let plan = match plan_for(obj, ctx, &mut memo) {
+    let plan = match plan_for(obj, ctx, memo) {
         Ok(plan) => plan,
         Err(invalid) => {
-            report_invalid(obj, ctx, &mut memo, &invalid.to_string(), &now).await?;
-            return Ok((Action::await_change(), memo));
+            if let Some(failed) = failed_write {
+                return Err(failed);
+            }
+            report_invalid(obj, ctx, memo, &invalid.to_string(), &now)?;
+            return Ok(Action::await_change());
         }
     };
+    let created: Vec<_> = created.iter().filter_map(|key| plan.step_id(key)).collect();
+    notes::announce_created(ctx, obj, &plan, memo, &created);
     memo.invalid = None;
     memo.apply_record(&plan);
     let evaluating = Instant::now();
 
-    let mut observed = observe_steps(obj, ctx, &plan, namespace, uid, &mut memo, &now);
-    let retry_note = match retry::honour_request(obj, &plan, &observed, &mut memo, &now) {
+    let mut observed = observe_steps(obj, ctx, &plan, namespace, uid, memo, &now);
+    let retry_note = match retry::honour_request(obj, &plan, &observed, memo, &now) {
         Some((note, retried)) => {
             if retried || obj.lifecycle().active_deadline_seconds.is_some() {
                 // The retried steps are at their next attempt now, and a retry restarts the
                 // run's deadline: look them up again.
-                observed = observe_steps(obj, ctx, &plan, namespace, uid, &mut memo, &now);
+                observed = observe_steps(obj, ctx, &plan, namespace, uid, memo, &now);
             }
             Some(note)
         }
         None => None,
     };
     let mut evaluation = evaluating.elapsed();
-    if previous.is_none() && memo.written.is_none() && !observed.decision.create.is_empty() {
-        // An object without status reads as ready to kstatus (a Flux `wait` would pass before
-        // anything ran): the first status goes out before the first Job (one write per run).
+    // An object without status reads as ready to kstatus (a Flux `wait` would pass before
+    // anything ran): the first status is stored before the first Job is sent (one write per
+    // run).
+    let status_stored =
+        obj.status().is_some() || (memo.written.is_some() && !memo.landing.in_flight().1);
+    if !status_stored
+        && memo.written.is_none()
+        && failed_write.is_none()
+        && !observed.decision.create.is_empty()
+    {
         let rolled = report::roll_up(obj, &plan, &observed, None, &now);
-        let first = report::desired_status(obj, &plan, &observed, rolled, &memo, newest);
-        report::write::<K>(ctx, obj, first, &mut memo, Pace::AtOnce).await?;
+        let first = report::desired_status(obj, &plan, &observed, rolled, memo, newest);
+        report::write::<K>(ctx, obj, first, memo, Pace::AtOnce, true)?;
     }
     // Outputs of steps that just succeeded, before their dependents' Jobs are built.
-    outputs::read_new(ctx, &plan, namespace, &observed, &mut memo).await;
-    let created = create_ready(obj, ctx, &plan, namespace, uid, &mut memo, &mut observed).await;
-    notes::announce_created(ctx, obj, &plan, &memo, &created.steps);
+    outputs::read_new(ctx, &plan, namespace, &observed, memo).await;
+    if status_stored {
+        create::send_ready(obj, ctx, &plan, namespace, uid, memo, &mut observed);
+    }
     // Past the run's deadline: its running Jobs are stopped (never deleted).
     lifecycle::stop_past_deadline(ctx, &observed, &now).await?;
-    let retry_in = observed.next_retry(&plan, &memo);
+    let retry_in = observed.next_retry(&plan, memo);
 
     let evaluating = Instant::now();
     let rolled = report::roll_up(obj, &plan, &observed, previous, &now);
-    let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, &mut memo);
-    let desired = report::desired_status(obj, &plan, &observed, rolled, &memo, newest);
+    let told = notes::transitions(ctx, obj, &plan, &observed, &rolled, memo);
+    let desired = report::desired_status(obj, &plan, &observed, rolled, memo, newest);
     evaluation += evaluating.elapsed();
     memo.last_evaluation = Some((Instant::now(), evaluation));
     let finished = finished_part(desired.run());
-    let pace = if K::PACED { Pace::Paced } else { Pace::AtOnce };
-    let held = report::write::<K>(ctx, obj, desired, &mut memo, pace).await?;
     K::on_reconciled(ctx, obj, told.active);
     notes::publish(ctx, obj, retry_note.into_iter().chain(told.notes).collect());
+    if let Some(failed) = failed_write {
+        // The last patch failed: the error's backoff paces the next one.
+        return Err(failed);
+    }
+    let pace = if K::PACED { Pace::Paced } else { Pace::AtOnce };
+    let wake = waits_for_record(&finished, &observed);
+    let written = report::write::<K>(ctx, obj, desired, memo, pace, wake)?;
     // The deadline is hit on time without any event: the reconcile comes back when it passes.
-    let mut due = vec![retry_in, observed.deadline.due_in(), held];
-    if held.is_none() {
-        // Only now is every finished step's outcome in the status: a Job that asked for a TTL
-        // may go (once its outputs are read), and so may the Jobs of a finished run
-        // (jobsCleanup) and the run itself (its TTL). A held-back write records nothing yet:
-        // that waits for the write one interval on.
-        let expirable = outputs::expirable(&plan, &observed.jobs, &memo);
-        due.push(report::expire_recorded_jobs(ctx, &expirable).await?);
-        match lifecycle::clean_up(ctx, obj, &finished, namespace, uid, &now).await? {
-            lifecycle::AfterWrite::Kept { expires_in } => due.push(expires_in),
-            lifecycle::AfterWrite::Deleted => return Ok((Action::await_change(), memo)),
+    let mut due = vec![retry_in, observed.deadline.due_in()];
+    match written {
+        report::Written::Held(wait) => due.push(Some(wait)),
+        report::Written::InFlight => due.push(Some(LANDING_FALLBACK)),
+        report::Written::Settled => {
+            // Only now is every finished step's outcome in the status: a Job that asked for a
+            // TTL may go (once its outputs are read), and so may the Jobs of a finished run
+            // (jobsCleanup) and the run itself (its TTL).
+            let expirable = outputs::expirable(&plan, &observed.jobs, memo);
+            due.push(report::expire_recorded_jobs(ctx, &expirable).await?);
+            match lifecycle::clean_up(ctx, obj, &finished, namespace, uid, &now).await? {
+                lifecycle::AfterWrite::Kept { expires_in } => due.push(expires_in),
+                lifecycle::AfterWrite::Deleted => return Ok(Action::await_change()),
+            }
         }
     }
-    // The rest of the wave (see `create::CREATE_BATCH`): at once while the write budget has
-    // tokens, else when it has refilled.
-    match created.rest_in {
-        Some(Duration::ZERO) => Ok((Action::requeue(Duration::ZERO), memo)),
-        rest_in => {
-            due.push(rest_in);
-            Ok((wake_after(due), memo))
-        }
-    }
+    Ok(wake_after(due))
+}
+
+/// Whether something waits for the status being written to record the outcomes: the run is
+/// final (cleanup, its TTL), or a finished Job asked for a TTL.
+fn waits_for_record(finished: &RunStatus, observed: &observe::Observed) -> bool {
+    finished.phase.is_some_and(Phase::is_terminal)
+        || observed.jobs.iter().flatten().any(|job| {
+            jobsmith_engine::compile::deferred_ttl(&job.metadata).is_some()
+                && jobsmith_engine::observe::finished_at(job).is_some()
+        })
 }
 
 /// Evaluating one run object (observe, decide, roll up: linear in its steps) takes at most this
@@ -341,7 +394,7 @@ fn plan_for<K: RunKind>(
 
 /// An invalid spec: phase `Failed`, `Stalled=True` reason `InvalidSpec`, one Warning Event per
 /// new message, no Job.
-async fn report_invalid<K: RunKind>(
+fn report_invalid<K: RunKind>(
     obj: &K,
     ctx: &Arc<Context>,
     memo: &mut RunMemo,
@@ -366,7 +419,7 @@ async fn report_invalid<K: RunKind>(
             step_phases: &[],
         },
     );
-    report::write::<K>(ctx, obj, desired, memo, Pace::AtOnce).await?;
+    report::write::<K>(ctx, obj, desired, memo, Pace::AtOnce, false)?;
     if memo.invalid.as_deref() != Some(message) {
         notes::publish(
             ctx,
@@ -381,6 +434,15 @@ async fn report_invalid<K: RunKind>(
     memo.invalid = Some(message.to_owned());
     memo.phase = Some(Phase::Failed);
     Ok(())
+}
+
+/// The trigger that reconciles an object when a write sent off for it landed and it asked to be
+/// woken ("Writes in flight").
+fn wake_trigger<K: RunKind>(ctx: &Arc<Context>) -> BoxStream<'static, ObjectRef<K>> {
+    ctx.wakes
+        .subscribe()
+        .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
+        .boxed()
 }
 
 /// The trigger that reconciles the objects of `K` referencing a JobTemplate when it changes

@@ -77,14 +77,15 @@ pub(super) fn observe_steps<K: RunKind>(
         },
     };
     let restored = memo.restored;
+    let (steps, fresh_jobs) = (&mut memo.steps, &mut memo.fresh_jobs);
     // One key for every lookup, its name replaced per step: building a fresh `ObjectRef` (two
     // strings) for each of 10,000 steps was a visible part of a big run's reconcile.
     let mut lookup = ObjectRef::<ObservedJob>::new("").within(namespace);
     for step in &plan.steps {
         // Looked up before inserting: cloning every step's key on every reconcile was the
         // largest single cost of a reconcile of a 10,000-step run (`make bench-engine`).
-        if !memo.steps.contains_key(&step.key) {
-            memo.steps.insert(
+        if !steps.contains_key(&step.key) {
+            steps.insert(
                 step.key.clone(),
                 StepMemo {
                     baseline: restored,
@@ -92,17 +93,32 @@ pub(super) fn observe_steps<K: RunKind>(
                 },
             );
         }
-        let Some(known) = memo.steps.get_mut(&step.key) else {
+        let Some(known) = steps.get_mut(&step.key) else {
             continue;
         };
         lookup.name.clear();
         lookup.name.push_str(&known.job_name(step));
-        let seen = observe_step(obj, ctx, step, &lookup, uid, known);
+        let mut seen = observe_step(obj, ctx, step, &lookup, uid, known);
+        if known.created && !known.seen && seen.job.is_none() {
+            // Created here, not in the cache yet: the create's answer stands in for it.
+            if let Some(job) = fresh_jobs.get(&step.key) {
+                seen.outcome = match observe::job_outcome(job) {
+                    StepOutcome::Queued => StepOutcome::Queued,
+                    _ => StepOutcome::Running,
+                };
+                seen.blocker = waiting_blocker(seen.outcome, Some(job));
+                seen.job = Some(job.clone());
+            }
+        }
         observed.outcomes.push(seen.outcome);
         observed.jobs.push(seen.job);
         observed.blockers.push(seen.blocker);
         observed.unavailable.push(seen.unavailable);
         observed.attempts.push(known.attempt());
+    }
+    if !fresh_jobs.is_empty() {
+        // The cache shows them now (or their deletion): the answers are no longer needed.
+        fresh_jobs.retain(|key, _| steps.get(key).is_some_and(|k| k.created && !k.seen));
     }
     observed.decision = decide(plan, &observed);
     observed
@@ -212,8 +228,9 @@ pub(super) fn decide(plan: &Plan, observed: &Observed) -> Decision {
 
 /// The outcome of a step whose Job is not in the cache, and why when it is not plain.
 pub(super) fn outcome_without_job(known: &StepMemo) -> (StepOutcome, Option<Blocker>) {
-    if known.created && !known.seen {
-        // Created by us a moment ago; the watch has not delivered it yet.
+    if known.creating || (known.created && !known.seen) {
+        // Its create is in flight, or it was created by us a moment ago and the watch has not
+        // delivered it yet.
         return (StepOutcome::Running, None);
     }
     if finished_before(known) {

@@ -25,7 +25,7 @@ use super::{RunError, RunKind, StatusParts, StatusView, observe::Observed};
 use crate::{
     apply,
     context::Context,
-    memory::{RunMemo, StepMemo, WrittenStatus, finished_before},
+    memory::{LandedStatus, Landing, RunMemo, StepMemo, WrittenStatus, finished_before},
     status::{self, StatusError, StatusWrite},
 };
 
@@ -242,16 +242,41 @@ pub(super) enum Pace {
     Paced,
 }
 
-/// Writes `desired` when it differs from the status (`memo.written` while the cache still shows
-/// the version our last write went over). `Some(wait)`: a detail-only change was held back for
-/// `wait` ([`Pace::Paced`]); nothing was sent and the outcomes it carries are not recorded yet.
-pub(super) async fn write<K: RunKind>(
-    ctx: &Context,
+/// What became of a status write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Written {
+    /// The status is what the reconcile wants (nothing to send, or what was sent landed).
+    Settled,
+    /// A detail-only change waits this long ([`Pace::Paced`]); nothing was sent.
+    Held(Duration),
+    /// A write is in flight (sent now or before, or creates this status should carry): its
+    /// landing wakes the object. The outcomes it carries are not recorded yet.
+    InFlight,
+}
+
+/// Sends `desired` when it differs from the status (`memo.written` while the cache still shows
+/// the version our last write went over), without waiting for the API server: the patch goes
+/// out in a task of its own, at most one per object at a time, and the next reconcile reads
+/// back what it did ([`land`]). `wake`: reconcile the object when the patch has landed (work
+/// that waits for the outcomes to be recorded: TTLs, cleanup).
+pub(super) fn write<K: RunKind>(
+    ctx: &Arc<Context>,
     obj: &K,
     desired: K::Status,
     memo: &mut RunMemo,
     pace: Pace,
-) -> Result<Option<Duration>, RunError> {
+    wake: bool,
+) -> Result<Written, RunError> {
+    // Only a paced write needs the object's size (measuring it serializes the whole object).
+    let interval = match pace {
+        Pace::Paced => paced_interval(ctx.status_interval, object_bytes(obj, memo)),
+        Pace::AtOnce => ctx.status_interval,
+    };
+    let (creating, patching) = memo.landing.in_flight();
+    if patching || (creating && wait_for_creates(memo, interval)) {
+        memo.landing.wake_when_landed();
+        return Ok(Written::InFlight);
+    }
     let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
     let resource_version = obj.meta().resource_version.clone();
     // `Some`: the cache does not show our last write yet.
@@ -269,19 +294,75 @@ pub(super) async fn write<K: RunKind>(
         None => read_status(obj, memo, resource_version.as_deref()),
     };
     let generation = obj.meta().generation;
-    // Only a paced write needs the object's size (measuring it serializes the whole object).
-    let interval = match pace {
-        Pace::Paced => paced_interval(ctx.status_interval, object_bytes(obj, memo)),
-        Pace::AtOnce => ctx.status_interval,
-    };
+    let versions = (resource_version.clone(), produced);
     if let Some(wait) = hold_for(pace, memo.last_patch, interval, Instant::now())
         && status::detail_only(&current, &desired, generation)
         && status::status_differs(&current, &desired, generation)
     {
-        keep_current(memo, cache_is_stale, (resource_version, produced), current);
-        return Ok(Some(wait));
+        keep_current(memo, cache_is_stale, versions, current);
+        return Ok(Written::Held(wait));
     }
-    let outcome = match status::write_status(ctx, obj, &current, &desired).await {
+    let Some(body) = status::status_patch(&current, &desired, generation)? else {
+        keep_current(memo, cache_is_stale, versions, current);
+        memo.held_for_creates = None;
+        return Ok(if creating {
+            memo.landing.wake_when_landed();
+            Written::InFlight
+        } else {
+            Written::Settled
+        });
+    };
+    // What the status is once the patch lands: `desired` with the observedGeneration it carries.
+    if let (Value::Object(fields), Some(generation)) = (&mut desired, generation) {
+        fields.insert("observedGeneration".into(), Value::from(generation));
+    }
+    memo.written = Some(WrittenStatus {
+        over_resource_version: resource_version,
+        produced_resource_version: None,
+        status: desired.clone(),
+    });
+    memo.last_patch = Some(Instant::now());
+    memo.held_for_creates = None;
+    memo.landing.send_patch(wake);
+    let (Some(namespace), Some(name)) = (obj.meta().namespace.clone(), obj.meta().name.clone())
+    else {
+        return Err(StatusError::MissingIdentity.into());
+    };
+    let sent = Patch {
+        target: (namespace, name),
+        body,
+        current,
+        desired,
+        generation,
+    };
+    ctx.writes
+        .spawn(send_patch::<K>(ctx.clone(), memo.landing.clone(), sent));
+    Ok(Written::InFlight)
+}
+
+/// Whether the status write waits for the creates in flight, so that it carries what they did
+/// (a step's Job and start time: one write instead of two); at most `interval` in a row, so a
+/// run that keeps sending creates still gets its status written.
+fn wait_for_creates(memo: &mut RunMemo, interval: Duration) -> bool {
+    let since = *memo.held_for_creates.get_or_insert_with(Instant::now);
+    since.elapsed() < interval.max(Duration::from_secs(1))
+}
+
+/// A status patch on its way.
+struct Patch {
+    target: (String, String),
+    body: Value,
+    /// The status it goes over and the one it makes: for the summary sent when the API server
+    /// refuses the status itself.
+    current: Value,
+    desired: Value,
+    generation: Option<i64>,
+}
+
+/// Sends one status patch and puts what it did in `landing`; wakes the object when asked to.
+async fn send_patch<K: RunKind>(ctx: Arc<Context>, landing: Arc<Landing>, patch: Patch) {
+    let (namespace, name) = &patch.target;
+    let landed = match status::send_patch::<K>(&ctx, namespace, name, &patch.body).await {
         Err(StatusError::Patch {
             source: kube::Error::Api(refused),
             ..
@@ -289,32 +370,63 @@ pub(super) async fn write<K: RunKind>(
             // The status itself was refused (too large for etcd, or a value the server will
             // not store): fall back to the summary, so the object never stays without one.
             tracing::warn!(code = refused.code, message = %bounded(&refused.message), "status refused; writing the summary only");
-            desired = minimal_status(&desired);
-            status::write_status(ctx, obj, &current, &desired).await?
-        }
-        other => other?,
-    };
-    match outcome {
-        StatusWrite::Patched {
-            resource_version: produced,
-        } => {
-            // What the status is now: `desired` with the observedGeneration the patch carried.
-            if let (Value::Object(fields), Some(generation)) = (&mut desired, generation) {
-                fields.insert("observedGeneration".into(), Value::from(generation));
+            let summary = minimal_status(&patch.desired);
+            match status::status_patch(&patch.current, &summary, patch.generation) {
+                Ok(Some(body)) => landed(
+                    status::send_patch::<K>(&ctx, namespace, name, &body).await,
+                    Some(summary),
+                ),
+                Ok(None) => LandedStatus::Dropped,
+                Err(error) => landed(Err(error), None),
             }
-            memo.written = Some(WrittenStatus {
-                over_resource_version: resource_version,
-                produced_resource_version: produced,
-                status: desired,
-            });
-            memo.last_patch = Some(Instant::now());
         }
-        StatusWrite::Unchanged => {
-            keep_current(memo, cache_is_stale, (resource_version, produced), current)
-        }
-        StatusWrite::Gone => {}
+        other => landed(other, None),
+    };
+    if landing.land_status(landed) {
+        ctx.wakes.wake(namespace, name);
     }
-    Ok(None)
+}
+
+/// What a sent patch did, as the memory keeps it.
+fn landed(write: Result<StatusWrite, StatusError>, summary: Option<Value>) -> LandedStatus {
+    match write {
+        Ok(StatusWrite::Patched { resource_version }) => LandedStatus::Patched {
+            produced_resource_version: resource_version,
+            summary,
+        },
+        Ok(StatusWrite::Unchanged | StatusWrite::Gone) => LandedStatus::Dropped,
+        Err(error) => LandedStatus::Failed {
+            category: error.category(),
+            message: error.to_string(),
+        },
+    }
+}
+
+/// Records what the status patch that landed did; a failed one is the reconcile's error (its
+/// backoff paces the next attempt).
+pub(super) fn land(memo: &mut RunMemo, landed: Option<LandedStatus>) -> Option<RunError> {
+    match landed? {
+        LandedStatus::Patched {
+            produced_resource_version,
+            summary,
+        } => {
+            if let Some(written) = &mut memo.written {
+                written.produced_resource_version = produced_resource_version;
+                if let Some(summary) = summary {
+                    written.status = summary;
+                }
+            }
+            None
+        }
+        LandedStatus::Dropped => {
+            memo.written = None;
+            None
+        }
+        LandedStatus::Failed { category, message } => {
+            memo.written = None;
+            Some(RunError::StatusLanded { category, message })
+        }
+    }
 }
 
 /// The status this process last wrote, while the cache does not show it yet (`None` otherwise,

@@ -558,3 +558,149 @@ fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
     obj.metadata.resource_version = Some("8".into());
     assert!(written_status(&obj, &memo).is_none());
 }
+
+#[test]
+fn a_step_whose_create_is_in_flight_counts_as_running_and_is_not_sent_again() {
+    let mut m = StepMemo {
+        creating: true,
+        ..Default::default()
+    };
+    assert_eq!(outcome_without_job(&m), (StepOutcome::Running, None));
+    // Landed as refused: not running, may be created once the refusal's backoff passed.
+    m.creating = false;
+    assert_eq!(outcome_without_job(&m), (StepOutcome::NotCreated, None));
+}
+
+#[test]
+fn landed_creates_are_recorded_on_their_steps() {
+    use crate::memory::{CreateOutcome, LandedCreate};
+    let mut memo = RunMemo::default();
+    for key in ["made", "ours", "taken", "refused", "moved-on"] {
+        memo.steps.insert(
+            key.into(),
+            StepMemo {
+                creating: true,
+                ..Default::default()
+            },
+        );
+    }
+    memo.steps.get_mut("moved-on").unwrap().attempt = 2;
+    let landed = |key: &str, outcome| LandedCreate {
+        key: key.into(),
+        attempt: 1,
+        generation: Some(1),
+        template_version: None,
+        outcome,
+    };
+    let job = jobsmith_engine::ObservedJob::default();
+    let created = super::create::land(
+        &mut memo,
+        vec![
+            landed("made", CreateOutcome::Created(Box::new(job))),
+            landed("ours", CreateOutcome::Exists),
+            landed("taken", CreateOutcome::Conflict),
+            landed(
+                "refused",
+                CreateOutcome::Refused {
+                    blocker: Blocker::CreateRefused {
+                        message: "quota".into(),
+                    },
+                    retryable: true,
+                },
+            ),
+            landed("moved-on", CreateOutcome::Exists),
+        ],
+    );
+    assert_eq!(created, vec!["made".to_owned()]);
+    assert!(memo.steps.values().all(|s| !s.creating));
+    let made = &memo.steps["made"];
+    assert!(made.created && made.started && !made.seen);
+    // The answer stands in for the Job until the cache shows it.
+    assert!(memo.fresh_jobs.contains_key("made"));
+    assert!(memo.steps["ours"].started && !memo.steps["ours"].created);
+    let taken = memo.steps["taken"].refused.as_ref().unwrap();
+    assert_eq!(taken.blocker, Blocker::NameConflict);
+    assert!(taken.retry_at.is_some());
+    let refused = memo.steps["refused"].refused.as_ref().unwrap();
+    assert!(matches!(refused.blocker, Blocker::CreateRefused { .. }));
+    assert!(!memo.steps["refused"].started);
+    // A create for an attempt the step has left changes nothing but the flight.
+    assert!(!memo.steps["moved-on"].started);
+}
+
+#[test]
+fn a_landed_patch_updates_our_last_write_and_a_failed_one_is_forgotten_and_reported() {
+    use crate::memory::{LandedStatus, WrittenStatus};
+    let mut memo = RunMemo::default();
+    let sent = || WrittenStatus {
+        over_resource_version: Some("7".into()),
+        produced_resource_version: None,
+        status: serde_json::json!({"phase": "Running", "record": {"steps": 2}}),
+    };
+    assert!(super::report::land(&mut memo, None).is_none());
+    memo.written = Some(sent());
+    let landed = LandedStatus::Patched {
+        produced_resource_version: Some("9".into()),
+        summary: None,
+    };
+    assert!(super::report::land(&mut memo, Some(landed)).is_none());
+    let written = memo.written.as_ref().unwrap();
+    assert_eq!(written.produced_resource_version.as_deref(), Some("9"));
+    assert_eq!(written.status["record"]["steps"], 2);
+    // The full status was refused and the summary stored instead: that is what we wrote.
+    memo.written = Some(sent());
+    let summary = serde_json::json!({"phase": "Running"});
+    let landed = LandedStatus::Patched {
+        produced_resource_version: Some("10".into()),
+        summary: Some(summary.clone()),
+    };
+    assert!(super::report::land(&mut memo, Some(landed)).is_none());
+    assert_eq!(memo.written.as_ref().unwrap().status, summary);
+    // A failed patch: compared with the cache again, and the reconcile fails (its backoff).
+    memo.written = Some(sent());
+    let failed = LandedStatus::Failed {
+        category: "status_patch",
+        message: "boom".into(),
+    };
+    let error = super::report::land(&mut memo, Some(failed)).expect("reported");
+    assert!(memo.written.is_none());
+    use crate::controller::ErrorCategory;
+    assert_eq!(error.category(), "status_patch");
+}
+
+#[test]
+fn a_landing_wakes_the_object_only_when_someone_waits_for_it() {
+    use crate::memory::{LandedStatus, Landing};
+    let landing = Landing::default();
+    assert_eq!(landing.in_flight(), (false, false));
+    // A batch of creates always wakes: the status and the next batch wait for it.
+    landing.send_creates();
+    assert_eq!(landing.in_flight(), (true, false));
+    assert!(landing.creates_done());
+    assert_eq!(landing.in_flight(), (false, false));
+    // A patch nobody waits for lands quietly...
+    let patched = || LandedStatus::Patched {
+        produced_resource_version: None,
+        summary: None,
+    };
+    landing.send_patch(false);
+    assert_eq!(landing.in_flight(), (false, true));
+    assert!(!landing.land_status(patched()));
+    // ...one the reconcile asked about (cleanup, TTLs), or that a later reconcile found in
+    // flight, wakes the object; a failed one always does.
+    landing.send_patch(true);
+    assert!(landing.land_status(patched()));
+    landing.send_patch(false);
+    landing.wake_when_landed();
+    assert!(landing.land_status(patched()));
+    landing.send_patch(false);
+    let failed = LandedStatus::Failed {
+        category: "status_patch",
+        message: "x".into(),
+    };
+    assert!(landing.land_status(failed));
+    // What landed is read once.
+    let (creates, status) = landing.take();
+    assert!(creates.is_empty() && status.is_some());
+    assert!(landing.take().1.is_none());
+}
