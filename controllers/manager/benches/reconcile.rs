@@ -28,7 +28,7 @@ use jobsmith_engine::{
     evaluate_with, observe,
 };
 use jobsmith_manager::cache::guard::Guarded;
-use jobsmith_manager::memory::RunMemo;
+use jobsmith_manager::memory::{RunMemo, step_at_mut};
 use jobsmith_manager::run::report::{StepsSeen, roll_up_steps, step_record};
 use jobsmith_manager::run::{RunKind, StatusParts};
 use jobsmith_manager::status::{now, status_patch};
@@ -106,11 +106,9 @@ fn reconcile(
     let mut outcomes = Vec::with_capacity(plan.steps.len());
     let mut jobs = Vec::with_capacity(plan.steps.len());
     let mut lookup = ObjectRef::<ObservedJob>::new("").within("bench");
-    for step in &plan.steps {
-        if !memo.steps.contains_key(&step.key) {
-            memo.steps.insert(step.key.clone(), Default::default());
-        }
-        let Some(known) = memo.steps.get_mut(&step.key) else {
+    memo.align(plan);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let Some(known) = step_at_mut(&mut memo.steps, i, &step.key) else {
             continue;
         };
         lookup.name.clear();
@@ -142,7 +140,7 @@ fn reconcile(
     let rolled = roll_up_steps(&seen, previous, entries, obj.metadata.generation, &time);
     // Move the memory to the new phases.
     for (i, step) in plan.steps.iter().enumerate() {
-        if let Some(known) = memo.steps.get_mut(&step.key) {
+        if let Some(known) = step_at_mut(&mut memo.steps, i, &step.key) {
             known.phase = rolled.step_phases[i];
             known.reason = None;
         }

@@ -9,6 +9,7 @@ use std::{
     time::Instant,
 };
 
+use indexmap::IndexMap;
 use jobsmith_api::{
     Phase, RetryEntry, RunStatus, StepEntry, StepOutputs, StepPhase as ApiStepPhase, StepRecord,
 };
@@ -21,9 +22,30 @@ use jobsmith_engine::{
 };
 use serde_json::Value;
 
-/// What is remembered of every step, by step key (a fast hasher: a reconcile looks up every step
-/// of its run; the keys come from the cluster's own objects, not from a network peer).
-pub type StepMemos = HashMap<String, StepMemo, foldhash::fast::RandomState>;
+/// What is remembered of every step, by step key (a fast hasher: the keys come from the
+/// cluster's own objects, not from a network peer), kept in the plan's step order
+/// ([`RunMemo::align`]) so that a reconcile, which visits every step of its run several times,
+/// finds step `i` at position `i` without hashing its key ([`step_at`], [`step_at_mut`]).
+pub type StepMemos = IndexMap<String, StepMemo, foldhash::fast::RandomState>;
+
+/// The memory of the step with `key`, step `i` of the plan: at position `i` when the memory is
+/// in the plan's order (one comparison of the key), else looked up by key.
+pub fn step_at<'a>(steps: &'a StepMemos, i: usize, key: &str) -> Option<&'a StepMemo> {
+    match steps.get_index(i) {
+        Some((k, known)) if k == key => Some(known),
+        _ => steps.get(key),
+    }
+}
+
+/// [`step_at`], to change it.
+pub fn step_at_mut<'a>(steps: &'a mut StepMemos, i: usize, key: &str) -> Option<&'a mut StepMemo> {
+    let in_place = steps.get_index(i).is_some_and(|(k, _)| k == key);
+    if in_place {
+        steps.get_index_mut(i).map(|(_, known)| known)
+    } else {
+        steps.get_mut(key)
+    }
+}
 
 /// What was last seen of one step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,6 +160,8 @@ pub struct RunMemo {
     pub landing: Arc<Landing>,
     /// Since when status writes wait for creates sent by the same reconcile (`run/report.rs`).
     pub held_for_creates: Option<Instant>,
+    /// The key digest of the plan whose order `steps` is in ([`RunMemo::align`]).
+    pub aligned_to: Option<String>,
 }
 
 /// The writes of a run object that a reconcile sends off without waiting for the API server
@@ -151,11 +175,12 @@ pub struct Landing {
 
 #[derive(Debug, Default)]
 struct LandingState {
-    creating: bool,
+    /// Batches of creates in flight.
+    creating: usize,
     patching: bool,
     creates: Vec<LandedCreate>,
     status: Option<LandedStatus>,
-    /// A reconcile is waiting for what is in flight: wake the object when it lands.
+    /// A reconcile waits for the status patch in flight: wake the object when it lands.
     wake: bool,
 }
 
@@ -209,17 +234,15 @@ impl Landing {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether a batch of creates and a status patch are in flight.
+    /// Whether creates and a status patch are in flight.
     pub fn in_flight(&self) -> (bool, bool) {
         let state = self.state();
-        (state.creating, state.patching)
+        (state.creating > 0, state.patching)
     }
 
-    /// A batch of creates goes out; its landing always wakes the object.
+    /// A batch of creates goes out (its landing always wakes the object).
     pub fn send_creates(&self) {
-        let mut state = self.state();
-        state.creating = true;
-        state.wake = true;
+        self.state().creating += 1;
     }
 
     /// A status patch goes out; `wake`: the object wants to be reconciled when it lands.
@@ -229,7 +252,7 @@ impl Landing {
         state.wake |= wake;
     }
 
-    /// A reconcile waits for what is in flight.
+    /// A reconcile waits for the status patch in flight.
     pub fn wake_when_landed(&self) {
         self.state().wake = true;
     }
@@ -238,11 +261,11 @@ impl Landing {
         self.state().creates.push(landed);
     }
 
-    /// The batch of creates is done; whether to wake the object now.
-    pub fn creates_done(&self) -> bool {
+    /// A batch of creates is done: the object is woken (what they did is for the next
+    /// reconcile to record, and more steps may be ready).
+    pub fn creates_done(&self) {
         let mut state = self.state();
-        state.creating = false;
-        std::mem::take(&mut state.wake)
+        state.creating = state.creating.saturating_sub(1);
     }
 
     /// The status patch is done; whether to wake the object now (always after a failure).
@@ -359,6 +382,7 @@ impl RunMemo {
             fresh_jobs: HashMap::new(),
             landing: Arc::default(),
             held_for_creates: None,
+            aligned_to: None,
         }
     }
 
@@ -451,7 +475,34 @@ impl RunMemo {
         if self.steps.len() > plan.steps.len() {
             let keys: HashSet<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
             self.steps.retain(|k, _| keys.contains(k.as_str()));
+            self.aligned_to = None;
         }
+    }
+
+    /// Puts the step memories in the plan's order, once per plan: step `i` is entry `i` (a
+    /// step not remembered yet gets a fresh memory, a baseline after a restart); remembered
+    /// steps the plan no longer has follow. Entries added later go after them, so the order
+    /// holds until the plan changes.
+    pub fn align(&mut self, plan: &Plan) {
+        let digest = plan.key_digest();
+        if self.aligned_to.as_deref() == Some(digest) && self.steps.len() >= plan.steps.len() {
+            return;
+        }
+        let mut old = std::mem::take(&mut self.steps);
+        let mut steps = StepMemos::with_capacity_and_hasher(
+            old.len().max(plan.steps.len()),
+            foldhash::fast::RandomState::default(),
+        );
+        for step in &plan.steps {
+            let known = old.swap_remove(&step.key).unwrap_or_else(|| StepMemo {
+                baseline: self.restored,
+                ..StepMemo::default()
+            });
+            steps.insert(step.key.clone(), known);
+        }
+        steps.extend(old);
+        self.steps = steps;
+        self.aligned_to = Some(digest.to_owned());
     }
 }
 

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     apply::{self, ApplyError, JobWrite},
     context::Context,
-    memory::{CreateOutcome, LandedCreate, Landing, Refusal, RunMemo, StepMemo},
+    memory::{CreateOutcome, LandedCreate, Landing, Refusal, RunMemo, StepMemo, step_at},
     telemetry::metrics,
 };
 
@@ -35,8 +35,10 @@ const CREATE_CONCURRENCY: usize = 8;
 
 /// Jobs one reconcile sends at most; the rest follow when the batch has landed (its landing
 /// wakes the object). Within it, a reconcile sends only as many creates as the write budget has
-/// tokens for now (at least one), so a batch never waits long for the budget.
-const CREATE_BATCH: usize = 16;
+/// tokens for now (at least one), so a batch never waits long for the budget. A big run is
+/// reconciled a few times a second (`EVALUATION_SHARE`), so a batch must be large enough for
+/// the write budget (100 a second by default) to be used.
+const CREATE_BATCH: usize = 64;
 
 /// How often a name held by another owner's Job is read again.
 pub(super) const CONFLICT_RECHECK: Duration = Duration::from_secs(2);
@@ -54,11 +56,12 @@ struct Outgoing {
     read_first: bool,
 }
 
-/// Sends the creates the scheduler asks for, without waiting for them (one batch in flight per
-/// object: while one is, nothing more is sent and its landing wakes the object). Each step sent
-/// counts as running from now on (`StepMemo::creating`) until its create has landed. A step that
-/// turns out blocked-and-failed may unblock failure handlers, so decide again until nothing new
-/// is attempted or the batch is full. Returns whether a batch was sent.
+/// Sends the creates the scheduler asks for, without waiting for them: as many as the write
+/// budget has tokens for (at least one when none are in flight), so the batches in flight never
+/// wait long for the budget; each batch's landing wakes the object. Each step sent counts as
+/// running from now on (`StepMemo::creating`) until its create has landed. A step that turns
+/// out blocked-and-failed may unblock failure handlers, so decide again until nothing new is
+/// attempted or the batch is full. Returns whether a batch was sent.
 pub(super) fn send_ready<K: RunKind>(
     obj: &K,
     ctx: &Arc<Context>,
@@ -68,9 +71,7 @@ pub(super) fn send_ready<K: RunKind>(
     memo: &mut RunMemo,
     observed: &mut Observed,
 ) -> bool {
-    if memo.landing.in_flight().0 {
-        return false;
-    }
+    let in_flight = memo.landing.in_flight().0;
     let generation = obj.meta().generation;
     let mut attempted = vec![false; plan.steps.len()];
     let mut tried = 0usize;
@@ -83,7 +84,10 @@ pub(super) fn send_ready<K: RunKind>(
             .copied()
             .filter(|s| !attempted.get(s.index()).copied().unwrap_or(true))
             .collect();
-        let budget = ctx.limiter.available().max(usize::from(tried == 0));
+        let budget = ctx
+            .limiter
+            .available()
+            .max(usize::from(tried == 0 && !in_flight));
         todo.truncate(CREATE_BATCH.saturating_sub(tried).min(budget));
         if todo.is_empty() {
             break;
@@ -186,9 +190,8 @@ async fn send_batch<K: RunKind>(
             }
         })
         .await;
-    if landing.creates_done() {
-        ctx.wakes.wake(&namespace, &name);
-    }
+    landing.creates_done();
+    ctx.wakes.wake(&namespace, &name);
 }
 
 /// Records on the step memory what the creates that landed did; returns the keys of the steps
@@ -234,7 +237,7 @@ pub(super) fn land(memo: &mut RunMemo, landed: Vec<LandedCreate>) -> Vec<String>
 fn had_conflict(memo: &RunMemo, plan: &Plan, step: StepId) -> bool {
     plan.steps
         .get(step.index())
-        .and_then(|p| memo.steps.get(&p.key))
+        .and_then(|p| step_at(&memo.steps, step.index(), &p.key))
         .and_then(|known| known.refused.as_ref())
         .is_some_and(|r| r.blocker == Blocker::NameConflict)
 }

@@ -16,7 +16,7 @@ use kube::runtime::events::EventType;
 use crate::{
     cli::StepEvents,
     context::Context,
-    memory::{RunMemo, StepMemo},
+    memory::{RunMemo, StepMemo, step_at_mut},
     telemetry::events::{EventKind, Regarding},
 };
 
@@ -196,8 +196,8 @@ pub(super) fn transitions<K: RunKind>(
         if phase == ApiStepPhase::Running {
             active += 1;
         }
-        // Every step has its entry (`observe_steps`); a key is never cloned per reconcile.
-        let Some(known) = memo.steps.get_mut(&step.key) else {
+        // Every step has its entry (`observe_steps`), in plan order.
+        let Some(known) = step_at_mut(&mut memo.steps, i, &step.key) else {
             continue;
         };
         if observed.jobs[i].is_some() {

@@ -23,7 +23,7 @@ use super::{RunKind, create::CONFLICT_RECHECK};
 use crate::{
     cache::jobs,
     context::Context,
-    memory::{Refusal, RunMemo, StepMemo, finished_before},
+    memory::{Refusal, RunMemo, StepMemo, finished_before, step_at, step_at_mut},
 };
 
 /// The steps as observed, and the decision taken on them (updated while Jobs are created).
@@ -76,24 +76,14 @@ pub(super) fn observe_steps<K: RunKind>(
             stop: Vec::new(),
         },
     };
-    let restored = memo.restored;
+    // Every step has its memory, in plan order (`RunMemo::align`): found by position.
+    memo.align(plan);
     let (steps, fresh_jobs) = (&mut memo.steps, &mut memo.fresh_jobs);
     // One key for every lookup, its name replaced per step: building a fresh `ObjectRef` (two
     // strings) for each of 10,000 steps was a visible part of a big run's reconcile.
     let mut lookup = ObjectRef::<ObservedJob>::new("").within(namespace);
-    for step in &plan.steps {
-        // Looked up before inserting: cloning every step's key on every reconcile was the
-        // largest single cost of a reconcile of a 10,000-step run (`make bench-engine`).
-        if !steps.contains_key(&step.key) {
-            steps.insert(
-                step.key.clone(),
-                StepMemo {
-                    baseline: restored,
-                    ..StepMemo::default()
-                },
-            );
-        }
-        let Some(known) = steps.get_mut(&step.key) else {
+    for (i, step) in plan.steps.iter().enumerate() {
+        let Some(known) = step_at_mut(steps, i, &step.key) else {
             continue;
         };
         lookup.name.clear();
@@ -309,8 +299,12 @@ impl Observed {
             .then_some(CONFLICT_RECHECK);
         plan.steps
             .iter()
-            .filter_map(|step| {
-                let at = memo.steps.get(&step.key)?.refused.as_ref()?.retry_at?;
+            .enumerate()
+            .filter_map(|(i, step)| {
+                let at = step_at(&memo.steps, i, &step.key)?
+                    .refused
+                    .as_ref()?
+                    .retry_at?;
                 Some(at.saturating_duration_since(Instant::now()))
             })
             .chain(conflict)

@@ -25,7 +25,7 @@ use super::{RunError, RunKind, StatusParts, StatusView, observe::Observed};
 use crate::{
     apply,
     context::Context,
-    memory::{LandedStatus, Landing, RunMemo, StepMemo, WrittenStatus, finished_before},
+    memory::{LandedStatus, Landing, RunMemo, StepMemo, WrittenStatus, finished_before, step_at},
     status::{self, StatusError, StatusWrite},
 };
 
@@ -157,7 +157,7 @@ pub fn step_record(
     let mut states = Vec::with_capacity(n);
     let mut attempts = Vec::with_capacity(n);
     for (i, step) in plan.steps.iter().enumerate() {
-        let known = memo.steps.get(&step.key);
+        let known = step_at(&memo.steps, i, &step.key);
         attempts.push(known.map_or(1, StepMemo::attempt));
         let job = jobs.get(i).and_then(Option::as_deref);
         states.push(recorded_state(job, blockers.get(i), known));
@@ -272,12 +272,21 @@ pub(super) fn write<K: RunKind>(
         Pace::Paced => paced_interval(ctx.status_interval, object_bytes(obj, memo)),
         Pace::AtOnce => ctx.status_interval,
     };
+    let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
+    let generation = obj.meta().generation;
     let (creating, patching) = memo.landing.in_flight();
-    if patching || (creating && wait_for_creates(memo, interval)) {
-        memo.landing.wake_when_landed();
+    if patching {
+        // Woken when it lands only if another write waits (or work after the write).
+        let sending = memo.written.as_ref().map(|w| &w.status);
+        if wake || sending.is_none_or(|s| status::status_differs(s, &desired, generation)) {
+            memo.landing.wake_when_landed();
+        }
         return Ok(Written::InFlight);
     }
-    let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
+    if creating && wait_for_creates(memo, interval) {
+        // Their landing wakes the object.
+        return Ok(Written::InFlight);
+    }
     let resource_version = obj.meta().resource_version.clone();
     // `Some`: the cache does not show our last write yet.
     let ours = memo
@@ -293,7 +302,6 @@ pub(super) fn write<K: RunKind>(
         Some(ours) => ours,
         None => read_status(obj, memo, resource_version.as_deref()),
     };
-    let generation = obj.meta().generation;
     let versions = (resource_version.clone(), produced);
     if let Some(wait) = hold_for(pace, memo.last_patch, interval, Instant::now())
         && status::detail_only(&current, &desired, generation)
@@ -305,8 +313,8 @@ pub(super) fn write<K: RunKind>(
     let Some(body) = status::status_patch(&current, &desired, generation)? else {
         keep_current(memo, cache_is_stale, versions, current);
         memo.held_for_creates = None;
+        // Creates in flight wake the object when they land.
         return Ok(if creating {
-            memo.landing.wake_when_landed();
             Written::InFlight
         } else {
             Written::Settled

@@ -453,12 +453,12 @@ fn a_large_object_spaces_its_detail_writes_in_proportion_to_its_size() {
 #[test]
 fn a_costly_evaluation_spaces_the_next_one_and_a_cheap_one_does_not() {
     let now = Instant::now();
-    // 8 ms of evaluation (a 10,000-step run) ended 10 ms ago: the next waits 62 ms more.
-    let big = Some((now - Duration::from_millis(10), Duration::from_millis(8)));
-    assert_eq!(evaluation_gap(big, now), Some(Duration::from_millis(62)));
-    assert_eq!(evaluation_gap(big, now + Duration::from_millis(62)), None);
-    // 50 us (a small run): never held back.
-    let small = Some((now, Duration::from_micros(50)));
+    // 5 ms of work (a 10,000-step run) ended 10 ms ago: the next waits 49 x 5 - 10 = 235 ms.
+    let big = Some((now - Duration::from_millis(10), Duration::from_millis(5)));
+    assert_eq!(evaluation_gap(big, now), Some(Duration::from_millis(235)));
+    assert_eq!(evaluation_gap(big, now + Duration::from_millis(235)), None);
+    // 20 us (a small run): under a millisecond, never held back.
+    let small = Some((now, Duration::from_micros(20)));
     assert_eq!(evaluation_gap(small, now), None);
     assert_eq!(evaluation_gap(None, now), None);
 }
@@ -673,10 +673,13 @@ fn a_landing_wakes_the_object_only_when_someone_waits_for_it() {
     use crate::memory::{LandedStatus, Landing};
     let landing = Landing::default();
     assert_eq!(landing.in_flight(), (false, false));
-    // A batch of creates always wakes: the status and the next batch wait for it.
+    // Creates are in flight until their last batch is done.
+    landing.send_creates();
     landing.send_creates();
     assert_eq!(landing.in_flight(), (true, false));
-    assert!(landing.creates_done());
+    landing.creates_done();
+    assert_eq!(landing.in_flight(), (true, false));
+    landing.creates_done();
     assert_eq!(landing.in_flight(), (false, false));
     // A patch nobody waits for lands quietly...
     let patched = || LandedStatus::Patched {
