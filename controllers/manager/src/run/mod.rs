@@ -344,6 +344,11 @@ fn waits_for_record(finished: &RunStatus, observed: &observe::Observed) -> bool 
 /// API server) the manager spent 5.6 ms of CPU per Job at full size (docs/scaling.md).
 const EVALUATION_SHARE: u32 = 50;
 
+/// The longest wait between two reconciles of an object: a reconcile that cost far more than
+/// usual (the plan compiled for a new generation, a thread preempted under load) must not hold
+/// the next one back for seconds.
+const EVALUATION_GAP_MAX: Duration = Duration::from_secs(1);
+
 /// Measures the time a reconcile works, leaving out the requests it awaits.
 struct Stopwatch {
     total: Duration,
@@ -376,7 +381,9 @@ impl Stopwatch {
 /// are not worth a requeue.
 pub(crate) fn evaluation_gap(last: Option<(Instant, Duration)>, now: Instant) -> Option<Duration> {
     let (ended, cost) = last.filter(|(_, cost)| *cost >= Duration::from_millis(1))?;
-    let gap = cost.saturating_mul(EVALUATION_SHARE - 1);
+    let gap = cost
+        .saturating_mul(EVALUATION_SHARE - 1)
+        .min(EVALUATION_GAP_MAX);
     let since = now.saturating_duration_since(ended);
     let wait = gap.saturating_sub(since);
     (wait >= Duration::from_millis(1)).then_some(wait)

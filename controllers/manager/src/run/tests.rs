@@ -457,6 +457,9 @@ fn a_costly_evaluation_spaces_the_next_one_and_a_cheap_one_does_not() {
     let big = Some((now - Duration::from_millis(10), Duration::from_millis(5)));
     assert_eq!(evaluation_gap(big, now), Some(Duration::from_millis(235)));
     assert_eq!(evaluation_gap(big, now + Duration::from_millis(235)), None);
+    // A reconcile that cost far more (a plan compiled, a preempted thread): at most a second.
+    let slow = Some((now, Duration::from_millis(300)));
+    assert_eq!(evaluation_gap(slow, now), Some(Duration::from_secs(1)));
     // 20 us (a small run): under a millisecond, never held back.
     let small = Some((now, Duration::from_micros(20)));
     assert_eq!(evaluation_gap(small, now), None);
