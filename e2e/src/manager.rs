@@ -186,9 +186,30 @@ impl ManagerProcess {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for the
-/// manager's `--metrics-bind-address` / `--health-probe-bind-address`.
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released), for the
+/// manager's `--metrics-bind-address` / `--health-probe-bind-address` and a private plane's
+/// components. Taken from 20000-32767, below the kernel's ephemeral range (32768-60999 here):
+/// a port the kernel hands out for port 0 is one it also hands to outgoing connections, and
+/// every client of the plane opens many, so one took such a port between this check and the
+/// manager's bind ("Address already in use", `kstatus.rs` in CI, 2026-12-07). The plane's own
+/// fixed ports (2379, 2380, 6443, 10247-10259) lie below this range.
 pub fn free_local_port() -> Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test process starts at its own place (its pid), its threads take the next ones.
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let Ok(port) = u16::try_from(LOW + start.wrapping_add(step.wrapping_mul(104_729)) % SPAN)
+        else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
