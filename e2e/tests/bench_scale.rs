@@ -25,6 +25,7 @@
 //!   (`/proc/<pid>/stat`) over both big runs per Job, and its peak resident set;
 //! - `big_run_reconcile_p99_ms`: the upper bound of the histogram bucket holding the 99th
 //!   percentile of the manager's reconcile durations (`jobsmith_reconcile_duration_seconds`);
+//!   `big_run_reconciles`: how many reconciles that histogram counted, per controller;
 //! - `big_run_small_edge_latency_p99_ms`: step-to-step latency of small workflows run while the
 //!   big ManagedJob runs (a big wave must not starve them);
 //! - `many_runs_wall_s`, `many_runs_edge_latency_p99_ms`, `many_runs_manager_peak_rss_mib`,
