@@ -61,7 +61,7 @@ struct Outgoing {
 /// wait long for the budget; each batch's landing wakes the object. Each step sent counts as
 /// running from now on (`StepMemo::creating`) until its create has landed. A step that turns
 /// out blocked-and-failed may unblock failure handlers, so decide again until nothing new is
-/// attempted or the batch is full. Returns whether a batch was sent.
+/// attempted or the batch is full.
 pub(super) fn send_ready<K: RunKind>(
     obj: &K,
     ctx: &Arc<Context>,
@@ -70,7 +70,7 @@ pub(super) fn send_ready<K: RunKind>(
     uid: &str,
     memo: &mut RunMemo,
     observed: &mut Observed,
-) -> bool {
+) {
     let in_flight = memo.landing.in_flight().0;
     let generation = obj.meta().generation;
     let mut attempted = vec![false; plan.steps.len()];
@@ -139,7 +139,7 @@ pub(super) fn send_ready<K: RunKind>(
         observed.decision = decide(plan, observed);
     }
     if batch.is_empty() {
-        return false;
+        return;
     }
     memo.landing.send_creates();
     let target = (namespace.to_owned(), obj.name_any());
@@ -150,7 +150,6 @@ pub(super) fn send_ready<K: RunKind>(
         target,
         batch,
     ));
-    true
 }
 
 /// Sends one batch of creates and puts what each did in `landing`; wakes the object after.

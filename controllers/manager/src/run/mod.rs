@@ -326,10 +326,11 @@ async fn reconcile_with<K: RunKind>(
 /// final (cleanup, its TTL), or a finished Job asked for a TTL.
 fn waits_for_record(finished: &RunStatus, observed: &observe::Observed) -> bool {
     finished.phase.is_some_and(Phase::is_terminal)
-        || observed.jobs.iter().flatten().any(|job| {
-            jobsmith_engine::compile::deferred_ttl(&job.metadata).is_some()
-                && jobsmith_engine::observe::finished_at(job).is_some()
-        })
+        || observed
+            .jobs
+            .iter()
+            .flatten()
+            .any(|job| report::deferred_expiry(job).is_some())
 }
 
 /// Reconciling one run object (observe, decide, roll up, the status and its diff: linear in its

@@ -198,6 +198,13 @@ fn recorded_state(
     }
 }
 
+/// A finished Job that asked for a TTL (held back by engine `compile::defer_ttl` until its
+/// outcome is recorded): the TTL in seconds and when the Job finished.
+pub(super) fn deferred_expiry(job: &ObservedJob) -> Option<(u64, &Time)> {
+    let ttl = compile::deferred_ttl(&job.metadata)?;
+    Some((ttl, observe::finished_at(job)?))
+}
+
 /// Deletes the finished Jobs whose deferred TTL (engine `compile::defer_ttl`) has passed; their
 /// outcome is in the status just written. Returns when the next one is due.
 pub(super) async fn expire_recorded_jobs(
@@ -207,13 +214,10 @@ pub(super) async fn expire_recorded_jobs(
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut next: Option<Duration> = None;
     for job in jobs.iter().flatten() {
-        let Some(ttl) = compile::deferred_ttl(&job.metadata) else {
-            continue;
-        };
         if job.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let Some(finished) = observe::finished_at(job) else {
+        let Some((ttl, finished)) = deferred_expiry(job) else {
             continue;
         };
         let due = finished
