@@ -7,7 +7,8 @@
 #     docker-registry (a local registry for the tests) and file (checks the binary is static);
 #   * Rust: rustfmt and clippy for the pinned toolchain (rustup, only when missing);
 #   * Go >= 1.26 (builds the local control plane; kwok v0.8.0 needs 1.26), checked, not installed;
-#   * kubectl, checked (the machine image ships it).
+#   * kubectl, checked (the machine image ships it);
+#   * the disk: disk.sh reports the caches and keeps the cargo target dir within its budget.
 set -euo pipefail
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -43,3 +44,6 @@ fi
 command -v "${KUBECTL:-kubectl}" >/dev/null 2>&1 || die "kubectl is required (set KUBECTL to its path)"
 
 log "ok: $(rustc --version | awk '{print "rustc", $2}'), $go_version, kubectl $("${KUBECTL:-kubectl}" version --client 2>/dev/null | awk 'NR==1{print $3}')"
+
+# The caches' sizes and the free space, and a budget that keeps them inside the disk.
+bash "$(dirname "${BASH_SOURCE[0]}")/disk.sh"

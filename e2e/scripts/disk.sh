@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Keeps the project's caches inside the disk (run by setup.sh, so first in `make test`). Prints the
+# free space and the size of each cache, then, when the cargo target dir is over its budget or the
+# disk is nearly full, frees space in this order, logging each step:
+#   1. the target dir's incremental-compilation state (rebuilt by the next build, a few minutes);
+#   2. the whole target dir (a cold cargo build, about 25 minutes on 2 cores).
+# A target dir keyed by the compiler version outlives Cargo.lock changes, and each change leaves
+# the former builds of the crates it touched behind: without a budget it only grows.
+#   JOBSMITH_TARGET_BUDGET_GIB (default 25): the target dir's budget;
+#   JOBSMITH_MIN_FREE_GIB (default 12): the free space a `make test` needs beyond what it has.
+set -euo pipefail
+log() { printf '[disk] %s\n' "$*" >&2; }
+
+target="${CARGO_TARGET_DIR:-}"
+budget_gib="${JOBSMITH_TARGET_BUDGET_GIB:-25}"
+min_free_gib="${JOBSMITH_MIN_FREE_GIB:-12}"
+# shellcheck source-path=SCRIPTDIR source=versions.sh
+source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+
+size_gib() { [ -d "$1" ] && du -s --block-size=1G "$1" 2>/dev/null | awk '{print $1}' || echo 0; }
+free_gib() { df --output=avail --block-size=1G "$1" | tail -1 | tr -d ' '; }
+
+# The filesystem the target dir is (or will be) on.
+probe="$target"
+while [ -n "$probe" ] && [ ! -d "$probe" ]; do probe="$(dirname "$probe")"; done
+probe="${probe:-$HOME}"
+report() {
+  log "free: $(free_gib "$probe") GiB on $(df --output=target "$probe" | tail -1);" \
+    "target dir ${target:-unset}: $(size_gib "$target") GiB; tools cache $E2E_CACHE: $(size_gib "$E2E_CACHE") GiB;" \
+    "Go build cache: $(size_gib "$(go env GOCACHE 2>/dev/null || echo /nonexistent)") GiB"
+}
+report
+[ -n "$target" ] && [ -d "$target" ] || exit 0
+
+over() { [ "$(size_gib "$target")" -gt "$budget_gib" ] || [ "$(free_gib "$probe")" -lt "$min_free_gib" ]; }
+if over; then
+  log "over budget (target dir > $budget_gib GiB or free < $min_free_gib GiB): removing incremental state"
+  find "$target" -maxdepth 3 -type d -name incremental -prune -exec rm -rf {} +
+  report
+fi
+if over; then
+  log "still over budget: removing the target dir $target (the next build is cold)"
+  rm -rf "$target"
+  report
+fi
