@@ -54,10 +54,11 @@ const READ_LABELS: &[&str] = &[labels::NODE, QUEUE_NAME_LABEL];
 /// recorded.
 const READ_ANNOTATIONS: &[&str] = &[labels::TTL_AFTER_RECORDED];
 
-/// Drops what no reconciler reads before a Job enters the cache: `managedFields`, and every
-/// label and annotation but [`READ_LABELS`] and [`READ_ANNOTATIONS`] (ours, the user's params,
-/// GitOps tools': about a kilobyte of strings and map nodes per Job, 20 MB for the 20,000 Jobs
-/// of two 10,000-step runs). The pod template and the spec fields no run reads are never
+/// Drops what no reconciler reads before a Job enters the cache: `managedFields` (never decoded
+/// from a watch or a list, [`ObservedJob`]; a Job converted from a create's answer has them),
+/// and every label and annotation but [`READ_LABELS`] and [`READ_ANNOTATIONS`] (ours, the
+/// user's params, GitOps tools': about a kilobyte of strings and map nodes per Job, 20 MB for
+/// the 20,000 Jobs of two 10,000-step runs). The pod template and the spec fields no run reads are never
 /// decoded ([`ObservedJob`]). Kept: identity, those keys, owner references, `spec.suspend`,
 /// `spec.activeDeadlineSeconds` and the whole `status` (conditions, counts, times). A change of
 /// a dropped key wakes nothing (the trigger filter reads the pruned Job).

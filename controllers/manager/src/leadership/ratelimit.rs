@@ -62,17 +62,6 @@ impl WriteLimiter {
             .whole_tokens(Instant::now())
     }
 
-    /// How long until `writes` writes may go out without waiting (zero when unlimited).
-    pub fn time_for(&self, writes: usize) -> Duration {
-        let Some(bucket) = &self.bucket else {
-            return Duration::ZERO;
-        };
-        bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .time_for(writes, Instant::now())
-    }
-
     /// Waits until one write may go out; the fence is asked last, right before the request.
     pub async fn acquire(&self) -> Result<(), Fenced> {
         if let Some(bucket) = &self.bucket {
@@ -138,19 +127,6 @@ impl TokenBucket {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let whole = self.tokens.max(0.0).floor() as usize;
         whole
-    }
-
-    /// How long until `writes` whole tokens are there (at most a full bucket is waited for).
-    fn time_for(&mut self, writes: usize, now: Instant) -> Duration {
-        self.refill(now);
-        #[allow(clippy::cast_precision_loss)] // a count of writes, far below 2^52
-        let wanted = (writes as f64).min(self.capacity);
-        let missing = wanted - self.tokens;
-        if missing <= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(missing / self.rate)
-        }
     }
 
     /// Takes one token and returns how long the caller must wait for it.
@@ -219,20 +195,6 @@ mod tests {
         assert_eq!(b.whole_tokens(t0 + Duration::from_millis(150)), 0);
         assert_eq!(b.whole_tokens(t0 + Duration::from_millis(250)), 1);
         assert_eq!(WriteLimiter::unlimited().available(), usize::MAX);
-        // Five reserved from a bucket of three (-2 tokens), and two wanted: 4 tokens, 400 ms.
-        let mut b = TokenBucket::new(10.0, 3, t0);
-        for _ in 0..5 {
-            b.reserve(t0);
-        }
-        let wait = b.time_for(2, t0).as_millis();
-        assert!((399..=401).contains(&wait), "{wait}");
-        assert_eq!(b.time_for(1, t0 + Duration::from_secs(10)), Duration::ZERO);
-        // Never more than a full bucket is waited for.
-        assert_eq!(
-            b.time_for(100, t0 + Duration::from_secs(20)),
-            Duration::ZERO
-        );
-        assert_eq!(WriteLimiter::unlimited().time_for(1000), Duration::ZERO);
     }
 
     #[tokio::test]

@@ -336,14 +336,15 @@ fn waits_for_record(finished: &RunStatus, observed: &observe::Observed) -> bool 
 /// Reconciling one run object (observe, decide, roll up, the status and its diff: linear in its
 /// steps) takes at most this share of the time: after a reconcile whose own work cost `c`, the
 /// next one waits `(SHARE - 1) x c`; the Job events meanwhile are taken together then. A
-/// 10,000-step run reconciled in about 5 ms is then reconciled at most about 4 times a second
+/// 10,000-step run reconciled in about 5 ms is then reconciled at most about twice a second
 /// however many Job events its waves bring, and each of those reconciles sends a batch of
 /// creates as large as the write budget allows, while a run reconciled in under a
-/// millisecond (a small one) is never held back. Decision: a fiftieth of a core per run
+/// millisecond (a small one) is never held back. Decision: a hundredth of a core per run
 /// object. The waves of a big run bring Job events faster than any reconcile rate, so this
 /// share is what a big run costs: with a tenth (and reconciles that no longer wait for the
-/// API server) the manager spent 5.6 ms of CPU per Job at full size (docs/scaling.md).
-const EVALUATION_SHARE: u32 = 50;
+/// API server) the manager spent 5.6 ms of CPU per Job at full size, with a fiftieth 2.1 ms
+/// (docs/scaling.md).
+const EVALUATION_SHARE: u32 = 100;
 
 /// The longest wait between two reconciles of an object: a reconcile that cost far more than
 /// usual (the plan compiled for a new generation, a thread preempted under load) must not hold
