@@ -6,7 +6,11 @@
 //!   no finished step runs again;
 //! - a step whose running Job is deleted is `Lost` (failed, reason `Lost`), never re-created;
 //! - a create refused by a ResourceQuota (403): the run says why, retries with backoff (a
-//!   handful of POSTs, not a loop), and completes once the quota is raised.
+//!   handful of POSTs, not a loop), and completes once the quota is raised;
+//! - status writes refused by the API server (a ValidatingAdmissionPolicy on the status
+//!   subresource): while none is stored no Job is created, and the run completes, each Job
+//!   created once, when they are allowed again; a status refused for its content (422) is
+//!   replaced by its summary and the run completes on the summary alone.
 
 mod support;
 
@@ -16,8 +20,8 @@ use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{JobFlow, ManagedJob, Phase, StepPhase};
 use jobsmith_e2e::{eventually, job_creates, list_jobs};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, DeleteParams};
-use support::{RUN_TIMEOUT, World, condition, wait_run};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use support::{RUN_TIMEOUT, World, condition, two_job_workflow, wait_run};
 
 /// A small deterministic generator (xorshift64*), seeded from the clock and printed, so a
 /// failing schedule of kills can be replayed with `FAULTS_SEED`.
@@ -375,4 +379,217 @@ spec:
     )
     .await?;
     Ok(())
+}
+
+/// A ValidatingAdmissionPolicy (and its binding, both named `name`) that refuses updates of
+/// ManagedJob statuses in one namespace for which `refuses` (CEL) is true; deleted when dropped
+/// (cluster-scoped, so it must not outlive the test).
+struct StatusPolicy {
+    name: String,
+}
+
+/// The message of the policy's refusals, looked for in the manager's log.
+const REFUSED_BY_POLICY: &str = "status refused by the e2e policy";
+
+impl StatusPolicy {
+    async fn apply(w: &World, name: &str, refuses: &str, reason: &str) -> Result<Self> {
+        let policy = StatusPolicy {
+            name: name.to_owned(),
+        };
+        let yaml = format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [jobsmith.dev]
+      apiVersions: ["*"]
+      operations: [UPDATE]
+      resources: [managedjobs/status]
+  validations:
+  - expression: '!({refuses})'
+    message: {REFUSED_BY_POLICY}
+    reason: {reason}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+"#,
+            namespace = w.name()
+        );
+        jobsmith_e2e::apply_yaml(&w.client, None, &yaml).await?;
+        Ok(policy)
+    }
+
+    /// Waits until the API server enforces the policy (it is read by an informer): a status
+    /// patch of the suspended ManagedJob `probe` (which creates no Job) is refused.
+    async fn wait_enforced(&self, w: &World, refused_patch: serde_json::Value) -> Result<()> {
+        w.apply(
+            r#"apiVersion: jobsmith.dev/v1alpha1
+kind: ManagedJob
+metadata: {name: probe}
+spec:
+  suspend: true
+  groups:
+  - name: g
+    jobs:
+    - {name: a, image: example.invalid/fake:1}
+"#,
+        )
+        .await?;
+        let mjs: Api<ManagedJob> = w.api();
+        let patch = Patch::Merge(refused_patch);
+        eventually("the policy enforced", Duration::from_secs(30), || async {
+            match mjs
+                .patch_status("probe", &PatchParams::default(), &patch)
+                .await
+            {
+                Err(kube::Error::Api(refused)) if refused.message.contains(REFUSED_BY_POLICY) => {
+                    Ok(Some(()))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    fn remove(&self) -> Result<()> {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+            let status = std::process::Command::new(program)
+                .args([
+                    "delete",
+                    kind,
+                    &self.name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ])
+                .status()?;
+            ensure!(status.success(), "deleting {kind} {}", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StatusPolicy {
+    fn drop(&mut self) {
+        if let Err(error) = self.remove() {
+            eprintln!("removing the policy {}: {error:#}", self.name);
+        }
+    }
+}
+
+fn managedjob_status(m: &ManagedJob) -> Option<&jobsmith_api::RunStatus> {
+    m.status.as_ref().map(|s| &s.run)
+}
+
+#[tokio::test]
+async fn while_no_status_can_be_stored_no_job_is_created() -> Result<()> {
+    let w = World::new("faults-status").await?;
+    let policy = StatusPolicy::apply(&w, w.name(), "true", "Forbidden").await?;
+    policy
+        .wait_enforced(&w, serde_json::json!({"status": {"message": "probe"}}))
+        .await?;
+    w.apply(&two_job_workflow("held")).await?;
+    // The manager reconciles it and its first status write is refused (403).
+    eventually(
+        "the refusal in the log",
+        Duration::from_secs(30),
+        || async {
+            let logs = w.manager.logs();
+            Ok(logs
+                .lines()
+                .any(|l| l.contains("held") && l.contains(REFUSED_BY_POLICY))
+                .then_some(()))
+        },
+    )
+    .await?;
+    // Status before the first Job: nothing may be created while no status is stored.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let jobs = list_jobs(&w.client, w.name()).await?;
+    ensure!(
+        jobs.is_empty(),
+        "Jobs created while no status was stored: {:?}",
+        jobs.iter()
+            .map(|j| j.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+    let mjs: Api<ManagedJob> = w.api();
+    let held = mjs.get("held").await?;
+    ensure!(
+        held.status.is_none(),
+        "a status was stored: {:?}",
+        held.status
+    );
+    policy.remove()?;
+    wait_run(
+        &mjs,
+        "held",
+        "Succeeded once status writes are allowed",
+        |s| s.phase == Some(Phase::Succeeded),
+        managedjob_status,
+    )
+    .await?;
+    assert_created_once(w.name(), 2)
+}
+
+#[tokio::test]
+async fn a_status_refused_for_its_content_is_replaced_by_its_summary() -> Result<()> {
+    let w = World::new("faults-summary").await?;
+    // Refused (422, Invalid) when it lists step entries: the summary has none.
+    let policy = StatusPolicy::apply(
+        &w,
+        w.name(),
+        "has(object.status) && has(object.status.jobs) && size(object.status.jobs) > 0",
+        "Invalid",
+    )
+    .await?;
+    policy
+        .wait_enforced(
+            &w,
+            serde_json::json!({"status": {"jobs": [{"key": "g/a", "phase": "Pending"}]}}),
+        )
+        .await?;
+    w.apply(&two_job_workflow("summarised")).await?;
+    let mjs: Api<ManagedJob> = w.api();
+    let done = wait_run(
+        &mjs,
+        "summarised",
+        "Succeeded on the summary",
+        |s| s.phase == Some(Phase::Succeeded),
+        managedjob_status,
+    )
+    .await?;
+    let status = done.status.context("status")?;
+    ensure!(
+        status.jobs.is_empty() && status.groups.is_empty(),
+        "step detail stored past the policy: {:?} {:?}",
+        status.jobs,
+        status.groups
+    );
+    ensure!(status.run.record.is_some(), "no record in the summary");
+    ensure!(
+        status.run.progress.as_deref() == Some("2/2"),
+        "progress {:?}",
+        status.run.progress
+    );
+    ensure!(
+        w.manager
+            .logs()
+            .contains("status refused; writing the summary only"),
+        "no summary fallback in the log"
+    );
+    drop(policy);
+    assert_created_once(w.name(), 2)
 }
