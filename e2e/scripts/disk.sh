@@ -29,15 +29,18 @@ probe() {
   while [ ! -d "$dir" ]; do dir="$(dirname "$dir")"; done
   echo "$dir"
 }
+# Prints the state, and keeps the target dir's size (`target_gib`) for the checks below: each
+# removal is followed by a report, so it is always the current size.
 report() {
+  target_gib="$(size_gib "$target")"
   log "free: $(free_gib "$(probe)") GiB on $(df --output=target "$(probe)" | tail -1);" \
-    "target dir ${target:-unset}: $(size_gib "$target") GiB; tools cache $E2E_CACHE: $(size_gib "$E2E_CACHE") GiB;" \
+    "target dir ${target:-unset}: $target_gib GiB; tools cache $E2E_CACHE: $(size_gib "$E2E_CACHE") GiB;" \
     "Go build cache: $(size_gib "$(go env GOCACHE 2>/dev/null || echo /nonexistent)") GiB"
 }
 report
 [ -n "$target" ] && [ -d "$target" ] || exit 0
 
-over_budget() { [ "$(size_gib "$target")" -gt "$budget_gib" ]; }
+over_budget() { [ "$target_gib" -gt "$budget_gib" ]; }
 low_on_disk() { [ "$(free_gib "$(probe)")" -lt "$min_free_gib" ]; }
 if over_budget || low_on_disk; then
   log "target dir over $budget_gib GiB or less than $min_free_gib GiB free: removing incremental state"

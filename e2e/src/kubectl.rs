@@ -20,10 +20,15 @@ pub struct CommandOutput {
     pub stderr: String,
 }
 
+/// The kubectl the tests run: `KUBECTL`, else `kubectl` on the PATH.
+pub fn kubectl_program() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned())
+}
+
 /// Runs `kubectl <args>` with a 120 s limit (write manifests to a file for `-f`). A non-zero exit is
 /// not an error here: look at [`CommandOutput::success`]. Errors only when kubectl cannot run.
 pub async fn kubectl(args: &[&str]) -> Result<CommandOutput> {
-    let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let program = kubectl_program();
     let mut command = Command::new(&program);
     command
         .args(args)

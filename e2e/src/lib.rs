@@ -32,7 +32,7 @@ pub use audit::{
 };
 pub use cluster::{FIELD_MANAGER, HINT, client, plugin_binary, workspace_root};
 pub use crds::{crd_files, install_crd_files, install_crds, install_crds_on};
-pub use kubectl::{CommandOutput, kubectl, kubectl_ok};
+pub use kubectl::{CommandOutput, kubectl, kubectl_ok, kubectl_program};
 pub use list::{list_events, list_jobs, list_pods, list_pods_selected};
 pub use manager::{ManagerProcess, free_local_port, http_get};
 pub use namespace::TestNamespace;

@@ -123,19 +123,17 @@ impl TestNamespace {
     }
 
     fn print_diagnostics(&self) {
-        let output = std::process::Command::new(
-            std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned()),
-        )
-        .args([
-            "get",
-            "jobs,pods,events",
-            "-n",
-            &self.name,
-            "-o",
-            "wide",
-            "--ignore-not-found",
-        ])
-        .output();
+        let output = std::process::Command::new(crate::kubectl::kubectl_program())
+            .args([
+                "get",
+                "jobs,pods,events",
+                "-n",
+                &self.name,
+                "-o",
+                "wide",
+                "--ignore-not-found",
+            ])
+            .output();
         if let Ok(output) = output {
             eprintln!(
                 "---- namespace {} at the time of the failure ----\n{}{}",

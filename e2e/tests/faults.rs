@@ -21,7 +21,7 @@ use jobsmith_api::{JobFlow, ManagedJob, Phase, StepPhase};
 use jobsmith_e2e::{eventually, job_creates, list_jobs};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use support::{RUN_TIMEOUT, World, condition, two_job_workflow, wait_run};
+use support::{RUN_TIMEOUT, World, condition, mj_status, two_job_workflow, wait_run};
 
 /// A small deterministic generator (xorshift64*), seeded from the clock and printed, so a
 /// failing schedule of kills can be replayed with `FAULTS_SEED`.
@@ -381,9 +381,9 @@ spec:
     Ok(())
 }
 
-/// A ValidatingAdmissionPolicy (and its binding, both named `name`) that refuses updates of
-/// ManagedJob statuses in one namespace for which `refuses` (CEL) is true; deleted when dropped
-/// (cluster-scoped, so it must not outlive the test).
+/// A ValidatingAdmissionPolicy (and its binding, both named after the test's namespace) that
+/// refuses updates of ManagedJob statuses in that namespace for which `refuses` (CEL) is true;
+/// deleted when dropped (cluster-scoped, so it must not outlive the test).
 struct StatusPolicy {
     name: String,
 }
@@ -392,7 +392,8 @@ struct StatusPolicy {
 const REFUSED_BY_POLICY: &str = "status refused by the e2e policy";
 
 impl StatusPolicy {
-    async fn apply(w: &World, name: &str, refuses: &str, reason: &str) -> Result<Self> {
+    async fn apply(w: &World, refuses: &str, reason: &str) -> Result<Self> {
+        let name = w.name();
         let policy = StatusPolicy {
             name: name.to_owned(),
         };
@@ -421,9 +422,8 @@ spec:
   validationActions: [Deny]
   matchResources:
     namespaceSelector:
-      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
-"#,
-            namespace = w.name()
+      matchLabels: {{kubernetes.io/metadata.name: {name}}}
+"#
         );
         jobsmith_e2e::apply_yaml(&w.client, None, &yaml).await?;
         Ok(policy)
@@ -466,8 +466,7 @@ spec:
             "validatingadmissionpolicybinding",
             "validatingadmissionpolicy",
         ] {
-            let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
-            let status = std::process::Command::new(program)
+            let status = std::process::Command::new(jobsmith_e2e::kubectl_program())
                 .args([
                     "delete",
                     kind,
@@ -490,14 +489,10 @@ impl Drop for StatusPolicy {
     }
 }
 
-fn managedjob_status(m: &ManagedJob) -> Option<&jobsmith_api::RunStatus> {
-    m.status.as_ref().map(|s| &s.run)
-}
-
 #[tokio::test]
 async fn while_no_status_can_be_stored_no_job_is_created() -> Result<()> {
     let w = World::new("faults-status").await?;
-    let policy = StatusPolicy::apply(&w, w.name(), "true", "Forbidden").await?;
+    let policy = StatusPolicy::apply(&w, "true", "Forbidden").await?;
     policy
         .wait_enforced(&w, serde_json::json!({"status": {"message": "probe"}}))
         .await?;
@@ -538,7 +533,7 @@ async fn while_no_status_can_be_stored_no_job_is_created() -> Result<()> {
         "held",
         "Succeeded once status writes are allowed",
         |s| s.phase == Some(Phase::Succeeded),
-        managedjob_status,
+        mj_status,
     )
     .await?;
     assert_created_once(w.name(), 2)
@@ -550,7 +545,6 @@ async fn a_status_refused_for_its_content_is_replaced_by_its_summary() -> Result
     // Refused (422, Invalid) when it lists step entries: the summary has none.
     let policy = StatusPolicy::apply(
         &w,
-        w.name(),
         "has(object.status) && has(object.status.jobs) && size(object.status.jobs) > 0",
         "Invalid",
     )
@@ -568,7 +562,7 @@ async fn a_status_refused_for_its_content_is_replaced_by_its_summary() -> Result
         "summarised",
         "Succeeded on the summary",
         |s| s.phase == Some(Phase::Succeeded),
-        managedjob_status,
+        mj_status,
     )
     .await?;
     let status = done.status.context("status")?;

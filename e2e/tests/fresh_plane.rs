@@ -24,7 +24,7 @@ use jobsmith_api::{ManagedJob, Phase};
 use jobsmith_e2e::{PrivatePlane, apply_yaml, http_get, install_crds_on};
 use kube::api::Api;
 use support::pair::Pair;
-use support::{StartedManager, start_manager_process, two_job_workflow, wait_run};
+use support::{StartedManager, mj_status, start_manager_process, two_job_workflow, wait_run};
 
 /// How long `/readyz` may take after the CRDs are Established. Before the readiness fix it was
 /// 26 s (a lost wakeup, woken only by a 30 s log timer); now it is well under a second.
@@ -80,7 +80,7 @@ async fn a_manager_started_before_its_crds_becomes_ready_when_they_appear() -> R
         "after-crds",
         "ManagedJob after-crds Succeeded",
         |r| r.phase == Some(Phase::Succeeded),
-        |m| m.status.as_ref().map(|s| &s.run),
+        mj_status,
     )
     .await?;
     manager.stop()?;

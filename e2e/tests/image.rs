@@ -22,7 +22,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde_json::Value;
-use support::{family_sum, scrape, two_job_workflow, wait_run};
+use support::{family_sum, mj_status, scrape, two_job_workflow, wait_run};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -359,7 +359,7 @@ async fn the_image_is_pushed_inspected_and_runs_in_cluster_mode() -> Result<()> 
         "from-image",
         "ManagedJob from-image Succeeded",
         |r| r.phase == Some(Phase::Succeeded),
-        |m| m.status.as_ref().map(|s| &s.run),
+        mj_status,
     )
     .await?;
     let text = scrape(metrics_port).await?;

@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Container;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
-use support::{World, condition, has_condition, sample, wait_run};
+use support::{World, condition, has_condition, mj_status, sample, wait_run};
 
 /// How long a JobTemplate may take to get its status.
 const TEMPLATE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,10 +24,6 @@ fn run_status(r: &JobRun) -> Option<&jobsmith_api::RunStatus> {
 
 fn flow_status(f: &JobFlow) -> Option<&jobsmith_api::RunStatus> {
     f.status.as_ref().map(|s| &s.run)
-}
-
-fn mj_status(m: &ManagedJob) -> Option<&jobsmith_api::RunStatus> {
-    m.status.as_ref().map(|s| &s.run)
 }
 
 /// Waits until the JobTemplate's `Ready` condition has `status` and `reason` for its current

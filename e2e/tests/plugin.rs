@@ -96,7 +96,7 @@ async fn kubectl_with_plugins(dir: &Path, args: &[&str]) -> Result<Out> {
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let program = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let program = jobsmith_e2e::kubectl_program();
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         Command::new(&program)

@@ -18,7 +18,8 @@ use jobsmith_e2e::{
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use support::{
-    StartedManager, family_sum, scrape, start_manager_process, two_job_workflow, wait_run,
+    StartedManager, family_sum, mj_status, scrape, start_manager_process, two_job_workflow,
+    wait_run,
 };
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:jobsmith-system:jobsmith";
@@ -200,16 +201,13 @@ spec:
 
     let succeeded = |r: &RunStatus| r.phase == Some(Phase::Succeeded);
     let mjs: Api<ManagedJob> = Api::namespaced(client.clone(), ns.name());
-    wait_run(&mjs, "wf", "ManagedJob wf Succeeded", succeeded, |m| {
-        m.status.as_ref().map(|s| &s.run)
-    })
-    .await?;
+    wait_run(&mjs, "wf", "ManagedJob wf Succeeded", succeeded, mj_status).await?;
     let with_outputs = wait_run(
         &mjs,
         "outputs",
         "ManagedJob outputs Succeeded",
         succeeded,
-        |m| m.status.as_ref().map(|s| &s.run),
+        mj_status,
     )
     .await?;
     let recorded = with_outputs

@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use jobsmith_api::RunStatus;
+use jobsmith_api::{ManagedJob, RunStatus};
 use jobsmith_e2e::{
     ManagerProcess, TestNamespace, apply_yaml, client, free_local_port, install_crds, list_events,
     list_jobs,
@@ -235,6 +235,11 @@ pub fn start_manager_process(
         metrics_port,
         health_port,
     })
+}
+
+/// A ManagedJob's run status (for [`wait_run`]).
+pub fn mj_status(m: &ManagedJob) -> Option<&RunStatus> {
+    m.status.as_ref().map(|s| &s.run)
 }
 
 /// A ManagedJob `name` of two sequential jobs `g/a`, `g/b` (fake image, no retry).

@@ -58,10 +58,10 @@ const READ_ANNOTATIONS: &[&str] = &[labels::TTL_AFTER_RECORDED];
 /// from a watch or a list, [`ObservedJob`]; a Job converted from a create's answer has them),
 /// and every label and annotation but [`READ_LABELS`] and [`READ_ANNOTATIONS`] (ours, the
 /// user's params, GitOps tools': about a kilobyte of strings and map nodes per Job, 20 MB for
-/// the 20,000 Jobs of two 10,000-step runs). The pod template and the spec fields no run reads are never
-/// decoded ([`ObservedJob`]). Kept: identity, those keys, owner references, `spec.suspend`,
-/// `spec.activeDeadlineSeconds` and the whole `status` (conditions, counts, times). A change of
-/// a dropped key wakes nothing (the trigger filter reads the pruned Job).
+/// the 20,000 Jobs of two 10,000-step runs). The pod template and the spec fields no run reads
+/// are never decoded ([`ObservedJob`]). Kept: identity, those keys, owner references,
+/// `spec.suspend`, `spec.activeDeadlineSeconds` and the whole `status` (conditions, counts,
+/// times). A change of a dropped key wakes nothing (the trigger filter reads the pruned Job).
 pub fn prune(job: &mut ObservedJob) {
     let meta = &mut job.metadata;
     meta.managed_fields = None;
