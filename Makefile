@@ -35,11 +35,12 @@ generate: ## re-render crds/, docs/reference/, the chart/kustomize files, deploy
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-e2e --test argocd_health -- the_argocd_cm_patch_is_generated_from_the_scripts
 	JOBSMITH_UPDATE_GENERATED=1 cargo test -q -p jobsmith-cli --test render --test svg
 
-lint: ## rustfmt check, clippy with -D warnings, shellcheck of the scripts, gofmt of the checkers
+lint: ## rustfmt check, clippy with -D warnings, rustdoc (broken doc links), shellcheck of the scripts, gofmt of the checkers
 	cargo fmt --all -- --check
 	shellcheck -x e2e/scripts/*.sh cli/install-plugin.sh .ci/run
 	test -z "$$(gofmt -l e2e/toolchain)" || { gofmt -l e2e/toolchain; echo "run gofmt -w e2e/toolchain"; exit 1; }
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 unit: ## unit, property and generated-file tests (no cluster)
 	cargo test --workspace --exclude jobsmith-e2e

@@ -246,7 +246,7 @@ impl JsonSchema for ImagePullPolicyParam {
     }
 
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        crate::schema::string_or_string_list(generator)
+        crate::crd::schema::string_or_string_list(generator)
     }
 }
 
@@ -254,7 +254,7 @@ impl JsonSchema for ImagePullPolicyParam {
 /// (most specific wins; docs/managedjob.md).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = crate::schema::volume_mounts_alias)]
+#[schemars(transform = crate::crd::schema::volume_mounts_alias)]
 #[x_kube(
     validation = Rule::new("!(has(self.volumeMount) && has(self.volumeMounts))").message("set volumeMount or its alias volumeMounts, not both")
 )]
@@ -275,9 +275,9 @@ pub struct Params {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::schema::known_volumes"
+        deserialize_with = "crate::crd::schema::known_volumes"
     )]
-    #[schemars(schema_with = "crate::schema::named_object_list")]
+    #[schemars(schema_with = "crate::crd::schema::named_object_list")]
     pub volumes: Option<Vec<Volume>>,
     /// Volume mounts of every container, merged by (volume name, mountPath): mounts of one volume
     /// at several paths all stay; at one path the most specific level wins. `volumeMounts` is

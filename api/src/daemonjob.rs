@@ -42,7 +42,7 @@ pub struct DaemonJobSpec {
     /// The batch/v1 JobSpec fields, inline in `spec` (`template`, `backoffLimit`, ...). Nested
     /// objects are validated by the API server when each Job is created.
     #[serde(flatten)]
-    #[schemars(schema_with = "crate::schema::flattened_job_spec")]
+    #[schemars(schema_with = "crate::crd::schema::flattened_job_spec")]
     pub job: JobSpec,
     /// Name of a JobTemplate in the same namespace, instead of an inline `template`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

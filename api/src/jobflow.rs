@@ -57,9 +57,9 @@ pub struct JobFlowSpec {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::schema::known_volumes"
+        deserialize_with = "crate::crd::schema::known_volumes"
     )]
-    #[schemars(schema_with = "crate::schema::named_object_list")]
+    #[schemars(schema_with = "crate::crd::schema::named_object_list")]
     pub share_volumes: Option<Vec<Volume>>,
     /// What a failed flow does to the rest: `FailFast` (default; no new flow starts, running ones
     /// finish) or `ContinueIndependent` (flows that do not depend on it go on).
@@ -133,7 +133,7 @@ pub struct Flow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     // Boxed: a `JobSpec` is over 2 KiB even when empty, and most flows name a JobTemplate
     // instead; inline, a 10,000-flow JobFlow cost 24 MB per decoded copy (3 MB boxed).
-    #[schemars(schema_with = "crate::schema::job_spec_object")]
+    #[schemars(schema_with = "crate::crd::schema::job_spec_object")]
     pub job_template: Option<Box<JobSpec>>,
     /// Name of a JobTemplate in the same namespace, instead of `jobTemplate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

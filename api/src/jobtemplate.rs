@@ -35,11 +35,11 @@ pub struct JobTemplateSpec {
     /// The batch/v1 JobSpec fields, inline in `spec` (job-template-run shape). Nested objects are
     /// validated by the API server when a Job is created from the template.
     #[serde(flatten)]
-    #[schemars(schema_with = "crate::schema::flattened_job_spec")]
+    #[schemars(schema_with = "crate::crd::schema::flattened_job_spec")]
     pub job: JobSpec,
     /// A full batch/v1 JobSpec (job-deploy-operator shape); wins over the inline fields when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::job_spec_object")]
+    #[schemars(schema_with = "crate::crd::schema::job_spec_object")]
     pub job_template: Option<JobSpec>,
     /// Fields a JobRun may override: any of `command`, `args`, `env` (default: all three).
     #[serde(default = "default_overridable")]

@@ -5,8 +5,8 @@
 //! No client and no I/O live here: everything is plain data plus pure functions.
 
 pub mod common;
+pub mod crd;
 pub mod daemonjob;
-pub mod generate;
 pub mod jobflow;
 pub mod jobrun;
 pub mod jobtemplate;
@@ -16,7 +16,6 @@ pub mod lifecycle;
 pub mod managedjob;
 pub mod outputs;
 pub mod retry_policy;
-pub mod schema;
 
 pub use common::*;
 pub use daemonjob::{DaemonJob, DaemonJobSpec, DaemonJobStatus, NodeEntry};

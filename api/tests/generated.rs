@@ -13,7 +13,7 @@ fn repo_root() -> PathBuf {
 #[test]
 fn generated_files_are_up_to_date() {
     let update = std::env::var("JOBSMITH_UPDATE_GENERATED").is_ok_and(|v| v == "1");
-    let files = jobsmith_api::generate::try_rendered_files().expect("rendering succeeds");
+    let files = jobsmith_api::crd::generate::try_rendered_files().expect("rendering succeeds");
     assert_eq!(files.len(), 6, "five CRDs and the reference");
     let mut stale = Vec::new();
     for (relative, content) in &files {

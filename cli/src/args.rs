@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
-use crate::graph::GraphFormat;
+use crate::render::graph::GraphFormat;
 
 /// See, follow and steer Jobsmith runs (ManagedJob, JobFlow, DaemonJob, JobRun).
 #[derive(Debug, Parser)]

@@ -17,7 +17,7 @@ use crate::args::GlobalArgs;
 use crate::error::{CliError, api_message, is_not_found};
 use crate::kinds::{ObjectRef, RunKind, pick_kind};
 use crate::model::Run;
-use crate::tree::ExtraPhases;
+use crate::render::tree::ExtraPhases;
 
 /// The field manager of `suspend`/`resume`: the plugin owns `spec.suspend` and nothing else.
 pub const FIELD_MANAGER: &str = "kubectl-jobsmith";
@@ -162,7 +162,7 @@ impl Session {
             labels::OWNER_KIND,
             run.kind.kind(),
             labels::OWNER_NAME,
-            jobsmith_engine::naming::label_value(run.name())
+            jobsmith_engine::build::naming::label_value(run.name())
         );
         let list = api
             .list(&ListParams::default().labels(&selector))

@@ -17,10 +17,10 @@ use crate::args::{
 };
 use crate::client::{Session, connect};
 use crate::error::{CliError, api_message};
-use crate::graph::{self, GraphFormat};
 use crate::kinds::{ObjectRef, RunKind};
 use crate::model::{Run, phase_text};
-use crate::{Personality, color, status, table, tree};
+use crate::render::graph::{self, GraphFormat};
+use crate::{Personality, render::color, render::status, render::table, render::tree};
 
 /// Exit code of `wait` when the run failed.
 pub const EXIT_FAILED: i32 = 1;

@@ -4,12 +4,15 @@
 //! - [`kinds`]: the four run kinds, their `jobsmith.dev` resources, `KIND/NAME` parsing and the
 //!   choice among kinds for a bare NAME.
 //! - [`model`]: a run as the plugin reads it (typed spec for the engine, lenient status).
-//! - [`tree`]: the seed's coloured tree (`visualize`/`tree`).
-//! - [`table`]: the `list` tables.
-//! - [`status`]: the `status` block and one step's block with compiled params.
-//! - [`graph`]: DOT and Mermaid of the step graph.
+//! - [`render`]: what the commands print.
+//!   - [`render::tree`]: the seed's coloured tree (`visualize`/`tree`).
+//!   - [`render::table`]: the `list` tables.
+//!   - [`render::status`]: the `status` block and one step's block with compiled params.
+//!   - [`render::graph`]: DOT and Mermaid of the step graph.
+//!   - [`render::color`]: the status colours.
 //! - [`complete`]: kubectl plugin completion (`kubectl_complete-jobsmith`).
-//! - [`color`], [`args`], [`error`].
+//! - [`lifecycle`]: the `retry` patch and the `resubmit` object.
+//! - [`args`], [`error`].
 //!
 //! I/O edges: [`client`] (kubeconfig, GET/LIST/apply) and [`commands`] (one function per
 //! command). The step graph is always the engine's (`jobsmith_engine::compile`), never a second
@@ -17,17 +20,13 @@
 
 pub mod args;
 pub mod client;
-pub mod color;
 pub mod commands;
 pub mod complete;
 pub mod error;
-pub mod graph;
 pub mod kinds;
 pub mod lifecycle;
 pub mod model;
-pub mod status;
-pub mod table;
-pub mod tree;
+pub mod render;
 
 use kinds::RunKind;
 

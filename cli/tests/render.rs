@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use chrono::{TimeZone, Utc};
 use jobsmith_cli::kinds::RunKind;
 use jobsmith_cli::model::Run;
-use jobsmith_cli::table::{self, TableOptions};
-use jobsmith_cli::tree::{self, ExtraPhases};
-use jobsmith_cli::{graph, status};
+use jobsmith_cli::render::table::{self, TableOptions};
+use jobsmith_cli::render::tree::{self, ExtraPhases};
+use jobsmith_cli::{render::graph, render::status};
 
 fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -13,8 +13,8 @@ use std::process::Command;
 
 use jobsmith_cli::kinds::RunKind;
 use jobsmith_cli::model::Run;
-use jobsmith_cli::tree::{self, ExtraPhases};
-use jobsmith_cli::{commands, graph};
+use jobsmith_cli::render::tree::{self, ExtraPhases};
+use jobsmith_cli::{commands, render::graph};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -9,11 +9,8 @@
 //! See `docs/e2e.md` for the architecture and the fake-pod semantics (`jobsmith.dev/e2e-*`).
 
 mod apply;
-mod audit;
 mod cluster;
 mod crds;
-pub mod gitops;
-pub mod history;
 mod kubectl;
 pub mod kueue;
 mod list;
@@ -22,13 +19,11 @@ mod namespace;
 mod plane;
 mod tools;
 mod wait;
+pub mod witness;
 
 pub use apply::{
     ApiRejection, api_error_message, apply_file, apply_object, apply_yaml, apply_yaml_with,
     create_yaml, create_yaml_with, dynamic_api, parse_yaml,
-};
-pub use audit::{
-    AuditEvent, audit_events, audit_events_at, audit_log_path, job_creates, job_creates_in,
 };
 pub use cluster::{FIELD_MANAGER, HINT, client, plugin_binary, workspace_root};
 pub use crds::{crd_files, install_crd_files, install_crds, install_crds_on};
@@ -41,6 +36,9 @@ pub use tools::{helm, helm_binary, helm_ok, impersonating_kubeconfig, run_tool, 
 pub use wait::{
     eventually, job_condition, job_finished, pod_phase, status_condition, status_phase,
     wait_deleted, wait_for,
+};
+pub use witness::audit::{
+    AuditEvent, audit_events, audit_events_at, audit_log_path, job_creates, job_creates_in,
 };
 
 /// Labels and annotations that steer the fake pods of the local plane (`e2e/kwok/*.yaml`).

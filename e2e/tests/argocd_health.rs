@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use jobsmith_e2e::gitops::{Verdict, argocd_health};
+use jobsmith_e2e::witness::gitops::{Verdict, argocd_health};
 use jobsmith_e2e::workspace_root;
 use serde::Deserialize;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //!   second apply (the manager never writes spec, labels or annotations of the user's objects);
 //! - the second apply changes no object's generation;
 //! - no child Job, nor its pod template, nor any pod carries GitOps tracking metadata
-//!   (`jobsmith_e2e::gitops::TRACKING_KEYS`): the tool would otherwise adopt and prune Jobs it
+//!   (`jobsmith_e2e::witness::gitops::TRACKING_KEYS`): the tool would otherwise adopt and prune Jobs it
 //!   never applied.
 
 mod support;
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use jobsmith_e2e::gitops::is_tracking_key;
+use jobsmith_e2e::witness::gitops::is_tracking_key;
 use jobsmith_e2e::{
     dynamic_api, eventually, kubectl, kubectl_ok, list_jobs, list_pods, workspace_root,
 };

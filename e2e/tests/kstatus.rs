@@ -25,8 +25,8 @@
 mod support;
 
 use anyhow::{Result, bail};
-use jobsmith_e2e::gitops::{flux_health, kstatus};
-use jobsmith_e2e::history::Version;
+use jobsmith_e2e::witness::gitops::{flux_health, kstatus};
+use jobsmith_e2e::witness::history::Version;
 use jobsmith_e2e::workspace_root;
 use support::World;
 use support::scenarios::{self, Scenario};

@@ -21,7 +21,7 @@ use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::labels::RETRY_REQUESTED_AT;
 use jobsmith_api::{JobFlow, ManagedJob, Phase, RunStatus, StepPhase, reasons};
 use jobsmith_e2e::{eventually, fake_pod, job_creates, kubectl_ok, list_pods_selected};
-use jobsmith_engine::naming::attempt_name;
+use jobsmith_engine::build::naming::attempt_name;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;

@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::labels::RETRY_REQUESTED_AT;
 use jobsmith_api::{ManagedJob, Phase, RunStatus};
 use jobsmith_e2e::{eventually, fake_pod, job_creates, kubectl_ok, plugin_binary};
-use jobsmith_engine::naming::attempt_name;
+use jobsmith_engine::build::naming::attempt_name;
 use support::{World, family_sum, wait_run};
 
 /// Runs the plugin; (exit code, stdout, stderr).

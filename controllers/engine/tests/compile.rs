@@ -3,10 +3,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use jobsmith_api::{DaemonJob, JobFlow, JobRun, JobTemplate, ManagedJob};
+use jobsmith_engine::build::naming::{is_dns1123_label, is_label_value};
 use jobsmith_engine::compile::{
     BuildError, InvalidSpec, Plan, daemonjob, jobflow, jobrun, managedjob,
 };
-use jobsmith_engine::naming::{is_dns1123_label, is_label_value};
 use jobsmith_engine::schedule::{FailurePolicy, StepPhase, evaluate};
 use jobsmith_engine::{Required, StepId, StepOutcome, Target};
 use k8s_openapi::api::batch::v1::Job;
@@ -1199,7 +1199,7 @@ fn jobflow_exit_flows() {
 
 #[test]
 fn exit_steps_get_the_outcome_of_the_others_in_their_env() {
-    use jobsmith_engine::exit;
+    use jobsmith_engine::compile::exit;
     let tpl = "jobTemplate: {template: {spec: {initContainers: [{name: init, image: i}], containers: [{name: c, image: i, env: [{name: JOBSMITH_RUN_PHASE, value: mine}, {name: KEEP, value: k}]}, {name: d, image: i}]}}}";
     let obj = jf(&format!(
         "  flows:\n    - {{name: a, {tpl}}}\n    - {{name: b, {tpl}}}\n    - {{name: c, dependencies: [a], {tpl}}}\n  onExit:\n    - {{name: x, {tpl}}}\n"
@@ -1265,7 +1265,7 @@ fn exit_steps_get_the_outcome_of_the_others_in_their_env() {
 
 #[test]
 fn past_the_deadline_exit_steps_start_and_are_told_the_run_failed() {
-    use jobsmith_engine::exit;
+    use jobsmith_engine::compile::exit;
     use jobsmith_engine::schedule::evaluate_at;
     let tpl = "jobTemplate: {template: {spec: {containers: [{name: c, image: i}]}}}";
     let obj = jf(&format!(

@@ -8,10 +8,10 @@ mod common;
 
 use common::{group, id, keys, step};
 use jobsmith_api::{condition_types as types, reasons};
-use jobsmith_engine::rollup::{self, RunInput, StepView};
 use jobsmith_engine::schedule::{
     FailurePolicy, Policies, RunPhase, StepPhase, evaluate, evaluate_at,
 };
+use jobsmith_engine::status::rollup::{self, RunInput, StepView};
 use jobsmith_engine::{Dag, Required, StepOutcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;

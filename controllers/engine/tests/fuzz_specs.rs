@@ -9,7 +9,7 @@
 
 use jobsmith_api::{DaemonJob, JobFlow, JobRun, JobTemplate, ManagedJob, RunStatus};
 use jobsmith_engine::compile::{Plan, daemonjob, jobflow, jobrun, managedjob};
-use jobsmith_engine::rollup::{self, Blocker, RunInput, StepView};
+use jobsmith_engine::status::rollup::{self, Blocker, RunInput, StepView};
 use jobsmith_engine::{
     BuildError, ObservedJob, StepId, StepOutcome, evaluate, evaluate_with, job_outcome,
 };
@@ -581,8 +581,8 @@ fn invalid(message: &str) {
 /// A JobTemplate for the steps that use one (when the arbitrary value decodes as one).
 fn template(value: &Value) -> Option<JobTemplate> {
     let mut t: JobTemplate = serde_json::from_value(value.clone()).ok()?;
-    let _ = jobsmith_engine::template::template_job_spec(&t);
-    let _ = jobsmith_engine::template::check_usable(t.spec.effective_job_spec(), "spec");
+    let _ = jobsmith_engine::build::template::template_job_spec(&t);
+    let _ = jobsmith_engine::build::template::check_usable(t.spec.effective_job_spec(), "spec");
     // Make it the one every step refers to half of the time.
     t.metadata.name = Some("t".to_owned());
     Some(t)

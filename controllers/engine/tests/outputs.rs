@@ -5,8 +5,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use jobsmith_api::{JobFlow, ManagedJob};
+use jobsmith_engine::compile::outputs::{OutputInput, set_input_values};
 use jobsmith_engine::compile::{InvalidSpec, jobflow, managedjob};
-use jobsmith_engine::outputs::{OutputInput, set_input_values};
 use k8s_openapi::api::batch::v1::Job;
 
 const UID: &str = "0b6c1d2e-0000-4000-8000-000000000001";

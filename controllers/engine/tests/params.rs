@@ -8,11 +8,11 @@ use jobsmith_api::jobtemplate::OverridableField;
 use jobsmith_api::{
     GlobalParams, ImagePullPolicyParam, JobRestartPolicy, JobRunSpec, ManagedJob, Params,
 };
-use jobsmith_engine::compile::managedjob;
-use jobsmith_engine::params::{
+use jobsmith_engine::build::params::{
     ParamsError, apply_global_params, apply_overrides, apply_params, compiled_params, merge,
     merge_levels, strip_gitops, validate_params, with_defaults,
 };
+use jobsmith_engine::compile::managedjob;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 
 /// The seed README's ManagedJob (jobs-manager-operator), with our apiVersion: the sample that

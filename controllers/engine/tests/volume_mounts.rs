@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use jobsmith_api::{JobFlow, ManagedJob, Params};
+use jobsmith_engine::build::params::{apply_params, merge_levels};
 use jobsmith_engine::compile::{jobflow, managedjob};
-use jobsmith_engine::params::{apply_params, merge_levels};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, VolumeMount};
 use proptest::prelude::*;

@@ -213,8 +213,9 @@ async fn reconcile_guarded<R: Reconciler>(
                 let detail =
                     decode_error_with_path::<R::Kind>(&ctx.client, guard.meta(), &invalid.error)
                         .await;
-                let message =
-                    jobsmith_engine::conditions::bounded(&format!("invalid spec: {detail}"));
+                let message = jobsmith_engine::status::conditions::bounded(&format!(
+                    "invalid spec: {detail}"
+                ));
                 if let Some(status) =
                     R::invalid_object_status(&message, generation, &crate::status::now())
                     && let Err(error) = crate::status::write_status(

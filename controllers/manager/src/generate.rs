@@ -1,4 +1,4 @@
-//! `jobsmith generate` and `jobsmith crd`: thin I/O around `jobsmith_api::generate`, which renders
+//! `jobsmith generate` and `jobsmith crd`: thin I/O around `jobsmith_api::crd::generate`, which renders
 //! every generated file as a pure function.
 
 use std::{
@@ -9,7 +9,7 @@ use std::{
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error(transparent)]
-    Render(#[from] jobsmith_api::generate::GenerateError),
+    Render(#[from] jobsmith_api::crd::generate::GenerateError),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -31,7 +31,7 @@ impl GenerateError {
 
 /// Every generated file, `(path relative to the repository root, content)`.
 fn rendered_files() -> Result<Vec<(PathBuf, String)>, GenerateError> {
-    Ok(jobsmith_api::generate::try_rendered_files()?)
+    Ok(jobsmith_api::crd::generate::try_rendered_files()?)
 }
 
 /// Writes every generated file under `repo_root`; returns the paths written.

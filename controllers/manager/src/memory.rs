@@ -15,10 +15,10 @@ use jobsmith_api::{
 };
 use jobsmith_engine::{
     ObservedJob,
+    build::naming,
     compile::{Plan, PlannedStep},
-    naming,
-    record::{self, Recorded},
-    rollup::{self, Blocker},
+    status::record::{self, Recorded},
+    status::rollup::{self, Blocker},
 };
 use serde_json::Value;
 
@@ -127,7 +127,7 @@ pub struct RunMemo {
     pub restored: bool,
     /// The durable record of the status a restart started from, applied once the plan is known.
     pub pending_record: Option<StepRecord>,
-    /// The plan compiled for this generation ([`RunKind::PLAN_FROM_SPEC`] kinds only).
+    /// The plan compiled for this generation (`RunKind::PLAN_FROM_SPEC` kinds only).
     pub plan: Option<(Option<i64>, Arc<Plan>)>,
     /// The status this manager last wrote, and the resourceVersion of the object it was written
     /// over. While the cache still shows that version (our own write not yet delivered by the

@@ -7,7 +7,7 @@
 //! computes from the current status. Server-side apply would need `apiVersion`/`kind` in every body,
 //! send the whole status each time, and its field ownership buys nothing when one controller owns
 //! the whole `status`. The field manager is still set, so `managedFields` names the controller.
-//! Conditions (`lastTransitionTime` stable) are computed by `jobsmith_engine::conditions`; this
+//! Conditions (`lastTransitionTime` stable) are computed by `jobsmith_engine::status::conditions`; this
 //! module only writes Values.
 
 use std::fmt::Debug;
@@ -114,7 +114,7 @@ const WRITTEN_AT_ONCE: &[&str] = &[
 ];
 
 /// Whether turning `current` into `desired` (at `generation`) changes only step detail, so the
-/// write may wait: the fields of [`WRITTEN_AT_ONCE`] are equal, `observedGeneration` already is
+/// write may wait: the fields of `WRITTEN_AT_ONCE` are equal, `observedGeneration` already is
 /// `generation`, and every condition has the same type, status and reason (its message may
 /// carry counts). A status not written yet is never detail.
 pub fn detail_only(current: &Value, desired: &Value, generation: Option<i64>) -> bool {

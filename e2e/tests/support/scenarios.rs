@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use jobsmith_api::{DaemonJob, JobFlow, JobRun, JobTemplate, ManagedJob};
 use jobsmith_e2e::fake_pod::IMAGE;
-use jobsmith_e2e::history::{Change, History, Version};
+use jobsmith_e2e::witness::history::{Change, History, Version};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;

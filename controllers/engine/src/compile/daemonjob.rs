@@ -1,13 +1,13 @@
 //! DaemonJob (SPEC §4): one step per node, keyed by the node name, Jobs `<daemonjob>-<node>`.
 //!
-//! The steps are the eligible nodes (see [`crate::eligibility`]) plus the `known` nodes that
+//! The steps are the eligible nodes (see [`crate::build::eligibility`]) plus the `known` nodes that
 //! already have a Job of this DaemonJob (so a vanished or newly excluded node keeps its step
 //! and the run mechanism can report `NodeLost`), sorted by name. Each pod is pinned to its node
 //! with required node affinity on `metadata.name` (`matchFields`, as DaemonSets do), so the
 //! scheduler still checks resources. `globalParams` env/labels/annotations are merged in (the
 //! Job's own values win; `nodeName` is ignored). The per-node Jobs are never created
 //! suspended (`spec.suspend` is the run control), except for Kueue: with a `queueName` they
-//! are created suspended for Kueue to admit ([`crate::kueue`]); pods without a
+//! are created suspended for Kueue to admit ([`crate::build::kueue`]); pods without a
 //! `restartPolicy` get `Never`. `spec.retryPolicy` fills the Job's `backoffLimit`/
 //! `podFailurePolicy` where the JobSpec (inline or the template's) sets none; its rules with an
 //! `OnFailure` pod are refused as invalid.
@@ -24,12 +24,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodSpec;
 
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
-use crate::dag::{Dag, StepId, StepSpec};
-use crate::eligibility::{Exclusions, NodeView, node_eligibility, pin_to_node};
-use crate::naming::child_name;
-use crate::params::apply_global_params;
-use crate::retry_policy;
-use crate::template::{self, ChildMeta};
+use crate::build::eligibility::{Exclusions, NodeView, node_eligibility, pin_to_node};
+use crate::build::naming::child_name;
+use crate::build::params::apply_global_params;
+use crate::build::retry_policy;
+use crate::build::template::{self, ChildMeta};
+use crate::schedule::dag::{Dag, StepId, StepSpec};
 
 /// The kind, as written in labels and owner references.
 pub const KIND: &str = "DaemonJob";
@@ -164,6 +164,6 @@ pub fn build_job(
         template: template_ref.and(template),
     };
     let mut job = template::assemble_job(&meta, spec)?;
-    crate::kueue::queue_job(&mut job, &obj.spec.queue);
+    crate::build::kueue::queue_job(&mut job, &obj.spec.queue);
     Ok(job)
 }

@@ -8,7 +8,7 @@
 //! every container of that flow; `globalParams` env/labels/annotations are merged in (the
 //! flow's own values win) and `nodeName` pins every pod.
 //!
-//! Exit flows (`spec.onExit`) are planned after the others as exit steps (`crate::exit`): their
+//! Exit flows (`spec.onExit`) are planned after the others as exit steps (`crate::compile::exit`): their
 //! names are unique among all flows, their dependencies name other exit flows only (a normal
 //! flow's name is `exit steps may depend only on other exit steps`), and no normal flow can
 //! depend on them (`unknown dependency`). Their Jobs are built like any flow's.
@@ -20,12 +20,12 @@ use jobsmith_api::{Flow, JobFlow, JobTemplate};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
-use crate::dag::{Dag, DepSpec, Required, StepId, StepSpec};
-use crate::naming::child_name;
-use crate::outputs::{self, OutputInput};
-use crate::params::{add_shared_volumes, apply_flow_env, apply_global_params};
-use crate::retry_policy;
-use crate::template::{self, ChildMeta};
+use crate::build::naming::child_name;
+use crate::build::params::{add_shared_volumes, apply_flow_env, apply_global_params};
+use crate::build::retry_policy;
+use crate::build::template::{self, ChildMeta};
+use crate::compile::outputs::{self, OutputInput};
+use crate::schedule::dag::{Dag, DepSpec, Required, StepId, StepSpec};
 
 /// The kind, as written in labels and owner references.
 pub const KIND: &str = "JobFlow";
@@ -232,6 +232,6 @@ pub fn build_job(
         template: template_ref.and(template),
     };
     let mut job = template::assemble_job(&meta, spec)?;
-    crate::kueue::queue_job(&mut job, &obj.spec.queue.overridden_by(Some(&flow.queue)));
+    crate::build::kueue::queue_job(&mut job, &obj.spec.queue.overridden_by(Some(&flow.queue)));
     Ok(job)
 }

@@ -11,11 +11,11 @@ use jobsmith_api::{JobRun, JobTemplate};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned};
-use crate::dag::{Dag, StepId, StepSpec};
-use crate::naming::child_name;
-use crate::params::apply_overrides;
+use crate::build::naming::child_name;
+use crate::build::params::apply_overrides;
+use crate::build::template::{self, ChildMeta};
 use crate::schedule::Policies;
-use crate::template::{self, ChildMeta};
+use crate::schedule::dag::{Dag, StepId, StepSpec};
 
 /// The kind, as written in labels and owner references.
 pub const KIND: &str = "JobRun";
@@ -75,6 +75,6 @@ pub fn build_job(
         template,
     };
     let mut job = template::assemble_job(&meta, spec)?;
-    crate::kueue::queue_job(&mut job, &obj.spec.queue);
+    crate::build::kueue::queue_job(&mut job, &obj.spec.queue);
     Ok(job)
 }

@@ -17,7 +17,7 @@
 //!   property test `linear_job_edges_equal_the_literal_rule` checks the equivalence).
 //! - Job names and group names must be unique (`duplicate group name "g"`, `duplicate job name
 //!   "j"`), and two jobs may not map to the same Job name (`a-b`/`c` and `a`/`b-c`).
-//! - Exit steps (`spec.onExit`, `crate::exit`) are the group `onExit`, planned after every
+//! - Exit steps (`spec.onExit`, `crate::compile::exit`) are the group `onExit`, planned after every
 //!   other group, with the ordering rules of a group's jobs; they are marked as exit steps, so
 //!   the scheduler starts them once everything else is terminal. Their dependencies resolve
 //!   among exit jobs only (a normal job's name is `exit steps may depend only on other exit
@@ -35,13 +35,13 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 
 use super::{BuildError, InvalidSpec, Plan, PlannedStep, planned, policies};
-use crate::dag::{Dag, DepSpec, GroupSpec, Required, StepId, StepSpec};
-use crate::exit;
-use crate::naming::{child_name, container_name};
-use crate::outputs::{self, OutputInput};
-use crate::params::{apply_params, compiled_params, merge_levels, validate_params};
-use crate::retry_policy::{self, RetryPolicyError};
-use crate::template::{self, ChildMeta};
+use crate::build::naming::{child_name, container_name};
+use crate::build::params::{apply_params, compiled_params, merge_levels, validate_params};
+use crate::build::retry_policy::{self, RetryPolicyError};
+use crate::build::template::{self, ChildMeta};
+use crate::compile::exit;
+use crate::compile::outputs::{self, OutputInput};
+use crate::schedule::dag::{Dag, DepSpec, GroupSpec, Required, StepId, StepSpec};
 
 /// The kind, as written in labels and owner references.
 pub const KIND: &str = "ManagedJob";
@@ -539,7 +539,7 @@ pub fn build_job(
         .queue
         .overridden_by(group.map(|g| &g.queue))
         .overridden_by(Some(&job.queue));
-    crate::kueue::queue_job(&mut built, &queue);
+    crate::build::kueue::queue_job(&mut built, &queue);
     Ok(built)
 }
 

@@ -7,6 +7,9 @@
 //! - [`jobflow`]: flows with dependencies, globalParams, shared volumes.
 //! - [`daemonjob`]: one step per eligible (or already known) node.
 //! - [`jobrun`]: one step from a JobTemplate with overrides.
+//! - [`outputs`]: step outputs: what a step reads, the values read from a succeeded pod's
+//!   termination message, the values set in a dependent's Job.
+//! - [`exit`]: exit steps (`spec.onExit`): reserved names, the run's outcome in their env.
 
 use std::sync::OnceLock;
 
@@ -15,15 +18,19 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
-use crate::dag::{Dag, GraphError, StepId};
-use crate::params::ParamsError;
-use crate::retry_policy::RetryPolicyError;
+use crate::build::params::ParamsError;
+use crate::build::retry_policy::RetryPolicyError;
+use crate::schedule::dag::{Dag, GraphError, StepId};
 use crate::schedule::{FailurePolicy, Policies};
 
 pub mod daemonjob;
+pub mod exit;
 pub mod jobflow;
 pub mod jobrun;
 pub mod managedjob;
+pub mod outputs;
+
+pub use crate::build::BuildError;
 
 /// One step of a plan: becomes exactly one Job.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,10 +46,10 @@ pub struct PlannedStep {
     /// The outputs the step declares (read once when its Job succeeded).
     pub outputs: Vec<jobsmith_api::StepOutput>,
     /// The env variables of its Job whose values are other steps' outputs.
-    pub inputs: Vec<crate::outputs::OutputInput>,
+    pub inputs: Vec<crate::compile::outputs::OutputInput>,
     /// An exit step (`spec.onExit`): started only once every other step is terminal, whatever
     /// the outcome (also after FailFast stopped new work), and built with the run's outcome in
-    /// its env (`crate::exit`). The scheduler reads it through [`Dag::is_exit`].
+    /// its env (`crate::compile::exit`). The scheduler reads it through [`Dag::is_exit`].
     pub exit: bool,
 }
 
@@ -75,8 +82,9 @@ impl Plan {
 
     /// The digest of the step keys in plan order (`record::digest`), computed once per plan.
     pub fn key_digest(&self) -> &str {
-        self.key_digest
-            .get_or_init(|| crate::record::digest(self.steps.iter().map(|s| s.key.as_str())))
+        self.key_digest.get_or_init(|| {
+            crate::status::record::digest(self.steps.iter().map(|s| s.key.as_str()))
+        })
     }
 
     /// The step with this id.
@@ -199,70 +207,6 @@ impl InvalidSpec {
     }
 }
 
-/// Why a step's Job cannot be built (now).
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum BuildError {
-    /// The referenced JobTemplate does not exist (yet): the step waits, `Ready=False` with
-    /// reason `TemplateNotFound`.
-    #[error("JobTemplate \"{name}\" not found")]
-    TemplateNotFound {
-        /// The JobTemplate's name.
-        name: String,
-    },
-    /// The JobTemplate exists but cannot be used (for example no containers).
-    #[error("JobTemplate \"{name}\" cannot be used: {message}")]
-    TemplateInvalid {
-        /// The JobTemplate's name.
-        name: String,
-        /// Why.
-        message: String,
-    },
-    /// A JobRun overrides a field its JobTemplate does not allow.
-    #[error("overriding {field} is not allowed by the JobTemplate")]
-    OverrideNotAllowed {
-        /// `command`, `args` or `env`.
-        field: String,
-    },
-    /// Anything else wrong with the final Job (reported as `InvalidSpec`).
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl BuildError {
-    /// The condition/Event reason for this error.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::TemplateNotFound { .. } => reasons::TEMPLATE_NOT_FOUND,
-            Self::TemplateInvalid { .. } => reasons::TEMPLATE_INVALID,
-            Self::OverrideNotAllowed { .. } => reasons::OVERRIDE_NOT_ALLOWED,
-            Self::Invalid(_) => reasons::INVALID_SPEC,
-        }
-    }
-
-    /// Whether the step waits (the template may appear or be fixed) rather than fails.
-    pub fn is_waiting(&self) -> bool {
-        matches!(
-            self,
-            Self::TemplateNotFound { .. } | Self::TemplateInvalid { .. }
-        )
-    }
-}
-
-impl From<RetryPolicyError> for BuildError {
-    fn from(error: RetryPolicyError) -> Self {
-        Self::Invalid(error.to_string())
-    }
-}
-
-impl From<ParamsError> for BuildError {
-    fn from(error: ParamsError) -> Self {
-        match error {
-            ParamsError::OverrideNotAllowed { field } => Self::OverrideNotAllowed { field },
-            other => Self::Invalid(other.to_string()),
-        }
-    }
-}
-
 /// A spec's run controls as the scheduler reads them (a negative `maxParallel` acts as 0, i.e. 1).
 pub(crate) fn policies(
     failure: FailurePolicy,
@@ -310,14 +254,14 @@ pub fn defer_ttl(job: &mut Job) {
 /// its pod template carry the label [`ATTEMPT`]. Applied by the run mechanism to every kind's
 /// Job, so each attempt of a step has a name of its own (docs/lifecycle.md "Retry in place").
 ///
-/// [`naming::attempt_name`]: crate::naming::attempt_name
+/// [`naming::attempt_name`]: crate::build::naming::attempt_name
 /// [`ATTEMPT`]: jobsmith_api::labels::ATTEMPT
 pub fn apply_attempt(job: &mut Job, attempt: u32) {
     if attempt <= 1 {
         return;
     }
     let base = job.metadata.name.clone().unwrap_or_default();
-    job.metadata.name = Some(crate::naming::attempt_name(&base, attempt));
+    job.metadata.name = Some(crate::build::naming::attempt_name(&base, attempt));
     let value = attempt.to_string();
     job.metadata
         .labels

@@ -24,7 +24,7 @@ pub fn selector() -> String {
 }
 
 /// The Job watch's selector: ours, and the shard's (`--watch-label-selector`) when set. A child
-/// Job carries its run object's sharding label (`jobsmith_engine::template::follow_parent_shard`),
+/// Job carries its run object's sharding label (`jobsmith_engine::build::template::follow_parent_shard`),
 /// so a sharded manager caches the Jobs of its own run objects only.
 pub fn selector_for(shard: Option<&WatchSelector>) -> String {
     crate::cache::selector::and(&selector(), shard)
@@ -56,7 +56,7 @@ const READ_ANNOTATIONS: &[&str] = &[labels::TTL_AFTER_RECORDED];
 
 /// Drops what no reconciler reads before a Job enters the cache: `managedFields` (never decoded
 /// from a watch or a list, [`ObservedJob`]; a Job converted from a create's answer has them),
-/// and every label and annotation but [`READ_LABELS`] and [`READ_ANNOTATIONS`] (ours, the
+/// and every label and annotation but `READ_LABELS` and `READ_ANNOTATIONS` (ours, the
 /// user's params, GitOps tools': about a kilobyte of strings and map nodes per Job, 20 MB for
 /// the 20,000 Jobs of two 10,000-step runs). The pod template and the spec fields no run reads
 /// are never decoded ([`ObservedJob`]). Kept: identity, those keys, owner references,

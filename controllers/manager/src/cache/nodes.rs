@@ -1,5 +1,5 @@
 //! The Node cache of the DaemonJob controller (SPEC §4, §7): one cluster-wide watch of Nodes
-//! whose objects keep only what node eligibility reads (`jobsmith_engine::eligibility`): the
+//! whose objects keep only what node eligibility reads (`jobsmith_engine::build::eligibility`): the
 //! name, labels, `spec.unschedulable`, `spec.taints` and the `Ready` condition's type and
 //! status. Images, addresses, capacity, heartbeats and every other condition are dropped before
 //! an object enters the cache, so a Node's frequent status updates leave its cached view equal

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
-use jobsmith_engine::naming::is_label_value;
+use jobsmith_engine::build::naming::is_label_value;
 
 /// A selector that does not parse, with the requirement at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -31,7 +31,7 @@ use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
     lifecycle::Lifecycle,
-    rollup::Blocker,
+    status::rollup::Blocker,
 };
 use k8s_openapi::api::{batch::v1::Job, core::v1::Node};
 use kube::{

@@ -6,7 +6,7 @@
 //! problem as message; `Stalled` mirrors an invalid template (kstatus: a permanent problem until
 //! the spec changes), `Reconciling=False` (one reconcile decides); `observedGeneration`. Validity
 //! is exactly what the users of a template check when they build a Job from it
-//! (`jobsmith_engine::template::template_job_spec`: the effective JobSpec — `spec.jobTemplate`
+//! (`jobsmith_engine::build::template::template_job_spec`: the effective JobSpec — `spec.jobTemplate`
 //! when present, else the inline `spec` — has containers, each with a name and an image, names
 //! unique), so `Ready=True` means a Job can be built from it. A template whose `overridable` (or
 //! anything else) does not deserialize never reaches `reconcile`: the driver reports it
@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use jobsmith_api::{JobTemplate, JobTemplateStatus, condition_types as types, reasons};
-use jobsmith_engine::conditions::{ConditionStatus, DesiredCondition, set_conditions};
+use jobsmith_engine::status::conditions::{ConditionStatus, DesiredCondition, set_conditions};
 use kube::{Resource, ResourceExt, runtime::controller::Action};
 
 use crate::{
@@ -49,7 +49,7 @@ impl ErrorCategory for Error {
 
 /// Why the template cannot be used, if it cannot.
 pub fn problem(template: &JobTemplate) -> Option<String> {
-    match jobsmith_engine::template::template_job_spec(template) {
+    match jobsmith_engine::build::template::template_job_spec(template) {
         Ok(_) => None,
         Err(jobsmith_engine::compile::BuildError::TemplateInvalid { message, .. }) => Some(message),
         Err(other) => Some(other.to_string()),

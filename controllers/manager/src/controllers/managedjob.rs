@@ -6,7 +6,7 @@ use jobsmith_engine::{
     StepId,
     compile::{self, BuildError, InvalidSpec, Plan, PlannedStep},
     lifecycle::Lifecycle,
-    rollup,
+    status::rollup,
 };
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;

@@ -10,10 +10,10 @@ use std::{
 use futures::StreamExt;
 use jobsmith_engine::{
     StepId, StepOutcome,
+    compile::exit,
     compile::{self, BuildError, Plan},
-    conditions::bounded,
-    exit,
-    rollup::Blocker,
+    status::conditions::bounded,
+    status::rollup::Blocker,
 };
 use k8s_openapi::api::{batch::v1::Job, core::v1::EnvVar};
 use kube::{ResourceExt, runtime::reflector::ObjectRef};

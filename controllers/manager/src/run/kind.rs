@@ -9,7 +9,7 @@ use jobsmith_engine::{
     Decision, StepId,
     compile::{BuildError, InvalidSpec, Plan, PlannedStep},
     lifecycle::Lifecycle,
-    rollup::Blocker,
+    status::rollup::Blocker,
 };
 use k8s_openapi::{NamespaceResourceScope, api::batch::v1::Job};
 use kube::{

@@ -6,7 +6,7 @@
 //!    `Stalled=True` reason `InvalidSpec`, one Warning Event, no Job); look up each step's Job
 //!    *by name* in the shared Job cache (no list). A Job with the step's name and another (or
 //!    no) controller owner is never adopted: the step fails with `NameConflict`.
-//! 2. **Decide**: the engine's scheduler ([`evaluate`]) on the observed outcomes.
+//! 2. **Decide**: the engine's scheduler ([`jobsmith_engine::evaluate`]) on the observed outcomes.
 //! 3. **Write Jobs**: build the Jobs to create (resolving `templateRef` from the shared
 //!    JobTemplate cache; a missing template leaves the step waiting with `TemplateNotFound`),
 //!    send the creates (idempotent: `AlreadyExists` with our owner is fine).
@@ -14,7 +14,7 @@
 //! 5. **Tell**: Events per docs/architecture.md, derived by comparing the previous step phases
 //!    with the new ones, so a restart does not repeat them; kind hooks (ManagedJob metrics).
 //!
-//! The previous step phases come from a small in-memory record per object ([`RunMemory`]),
+//! The previous step phases come from a small in-memory record per object ([`crate::memory::RunMemo`]),
 //! seeded after a restart from the durable `status.record` (every step, never capped: engine
 //! `record`); it also remembers which Jobs this process created but has not seen in the cache
 //! yet (the watch lags the create response), so such a step counts as running without another
@@ -27,7 +27,7 @@
 //! `ttlSecondsAfterFinished` is held back (engine `compile::defer_ttl`) and applied here, once
 //! the outcome is in the status.
 //!
-//! A refused create is remembered per step ([`Refusal`]): a rejection of the Job itself
+//! A refused create is remembered per step ([`crate::memory::Refusal`]): a rejection of the Job itself
 //! (400/422) fails the step until the spec or its template changes; any other refusal (quota,
 //! webhook, RBAC, conflict, server error) leaves it waiting with reason `CreateRefused` and is
 //! retried with a capped backoff, never on every reconcile (a status write that triggers the
@@ -74,7 +74,7 @@ use futures::{StreamExt, stream::BoxStream};
 use jobsmith_api::{JobTemplate, Phase, RunStatus};
 use jobsmith_engine::{
     compile::{InvalidSpec, Plan},
-    rollup,
+    status::rollup,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{

@@ -7,7 +7,7 @@ use jobsmith_api::{Phase, StepPhase as ApiStepPhase};
 use jobsmith_engine::{
     StepId,
     compile::{Plan, PlannedStep},
-    rollup::{Blocker, Rollup},
+    status::rollup::{Blocker, Rollup},
 };
 
 use super::{RunKind, observe::Observed};

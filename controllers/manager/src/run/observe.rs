@@ -14,7 +14,7 @@ use jobsmith_engine::{
     evaluate_at,
     lifecycle::{self, Deadline},
     observe,
-    rollup::Blocker,
+    status::rollup::Blocker,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, runtime::reflector::ObjectRef};
@@ -191,7 +191,7 @@ fn waiting_blocker(outcome: StepOutcome, job: Option<&ObservedJob>) -> Option<Bl
         StepOutcome::Suspended => Some(Blocker::Suspended),
         StepOutcome::Queued => Some(Blocker::Queued {
             queue: job
-                .and_then(|job| jobsmith_engine::kueue::queue_name(&job.metadata))
+                .and_then(|job| jobsmith_engine::build::kueue::queue_name(&job.metadata))
                 .unwrap_or_default()
                 .to_owned(),
         }),

@@ -9,8 +9,8 @@ use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     StepId, StepOutcome,
     compile::Plan,
-    outputs::{self, InputProblem},
-    rollup::Blocker,
+    compile::outputs::{self, InputProblem},
+    status::rollup::Blocker,
 };
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::api::{Api, ListParams};

@@ -11,11 +11,12 @@ use jobsmith_api::{RunStatus, StepEntry, StepPhase as ApiStepPhase, StepRecord};
 use jobsmith_engine::ObservedJob;
 use jobsmith_engine::{
     Decision, StepOutcome,
+    build::naming,
     compile::{self, Plan},
-    conditions::bounded,
-    naming, observe,
-    record::{self, Recorded},
-    rollup::{self, Blocker, Rollup, RunInput, StepView},
+    observe,
+    status::conditions::bounded,
+    status::record::{self, Recorded},
+    status::rollup::{self, Blocker, Rollup, RunInput, StepView},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
@@ -67,7 +68,7 @@ pub struct StepsSeen<'a> {
     pub decision: &'a Decision,
 }
 
-/// [`roll_up`] on plain data (the reconcile benchmark measures it): the previous status and its
+/// `roll_up` on plain data (the reconcile benchmark measures it): the previous status and its
 /// step entries (times of steps whose Job is gone), the object's generation, the time.
 pub fn roll_up_steps(
     seen: &StepsSeen<'_>,

@@ -2,7 +2,7 @@
 //! `jobsmith.dev/retry-requested-at` gives every failed step (or those of the selection in
 //! `jobsmith.dev/retry-steps`, with what depends on them) a new attempt, and is recorded in
 //! `status.retries` so that it is acted on once. What is retried is decided by the engine
-//! (`jobsmith_engine::retry`); here the memory of the selected steps moves to their next
+//! (`jobsmith_engine::lifecycle::retry`); here the memory of the selected steps moves to their next
 //! attempt.
 //!
 //! Exactly once per attempt: the new attempt number is the recorded one plus one, so a manager
@@ -11,7 +11,7 @@
 //! already is found in the cache, never created twice.
 
 use jobsmith_api::labels::{RETRY_REQUESTED_AT, RETRY_STEPS};
-use jobsmith_engine::{compile::Plan, retry};
+use jobsmith_engine::{compile::Plan, lifecycle::retry};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{RunKind, notes::Note, observe::Observed};

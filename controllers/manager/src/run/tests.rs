@@ -5,7 +5,7 @@ use jobsmith_api::{Phase, RunStatus, StepEntry, StepPhase as ApiStepPhase};
 use jobsmith_engine::{
     StepOutcome,
     compile::{Plan, PlannedStep},
-    rollup::{self, Blocker},
+    status::rollup::{self, Blocker},
 };
 
 use std::time::{Duration, Instant};
@@ -77,7 +77,7 @@ fn a_step_whose_job_is_gone_is_never_created_again() {
 
 #[test]
 fn the_record_of_a_restart_covers_steps_beyond_the_entry_cap() {
-    use jobsmith_engine::record::{Recorded, digest, encode};
+    use jobsmith_engine::status::record::{Recorded, digest, encode};
     let keys: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
     let mut states = vec![Recorded::Succeeded; 600];
     states[599] = Recorded::Created;
@@ -250,7 +250,7 @@ fn the_record_after_a_restart_comes_from_the_status() {
 /// attempt's outcome no longer stands for it.
 #[test]
 fn a_restart_resumes_each_step_at_its_recorded_attempt() {
-    use jobsmith_engine::record::{Recorded, digest, encode_attempts};
+    use jobsmith_engine::status::record::{Recorded, digest, encode_attempts};
     let keys = ["a", "b", "c"];
     let record = encode_attempts(
         &[Recorded::Succeeded, Recorded::None, Recorded::Created],
@@ -295,7 +295,7 @@ fn a_restart_resumes_each_step_at_its_recorded_attempt() {
     assert_eq!(b.attempt(), 2);
     assert_eq!(
         b.job_name(&plan.steps[1]),
-        jobsmith_engine::naming::attempt_name("run-b", 2)
+        jobsmith_engine::build::naming::attempt_name("run-b", 2)
     );
     // Attempt 2 of b never had a Job: it may be created (under its own name).
     assert_eq!(outcome_without_job(b), (StepOutcome::NotCreated, None));
@@ -309,7 +309,7 @@ fn a_restart_resumes_each_step_at_its_recorded_attempt() {
     let written =
         super::report::step_record(&plan, &memo, &[None, None, None], &[None, None, None]);
     assert_eq!(
-        jobsmith_engine::record::decode_attempts(&written),
+        jobsmith_engine::status::record::decode_attempts(&written),
         vec![1, 2, 3]
     );
 }
@@ -536,7 +536,7 @@ fn transitions_are_computed_against_our_last_write_while_the_cache_lags() {
     let later = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         "2026-01-01T00:00:05Z".parse().unwrap(),
     );
-    use jobsmith_engine::conditions::{ConditionStatus, DesiredCondition, set_condition};
+    use jobsmith_engine::status::conditions::{ConditionStatus, DesiredCondition, set_condition};
     let ready = DesiredCondition::new("Ready", ConditionStatus::False, "Progressing", "2 running");
     let against_ours = set_condition(&latest.conditions, &ready, &later, Some(1));
     assert_eq!(

@@ -175,7 +175,7 @@ impl EventPublisher {
         let event = Event {
             type_: event_type,
             reason: reason.to_owned(),
-            note: Some(jobsmith_engine::conditions::bounded(&message)),
+            note: Some(jobsmith_engine::status::conditions::bounded(&message)),
             action: "Reconcile".into(),
             secondary: None,
         };

@@ -161,7 +161,7 @@ pub fn event_dropped() {
     counter!(EVENTS_DROPPED_TOTAL).increment(1);
 }
 
-/// One real HTTP write (`verb`: create, delete, patch, publish; `resource`: jobs, <plural>/status,
+/// One real HTTP write (`verb`: create, delete, patch, publish; `resource`: jobs, `<plural>/status`,
 /// events).
 pub fn api_write(verb: &'static str, resource: String) {
     counter!(API_WRITES_TOTAL, "verb" => verb, "resource" => resource).increment(1);

@@ -7,9 +7,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::color;
 use crate::kinds::RunKind;
 use crate::model::{Run, RunSpec, phase_text};
+use crate::render::color;
 
 /// Table options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

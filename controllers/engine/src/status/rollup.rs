@@ -4,7 +4,7 @@
 //! parameter (it is only used for a condition that flips and for a completion without any Job).
 //!
 //! Decisions taken here:
-//! - Conditions are the kstatus set of [`crate::conditions::run_conditions`] for the phase. When a
+//! - Conditions are the kstatus set of [`crate::status::conditions::run_conditions`] for the phase. When a
 //!   step is blocked ([`Blocker`]), `Ready` is `False` with the blocker's reason (`NameConflict`,
 //!   `TemplateNotFound`, ...) and so are the reasons of `Stalled`/`Failed` when the run failed:
 //!   the table's reasons win over the generic `Pending`/`Progressing`/`Failed`.
@@ -18,17 +18,17 @@
 //!   are kept (failed or blocked, then running, aborted, pending, succeeded), shown in step
 //!   order, and the rest is counted in `omitted`.
 
-use crate::observed_job::ObservedJob;
+use crate::observe::observed_job::ObservedJob;
 use jobsmith_api::{
     GroupStatus, MAX_STEP_ENTRIES, Phase, RunStatus, StepCounts, StepEntry,
     StepPhase as ApiStepPhase, condition_types as types, reasons as api_reasons,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::conditions::{self, ConditionStatus};
-use crate::dag::{Dag, StepId};
 use crate::observe;
+use crate::schedule::dag::{Dag, StepId};
 use crate::schedule::{Decision, RunPhase, StepPhase};
+use crate::status::conditions::{self, ConditionStatus};
 
 /// Why a step cannot get (or keep) its Job, found by the run mechanism while observing and
 /// creating. The first two (template problems) leave the step waiting; the others fail it.
@@ -73,7 +73,7 @@ pub enum Blocker {
     /// `maxParallel` slot, and runs when the Job is resumed.
     Suspended,
     /// The step's Job waits for Kueue's admission (suspended, with the queue label): the step
-    /// waits (`Pending`) and runs when Kueue admits the Job ([`crate::kueue`]).
+    /// waits (`Pending`) and runs when Kueue admits the Job ([`crate::build::kueue`]).
     Queued {
         /// The Kueue LocalQueue named by the Job.
         queue: String,
@@ -579,8 +579,8 @@ pub fn step_ids(len: usize) -> impl Iterator<Item = StepId> {
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::dag::{DepSpec, GroupSpec, Required, StepSpec};
     use crate::observe::StepOutcome;
+    use crate::schedule::dag::{DepSpec, GroupSpec, Required, StepSpec};
     use crate::schedule::{Policies, evaluate};
     use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

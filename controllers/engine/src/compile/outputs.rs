@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::compile::{InvalidSpec, PlannedStep};
-use crate::dag::{Dag, Referrer, StepId};
+use crate::schedule::dag::{Dag, Referrer, StepId};
 
 /// An environment variable of a step's Job whose value is another step's output.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -604,7 +604,7 @@ impl Dag {
     /// Marks the exit steps (`spec.onExit`, docs/lifecycle.md "Exit steps"): the scheduler
     /// starts them only once every other step is terminal. `exit[i]` is step `i`'s flag;
     /// missing entries are `false`. Set by the kinds' compile step from
-    /// [`PlannedStep::exit`](crate::compile::PlannedStep::exit), the one source of the flag.
+    /// `PlannedStep::exit` (the compile step), the one source of the flag.
     pub fn mark_exit_steps(&mut self, exit: &[bool]) {
         self.exit = if exit.iter().any(|e| *e) {
             (0..self.len())

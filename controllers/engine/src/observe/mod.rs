@@ -4,7 +4,9 @@
 //! earliest final signal) and `Complete` / `Failed`. Pod counts never do: a failed pod that is
 //! retried is not a failed step.
 
-use crate::observed_job::ObservedJob;
+pub mod observed_job;
+
+use crate::observe::observed_job::ObservedJob;
 use k8s_openapi::api::batch::v1::JobCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -21,7 +23,7 @@ pub enum StepOutcome {
     /// slot and is never created again; it runs when resumed.
     Suspended,
     /// The Job exists, has not finished, is suspended and carries the Kueue queue label: it
-    /// waits for Kueue's admission ([`crate::kueue`]). The step has not started, but the Job
+    /// waits for Kueue's admission ([`crate::build::kueue`]). The step has not started, but the Job
     /// holds a `maxParallel` slot (Kueue may admit it at any moment, and Jobsmith never
     /// suspends a Job again), and it is never created again.
     Queued,
@@ -68,7 +70,7 @@ pub fn job_outcome(job: &ObservedJob) -> StepOutcome {
     if succeeded {
         StepOutcome::Succeeded
     } else if is_suspended(job) {
-        if crate::kueue::queue_name(&job.metadata).is_some() {
+        if crate::build::kueue::queue_name(&job.metadata).is_some() {
             StepOutcome::Queued
         } else {
             StepOutcome::Suspended
@@ -192,7 +194,7 @@ fn condition_true<'a>(job: &'a ObservedJob, type_: &str) -> Option<&'a JobCondit
 #[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::observed_job::ObservedJobSpec;
+    use crate::observe::observed_job::ObservedJobSpec;
     use k8s_openapi::api::batch::v1::JobStatus;
     use k8s_openapi::jiff::Timestamp;
 
@@ -364,7 +366,7 @@ mod tests {
     #[test]
     fn a_suspended_job_with_a_queue_label_is_queued_until_admitted() {
         let mut created = k8s_openapi::api::batch::v1::Job::default();
-        crate::kueue::queue_job(
+        crate::build::kueue::queue_job(
             &mut created,
             &jobsmith_api::Queueing {
                 queue_name: Some("q".into()),

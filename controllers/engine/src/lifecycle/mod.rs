@@ -13,10 +13,14 @@
 //!   go when the outcome's action is `Delete` ([`jobs_to_delete`]).
 //! - **TTL** (`spec.ttlSecondsAfterFinished`): the run object goes that long after its
 //!   `completionTime` ([`run_expires_at`]).
+//!
+//! [`retry`] holds retry in place (docs/lifecycle.md "Retry in place").
+
+pub mod retry;
 
 use std::time::Duration;
 
-use crate::observed_job::ObservedJob;
+use crate::observe::observed_job::ObservedJob;
 use jobsmith_api::{JobsCleanup, Phase, RetryEntry, RunStatus, condition_types as types, reasons};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -192,7 +196,7 @@ pub fn wait_until(now: Timestamp, at: Timestamp) -> Duration {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::observed_job::ObservedJobSpec;
+    use crate::observe::observed_job::ObservedJobSpec;
     use jobsmith_api::CleanupAction;
     use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -10,9 +10,9 @@ use jobsmith_api::Params;
 use jobsmith_engine::Plan;
 use serde_json::Value;
 
-use crate::color;
 use crate::error::CliError;
 use crate::model::{Run, RunSpec, phase_text};
+use crate::render::color;
 
 /// The five counts every block shows, in order; other phases follow when present.
 const COUNTED: [&str; 5] = ["pending", "running", "succeeded", "failed", "aborted"];

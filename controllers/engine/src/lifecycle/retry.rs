@@ -24,8 +24,8 @@
 use jobsmith_api::{MAX_RETRY_ENTRIES, MAX_RETRY_STEPS_LISTED, RetryEntry};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::dag::{Dag, Target};
 use crate::observe::StepOutcome;
+use crate::schedule::dag::{Dag, Target};
 
 /// What a retry request asks for, once it is known to be new.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn parse_request(
         return Err(format!(
             "{} {:?} is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)",
             jobsmith_api::labels::RETRY_REQUESTED_AT,
-            crate::conditions::bounded(value)
+            crate::status::conditions::bounded(value)
         ));
     }
     let Some(steps) = steps.map(str::trim).filter(|s| !s.is_empty()) else {
@@ -63,7 +63,7 @@ pub fn parse_request(
         let position = key_position(key).ok_or_else(|| {
             format!(
                 "unknown step {:?} in {}",
-                crate::conditions::bounded(key),
+                crate::status::conditions::bounded(key),
                 jobsmith_api::labels::RETRY_STEPS
             )
         })?;
@@ -85,7 +85,7 @@ pub fn selection(dag: &Dag, outcomes: &[StepOutcome], request: &Request) -> Vec<
                 .collect()
         }
     };
-    let is_exit = |i: usize| dag.is_exit(crate::dag::StepId(i as u32));
+    let is_exit = |i: usize| dag.is_exit(crate::schedule::dag::StepId(i as u32));
     if selected.iter().any(|i| !is_exit(*i)) {
         let finished = |i: usize| {
             matches!(
@@ -125,7 +125,7 @@ pub fn downstream(dag: &Dag, roots: &[usize]) -> Vec<bool> {
 /// The entry of one request: the keys of the retried steps (bounded), their count.
 pub fn entry(value: &str, keys: &[&str], rejected: Option<String>) -> RetryEntry {
     RetryEntry {
-        requested_at: crate::conditions::bounded(value),
+        requested_at: crate::status::conditions::bounded(value),
         honoured_at: None,
         generation: None,
         steps: keys
@@ -152,7 +152,7 @@ pub fn push(retries: &mut Vec<RetryEntry>, count: &mut u32, entry: RetryEntry) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::dag::{DepSpec, GroupSpec, Required, StepSpec};
+    use crate::schedule::dag::{DepSpec, GroupSpec, Required, StepSpec};
     use proptest::prelude::*;
 
     fn step(key: &str, group: Option<&str>, deps: &[&str]) -> StepSpec {

@@ -24,14 +24,14 @@
 //!   at most `N` (`0` is treated as `1`, so a run can always finish); only steps with a Job
 //!   count, so a step that cannot be created now (`unavailable`: a missing template, a refused
 //!   create) holds no slot. Ready steps are created in input (list) order.
-//! - A **queued** step (its Job waits for Kueue's admission, [`crate::kueue`]) has not started:
+//! - A **queued** step (its Job waits for Kueue's admission, [`crate::build::kueue`]) has not started:
 //!   it is `Pending`, and the run is `Pending` until some step ran. But its Job holds a
 //!   `maxParallel` slot: Kueue may admit every queued Job at once and Jobsmith never suspends
 //!   a Job again, so with a queue `maxParallel` bounds the Jobs created and not finished,
 //!   admitted or not. A Job suspended otherwise (its template, by hand) holds no slot.
 //! - `Pending` is the run phase before any step was observed started (the first Jobs are being
 //!   created); then `Running`.
-//! - **Past the run's deadline** (`deadline_exceeded`, decided by [`crate::lifecycle`]) no new
+//! - **Past the run's deadline** (`deadline_exceeded`, decided by the `lifecycle` module) no new
 //!   step starts, except the steps [`runs_past_deadline`] exempts: every other step that has not
 //!   started (no Job, or a suspended one) is `Aborted`, the running ones are listed in
 //!   [`Decision::stop`] (the manager stops their Jobs), and the run is `Failed` once all steps are
@@ -49,10 +49,12 @@
 //! [`evaluate`] computes a [`Decision`] from scratch in O(steps + edges); the manager calls it
 //! once per reconcile (its cost at 10,000 steps is measured by `make bench-engine`).
 
+pub mod dag;
+
 use std::fmt;
 
-use crate::dag::{Dag, Dep, GroupId, Node, Required, StepId, Target};
 use crate::observe::StepOutcome;
+use crate::schedule::dag::{Dag, Dep, GroupId, Node, Required, StepId, Target};
 
 /// What happens to independent work after a step failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

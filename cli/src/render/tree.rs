@@ -25,11 +25,11 @@
 
 use std::collections::BTreeMap;
 
-use jobsmith_engine::{Dep, Plan, Required, Target, exit};
+use jobsmith_engine::{Dep, Plan, Required, Target, compile::exit};
 
-use crate::color;
 use crate::error::CliError;
 use crate::model::{Run, RunSpec, phase_text};
+use crate::render::color;
 
 const MIDDLE: &str = "├── ";
 const LAST: &str = "└── ";

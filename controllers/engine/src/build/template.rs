@@ -21,9 +21,9 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::compile::BuildError;
-use crate::naming::label_value;
-use crate::params::strip_gitops;
+use crate::build::BuildError;
+use crate::build::naming::label_value;
+use crate::build::params::strip_gitops;
 
 /// The JobSpec of a JobTemplate (`spec.jobTemplate` when present, else the inline fields),
 /// checked to be usable: its pod template has at least one container.
