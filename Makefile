@@ -42,8 +42,9 @@ lint: ## rustfmt check, clippy with -D warnings, rustdoc (broken doc links), she
 	cargo clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
-unit: ## unit, property and generated-file tests (no cluster)
+unit: ## unit, property and generated-file tests, and the disk keeper's test (no cluster)
 	cargo test --workspace --exclude jobsmith-e2e
+	bash e2e/scripts/disk-test.sh
 
 build: ## build the jobsmith binary and the kubectl-jobsmith plugin
 	cargo build -p jobsmith-manager --bin jobsmith -p jobsmith-cli --bin kubectl-jobsmith
