@@ -27,6 +27,8 @@ use std::collections::BTreeMap;
 
 use jobsmith_engine::{Dep, Plan, Required, Target, compile::exit};
 
+use jobsmith_api::{ManagedJobGroup, ManagedJobSpec};
+
 use crate::error::CliError;
 use crate::model::{Run, RunSpec, phase_text};
 use crate::render::color;
@@ -114,111 +116,119 @@ pub fn build(run: &Run, plan: Option<&Plan>, extra: &ExtraPhases) -> Result<Tree
             .or_else(|| extra.get(key).map(String::as_str));
         phase_text(written)
     };
-    match (run.spec()?, plan) {
-        (RunSpec::ManagedJob(spec), Some(plan)) => {
-            for group in &spec.groups {
-                let phase = run
-                    .status
-                    .group(&group.name)
-                    .and_then(|g| g.phase.as_deref());
-                let mut node = TreeNode::with_status(&group.name, phase_text(phase));
-                // Declared dependencies first, in spec order, then the automatic ones.
-                for dep in &group.dependencies {
-                    node.children.push(TreeNode::line(format!(
-                        "depends on group: {}{}",
-                        dep.name,
-                        required_suffix(dep.status.into())
-                    )));
-                }
-                if let Some(gid) = plan.dag.group_id(&group.name) {
-                    let mut automatic: Vec<&Dep> = plan
-                        .dag
-                        .group_deps(gid)
-                        .iter()
-                        .filter(|d| match d.target {
-                            Target::Group(t) => {
-                                let key = plan.dag.group_key(t);
-                                !group.dependencies.iter().any(|x| x.name == key)
-                            }
-                            Target::Step(_) => true,
-                        })
-                        .collect();
-                    automatic.sort_by_key(|d| target_order(d.target));
-                    for dep in automatic {
-                        node.children.push(dependency_line(plan, dep));
-                    }
-                }
-                for job in &group.jobs {
-                    let key =
-                        jobsmith_engine::compile::managedjob::step_key(&group.name, &job.name);
-                    node.children
-                        .push(step_node(plan, &key, &job.name, &step_phase(&key)));
-                }
-                root.children.push(node);
-            }
-            if !spec.on_exit.is_empty() {
-                let phase = run
-                    .status
-                    .group(exit::GROUP)
-                    .and_then(|g| g.phase.as_deref());
-                let mut node = exit_node(Some(phase_text(phase)));
-                for job in &spec.on_exit {
-                    let key =
-                        jobsmith_engine::compile::managedjob::step_key(exit::GROUP, &job.name);
-                    node.children
-                        .push(step_node(plan, &key, &job.name, &step_phase(&key)));
-                }
-                root.children.push(node);
-            }
-        }
+    root.children = match (run.spec()?, plan) {
+        (RunSpec::ManagedJob(spec), Some(plan)) => managedjob_nodes(run, spec, plan, &step_phase),
         (RunSpec::JobFlow(spec), Some(plan)) => {
-            for flow in &spec.flows {
-                root.children.push(step_node(
-                    plan,
-                    &flow.name,
-                    &flow.name,
-                    &step_phase(&flow.name),
-                ));
-            }
+            let flow_node = |name: &str| step_node(plan, name, name, &step_phase(name));
+            let mut nodes: Vec<TreeNode> = spec.flows.iter().map(|f| flow_node(&f.name)).collect();
             if !spec.on_exit.is_empty() {
                 let mut node = exit_node(None);
-                for flow in &spec.on_exit {
-                    node.children.push(step_node(
-                        plan,
-                        &flow.name,
-                        &flow.name,
-                        &step_phase(&flow.name),
-                    ));
-                }
-                root.children.push(node);
+                node.children
+                    .extend(spec.on_exit.iter().map(|f| flow_node(&f.name)));
+                nodes.push(node);
             }
+            nodes
         }
-        (RunSpec::JobRun(_), Some(plan)) => {
-            for step in &plan.steps {
+        (RunSpec::JobRun(_), Some(plan)) => plan
+            .steps
+            .iter()
+            .map(|step| {
                 let job_name = run.status.job_name.as_deref().unwrap_or(&step.job_name);
                 // A JobRun's one step has the run's phase.
-                root.children.push(TreeNode::with_status(
-                    job_name,
-                    phase_text(run.status.phase.as_deref()),
-                ));
-            }
-        }
-        (RunSpec::DaemonJob(_), _) => {
-            for node in &run.status.nodes {
-                root.children.push(TreeNode::with_status(
-                    &node.node,
-                    phase_text(node.shown_phase()),
-                ));
-            }
-            if let Some(omitted) = run.status.omitted_nodes.filter(|n| *n > 0) {
-                root.children.push(TreeNode::line(format!(
-                    "... {omitted} more nodes not listed"
-                )));
-            }
-        }
-        (_, None) => {}
-    }
+                TreeNode::with_status(job_name, phase_text(run.status.phase.as_deref()))
+            })
+            .collect(),
+        (RunSpec::DaemonJob(_), _) => daemonjob_nodes(run),
+        (_, None) => Vec::new(),
+    };
     Ok(root)
+}
+
+/// A ManagedJob's groups in spec order (each with its dependencies and jobs), then its exit
+/// steps.
+fn managedjob_nodes(
+    run: &Run,
+    spec: &ManagedJobSpec,
+    plan: &Plan,
+    step_phase: &dyn Fn(&str) -> String,
+) -> Vec<TreeNode> {
+    let group_phase =
+        |name: &str| phase_text(run.status.group(name).and_then(|g| g.phase.as_deref()));
+    let job_node = |group: &str, job: &str| {
+        let key = jobsmith_engine::compile::managedjob::step_key(group, job);
+        step_node(plan, &key, job, &step_phase(&key))
+    };
+    let mut nodes = Vec::new();
+    for group in &spec.groups {
+        let mut node = TreeNode::with_status(&group.name, group_phase(&group.name));
+        node.children = group_dependency_lines(plan, group);
+        node.children.extend(
+            group
+                .jobs
+                .iter()
+                .map(|job| job_node(&group.name, &job.name)),
+        );
+        nodes.push(node);
+    }
+    if !spec.on_exit.is_empty() {
+        let mut node = exit_node(Some(group_phase(exit::GROUP)));
+        node.children.extend(
+            spec.on_exit
+                .iter()
+                .map(|job| job_node(exit::GROUP, &job.name)),
+        );
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// A group's dependency lines: the declared ones first, in spec order, then the automatic
+/// ones (list order, explicit dependencies of its steps).
+fn group_dependency_lines(plan: &Plan, group: &ManagedJobGroup) -> Vec<TreeNode> {
+    let mut lines: Vec<TreeNode> = group
+        .dependencies
+        .iter()
+        .map(|dep| {
+            TreeNode::line(format!(
+                "depends on group: {}{}",
+                dep.name,
+                required_suffix(dep.status.into())
+            ))
+        })
+        .collect();
+    if let Some(gid) = plan.dag.group_id(&group.name) {
+        let mut automatic: Vec<&Dep> = plan
+            .dag
+            .group_deps(gid)
+            .iter()
+            .filter(|d| match d.target {
+                Target::Group(t) => {
+                    let key = plan.dag.group_key(t);
+                    !group.dependencies.iter().any(|x| x.name == key)
+                }
+                Target::Step(_) => true,
+            })
+            .collect();
+        automatic.sort_by_key(|d| target_order(d.target));
+        lines.extend(automatic.into_iter().map(|dep| dependency_line(plan, dep)));
+    }
+    lines
+}
+
+/// A DaemonJob's nodes as its status lists them, and how many it leaves out.
+fn daemonjob_nodes(run: &Run) -> Vec<TreeNode> {
+    let mut nodes: Vec<TreeNode> = run
+        .status
+        .nodes
+        .iter()
+        .map(|node| TreeNode::with_status(&node.node, phase_text(node.shown_phase())))
+        .collect();
+    if let Some(omitted) = run.status.omitted_nodes.filter(|n| *n > 0) {
+        nodes.push(TreeNode::line(format!(
+            "... {omitted} more nodes not listed"
+        )));
+    }
+    nodes
 }
 
 /// The group line of the exit steps, with the line that says when they run.

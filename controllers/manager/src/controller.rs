@@ -20,6 +20,8 @@ use kube::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use jobsmith_engine::ObservedJob;
+
 use crate::{
     cache::guard::Guarded,
     cache::{
@@ -30,6 +32,7 @@ use crate::{
     context::{Context, Shared},
     shutdown::Shutdown,
     telemetry::events::EventKind,
+    telemetry::health::ReadyHandle,
     telemetry::metrics::{self, ReconcileTimer},
 };
 
@@ -323,101 +326,16 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
                 .register(format!("{kind}/{}", ns.as_deref().unwrap_or("*")))
         })
         .collect();
-
-    if !wait_crd_established::<R::Kind>(&shared.client, &shutdown).await {
+    if !inputs_ready::<R>(&shared, &shutdown).await {
         return;
-    }
-    // Reconciling before the Job cache is synced would take existing Jobs for missing ones.
-    if R::OWNS_JOBS && !wait_ready_or_shutdown("jobs", &shared.jobs, &shutdown).await {
-        return;
-    }
-    if R::USES_TEMPLATES
-        && !wait_ready_or_shutdown("jobtemplates", &shared.templates, &shutdown).await
-    {
-        return;
-    }
-    if R::USES_NODES {
-        let Some(nodes) = &shared.nodes else {
-            tracing::error!(controller = %kind, "the Node cache was not started; controller not run");
-            return;
-        };
-        if !wait_ready_or_shutdown("nodes", nodes, &shutdown).await {
-            return;
-        }
     }
 
     let mut runs = Vec::new();
     let mut stores = Vec::new();
     for (namespace, ready) in scopes.into_iter().zip(ready) {
-        let api: Api<Guarded<R::Kind>> = match &namespace {
-            Some(ns) => Api::namespaced(shared.client.clone(), ns),
-            None => Api::all(shared.client.clone()),
-        };
-        let (own, writer) = reflector::store();
-        let objects = watcher(api, object_watch(shared.shard.as_ref()))
-            .modify(|object| crate::cache::drop_unread_metadata(object.meta_mut()));
-        let changes = reflector(writer, objects)
-            .applied_objects()
-            .predicate_filter(own_change, PredicateConfig::default());
-        let mut controller = Controller::for_stream(changes, own.clone())
-            .with_config(controller::Config::default().concurrency(shared.concurrency))
-            .trigger_backoff(crate::cache::watch_backoff());
-
-        if R::OWNS_JOBS {
-            let ns = namespace.clone();
-            let cache = shared.jobs.clone();
-            let mut unread_counters = (!R::READS_JOB_COUNTERS).then(JobTriggerFilter::default);
-            let jobs = shared.jobs.subscribe().filter(move |job| {
-                let in_scope = ns.is_none() || job.namespace() == ns;
-                let passes = in_scope
-                    && unread_counters.as_mut().is_none_or(|filter| {
-                        filter.passes(job, cache.get(&ObjectRef::from_obj(job.as_ref())).is_some())
-                    });
-                std::future::ready(passes)
-            });
-            controller = controller.owns_shared_stream(jobs);
-        }
-
-        let triggers = R::triggers(&ctx, &own);
-        if !triggers.is_empty() {
-            let ns = namespace.clone();
-            let refs =
-                futures::stream::select_all(triggers).filter_map(move |r: ObjectRef<R::Kind>| {
-                    let in_scope = ns.is_none() || r.namespace == ns;
-                    let mut guarded = ObjectRef::<Guarded<R::Kind>>::new(&r.name);
-                    if let Some(ns) = &r.namespace {
-                        guarded = guarded.within(ns);
-                    }
-                    std::future::ready(in_scope.then_some(guarded))
-                });
-            controller = controller.reconcile_on(refs);
-        }
-
-        stores.push(own.clone());
-        let stop = shutdown.clone();
-        let mark_ready = async move {
-            tokio::select! {
-                result = own.wait_until_ready() => if result.is_ok() {
-                    ready.set_synced();
-                    tracing::info!(controller = %kind, namespace = ?namespace, "cache synced; controller ready");
-                },
-                () = stop.wait() => {}
-            }
-        };
-
-        let stream = controller
-            .graceful_shutdown_on(shutdown.wait())
-            .run(reconcile_guarded::<R>, error_policy::<R>, ctx.clone())
-            .for_each({
-                let ctx = ctx.clone();
-                move |result| {
-                    log_result::<R>(result, &ctx);
-                    std::future::ready(())
-                }
-            });
-        runs.push(async move {
-            tokio::join!(mark_ready, stream);
-        });
+        let (store, run) = run_in_scope::<R>(&shared, &ctx, namespace, ready, &shutdown);
+        stores.push(store);
+        runs.push(run);
     }
     tracing::info!(controller = %kind, "controller started");
     let sweep = sweep_forgotten::<R>(ctx.clone(), stores, shutdown.clone());
@@ -427,6 +345,128 @@ pub async fn run<R: Reconciler>(shared: Shared, shutdown: Shutdown) {
     ctx.writes.close();
     ctx.writes.wait().await;
     tracing::info!(controller = %kind, "controller stopped");
+}
+
+/// Waits until `R` may reconcile: its CRD is established and the caches it reads are synced.
+/// False on shutdown, or when a cache it needs was not started.
+async fn inputs_ready<R: Reconciler>(shared: &Shared, shutdown: &Shutdown) -> bool {
+    if !wait_crd_established::<R::Kind>(&shared.client, shutdown).await {
+        return false;
+    }
+    // Reconciling before the Job cache is synced would take existing Jobs for missing ones.
+    if R::OWNS_JOBS && !wait_ready_or_shutdown("jobs", &shared.jobs, shutdown).await {
+        return false;
+    }
+    if R::USES_TEMPLATES
+        && !wait_ready_or_shutdown("jobtemplates", &shared.templates, shutdown).await
+    {
+        return false;
+    }
+    if R::USES_NODES {
+        let Some(nodes) = &shared.nodes else {
+            tracing::error!(controller = %R::CONTROLLER, "the Node cache was not started; controller not run");
+            return false;
+        };
+        if !wait_ready_or_shutdown("nodes", nodes, shutdown).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// The controller of `R` for one watch scope (a namespace, or `None`: cluster-wide): its store
+/// of the kind's objects, and the future that runs it until shutdown (marking `ready` once its
+/// store is synced).
+fn run_in_scope<R: Reconciler>(
+    shared: &Shared,
+    ctx: &Arc<Context>,
+    namespace: Option<String>,
+    ready: ReadyHandle,
+    shutdown: &Shutdown,
+) -> (Store<Guarded<R::Kind>>, impl Future<Output = ()> + use<R>) {
+    let kind = R::CONTROLLER;
+    let api: Api<Guarded<R::Kind>> = match &namespace {
+        Some(ns) => Api::namespaced(shared.client.clone(), ns),
+        None => Api::all(shared.client.clone()),
+    };
+    let (own, writer) = reflector::store();
+    let objects = watcher(api, object_watch(shared.shard.as_ref()))
+        .modify(|object| crate::cache::drop_unread_metadata(object.meta_mut()));
+    let changes = reflector(writer, objects)
+        .applied_objects()
+        .predicate_filter(own_change, PredicateConfig::default());
+    let mut controller = Controller::for_stream(changes, own.clone())
+        .with_config(controller::Config::default().concurrency(shared.concurrency))
+        .trigger_backoff(crate::cache::watch_backoff());
+    if R::OWNS_JOBS {
+        controller = controller.owns_shared_stream(job_events::<R>(shared, namespace.clone()));
+    }
+    let triggers = R::triggers(ctx, &own);
+    if !triggers.is_empty() {
+        controller = controller.reconcile_on(scoped_refs(triggers, namespace.clone()));
+    }
+
+    let stop = shutdown.clone();
+    let store = own.clone();
+    let mark_ready = async move {
+        tokio::select! {
+            result = own.wait_until_ready() => if result.is_ok() {
+                ready.set_synced();
+                tracing::info!(controller = %kind, namespace = ?namespace, "cache synced; controller ready");
+            },
+            () = stop.wait() => {}
+        }
+    };
+    let stream = controller
+        .graceful_shutdown_on(shutdown.wait())
+        .run(reconcile_guarded::<R>, error_policy::<R>, ctx.clone())
+        .for_each({
+            let ctx = ctx.clone();
+            move |result| {
+                log_result::<R>(result, &ctx);
+                std::future::ready(())
+            }
+        });
+    (store, async move {
+        tokio::join!(mark_ready, stream);
+    })
+}
+
+/// The shared Job cache's events for `R`'s controller in one scope: the Jobs of that
+/// namespace, without the changes of Job counters `R` does not read.
+fn job_events<R: Reconciler>(
+    shared: &Shared,
+    namespace: Option<String>,
+) -> impl futures::Stream<Item = Arc<ObservedJob>> + Send + use<R> {
+    let cache = shared.jobs.clone();
+    let mut unread_counters = (!R::READS_JOB_COUNTERS).then(JobTriggerFilter::default);
+    shared.jobs.subscribe().filter(move |job| {
+        let in_scope = namespace.is_none() || job.namespace() == namespace;
+        let passes = in_scope
+            && unread_counters.as_mut().is_none_or(|filter| {
+                filter.passes(job, cache.get(&ObjectRef::from_obj(job.as_ref())).is_some())
+            });
+        std::future::ready(passes)
+    })
+}
+
+/// A kind's extra triggers, limited to one scope and addressed to the guarded objects the
+/// controller watches.
+fn scoped_refs<K: Resource<DynamicType = ()> + 'static>(
+    triggers: Vec<BoxStream<'static, ObjectRef<K>>>,
+    namespace: Option<String>,
+) -> impl futures::Stream<Item = ObjectRef<Guarded<K>>> + Send + use<K>
+where
+    Guarded<K>: Resource<DynamicType = ()>,
+{
+    futures::stream::select_all(triggers).filter_map(move |r: ObjectRef<K>| {
+        let in_scope = namespace.is_none() || r.namespace == namespace;
+        let mut guarded = ObjectRef::<Guarded<K>>::new(&r.name);
+        if let Some(ns) = &r.namespace {
+            guarded = guarded.within(ns);
+        }
+        std::future::ready(in_scope.then_some(guarded))
+    })
 }
 
 /// What of a change to an object of the controller's own kind wakes its reconcile: its spec

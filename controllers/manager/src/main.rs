@@ -168,6 +168,35 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         heartbeat,
         metrics: metrics.clone(),
     };
+    let servers = start_servers(&args, state, &shutdown).await?;
+
+    let client = kube::Client::try_default()
+        .await
+        .map_err(StartupError::Client)?;
+    let instance = lease::identity();
+    log_start(&args, &instance);
+
+    let leadership = match lead(&args, &client, &instance, &readiness, &shutdown).await? {
+        Lead::Alone => None,
+        Lead::Elected(election) => Some(*election),
+        Lead::StoppedWaiting => return Ok(finish(servers, ExitCode::SUCCESS).await),
+    };
+    let fence = leadership
+        .as_ref()
+        .map_or_else(Fence::open, Leadership::fence);
+    let shared = shared_state(
+        &args, client, instance, fence, metrics, &readiness, &shutdown,
+    );
+    let code = run_controllers(args.enabled_controllers(), shared, leadership, shutdown).await;
+    Ok(finish(servers, code).await)
+}
+
+/// Binds the health and metrics servers and serves them until the shutdown.
+async fn start_servers(
+    args: &RunArgs,
+    state: HealthState,
+    shutdown: &Shutdown,
+) -> Result<Vec<tokio::task::JoinHandle<std::io::Result<()>>>, StartupError> {
     let mut servers = Vec::new();
     for (addr, endpoints) in health::plan(
         args.health_probe_bind_address.0,
@@ -179,15 +208,14 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
             .map_err(|source| StartupError::Bind { addr, source })?;
         servers.push(tokio::spawn(serve));
     }
+    Ok(servers)
+}
 
-    let client = kube::Client::try_default()
-        .await
-        .map_err(StartupError::Client)?;
-    let instance = lease::identity();
-    let enabled = args.enabled_controllers();
+/// Logs what this manager runs, and warns about a shard selector that Jobs may not match.
+fn log_start(args: &RunArgs, instance: &str) {
     tracing::info!(
         instance,
-        controllers = ?enabled.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        controllers = ?args.enabled_controllers().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         namespaces = ?args.namespaces,
         watch_label_selector = %args.watch_label_selector,
         "starting jobsmith"
@@ -200,63 +228,90 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
             tracing::warn!(keys = ?others, "--watch-label-selector names labels other than sharding.jobsmith.dev/key; only that one is guaranteed on child Jobs");
         }
     }
+}
 
-    let mut leadership = None;
-    if args.leader_elect {
-        let namespace = args
-            .leader_election_namespace
-            .clone()
-            .or_else(|| {
-                std::env::var("POD_NAMESPACE")
-                    .ok()
-                    .filter(|ns| !ns.is_empty())
-            })
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let mut election = Leadership::new(
-            client.clone(),
-            &namespace,
-            &args.leader_election_id,
-            &instance,
-        );
-        readiness.set_standby(true);
-        tracing::info!(lease = %args.leader_election_id, %namespace, "waiting to become the leader");
-        let leader = election.acquire(&shutdown).await?;
-        readiness.set_standby(false);
-        if !leader {
-            return Ok(finish(servers, ExitCode::SUCCESS).await);
-        }
-        tracing::info!("became the leader");
-        leadership = Some(election);
+/// What leader election left this manager with.
+enum Lead {
+    /// `--leader-elect` is off: the only writer by configuration.
+    Alone,
+    /// The leader: its Lease is held until the controllers stopped.
+    Elected(Box<Leadership>),
+    /// Shut down while waiting as a standby: nothing to run.
+    StoppedWaiting,
+}
+
+/// With `--leader-elect`, waits (ready as a standby) until this manager holds the Lease.
+async fn lead(
+    args: &RunArgs,
+    client: &kube::Client,
+    instance: &str,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> Result<Lead, StartupError> {
+    if !args.leader_elect {
+        return Ok(Lead::Alone);
     }
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|ns| !ns.is_empty())
+        })
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let mut election = Leadership::new(
+        client.clone(),
+        &namespace,
+        &args.leader_election_id,
+        instance,
+    );
+    readiness.set_standby(true);
+    tracing::info!(lease = %args.leader_election_id, %namespace, "waiting to become the leader");
+    let leader = election.acquire(shutdown).await?;
+    readiness.set_standby(false);
+    if !leader {
+        return Ok(Lead::StoppedWaiting);
+    }
+    tracing::info!("became the leader");
+    Ok(Lead::Elected(Box::new(election)))
+}
 
+/// Starts the shared caches (readiness follows their first sync) and gathers what every
+/// controller shares; every write passes `fence`.
+fn shared_state(
+    args: &RunArgs,
+    client: kube::Client,
+    instance: String,
+    fence: Arc<Fence>,
+    metrics: Metrics,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> Shared {
     let scope = Arc::new(WatchScope::from_flags(&args.namespaces));
-    let fence = leadership
-        .as_ref()
-        .map_or_else(Fence::open, Leadership::fence);
     let jobs = jobs::spawn_cache(&client, &scope, args.watch_selector(), shutdown.clone());
     let templates = templates::spawn_cache(&client, &scope, shutdown.clone());
     // Nodes are watched only for DaemonJobs.
-    let node_cache = enabled
+    let node_cache = args
+        .enabled_controllers()
         .contains(&ControllerKind::Daemonjob)
         .then(|| nodes::spawn_cache(&client, shutdown.clone()));
     if let Some(node_cache) = node_cache.clone() {
-        report_ready(&readiness, "nodes", node_cache, &shutdown);
+        report_ready(readiness, "nodes", node_cache, shutdown);
     }
-    let shared = Shared {
+    report_ready(readiness, "jobs", jobs.clone(), shutdown);
+    report_ready(readiness, "jobtemplates", templates.clone(), shutdown);
+    Shared {
         client,
-        jobs: jobs.clone(),
-        templates: templates.clone(),
+        jobs,
+        templates,
         nodes: node_cache,
         limiter: Arc::new(WriteLimiter::new(
             args.kube_api_qps,
             args.kube_api_burst,
             fence.clone(),
         )),
-        event_limiter: Arc::new(WriteLimiter::new(
-            args.event_qps,
-            args.event_burst,
-            fence.clone(),
-        )),
+        event_limiter: Arc::new(WriteLimiter::new(args.event_qps, args.event_burst, fence)),
         metrics,
         scope,
         shard: args.watch_selector().cloned(),
@@ -265,17 +320,23 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         step_events: args.step_events,
         status_interval: Duration::from_millis(args.status_interval_ms),
         instance,
-    };
-    report_ready(&readiness, "jobs", jobs, &shutdown);
-    report_ready(&readiness, "jobtemplates", templates, &shutdown);
+    }
+}
 
+/// Runs the controllers until the shutdown, then releases the Lease once they stopped (their
+/// writes are fenced from the shutdown on, so a successor never overlaps with our last
+/// writes). Failure when the Lease was lost.
+async fn run_controllers(
+    enabled: Vec<ControllerKind>,
+    shared: Shared,
+    leadership: Option<Leadership>,
+    shutdown: Shutdown,
+) -> ExitCode {
     let controllers = futures::future::join_all(
         enabled
             .into_iter()
             .map(|kind| controllers::run(kind, shared.clone(), shutdown.clone())),
     );
-    // The Lease is released only once the controllers stopped (their writes are fenced from
-    // the shutdown on), so a successor never overlaps with our last writes.
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let running = async {
         // Controllers that are not implemented return at once; the manager still runs until the signal.
@@ -307,11 +368,10 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         }
         let _ = stopped_tx.send(());
     });
-    let code = match outcome {
+    match outcome {
         LeaderOutcome::Lost => ExitCode::FAILURE,
         LeaderOutcome::Released => ExitCode::SUCCESS,
-    };
-    Ok(finish(servers, code).await)
+    }
 }
 
 /// Waits briefly for the HTTP servers to close, then returns `code`.

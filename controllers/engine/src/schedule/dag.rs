@@ -294,6 +294,104 @@ pub struct Dag {
     exit: Vec<bool>,
 }
 
+/// Every step and group key -> its node; a key used twice (or by a step and a group) is an
+/// error.
+fn name_table(
+    steps: &[StepSpec],
+    groups: &[GroupSpec],
+) -> Result<HashMap<String, Target>, GraphError> {
+    let mut names: HashMap<String, Target> = HashMap::with_capacity(steps.len() + groups.len());
+    for (i, step) in steps.iter().enumerate() {
+        let id = Target::Step(StepId(i as u32));
+        if names.insert(step.key.clone(), id).is_some() {
+            return Err(GraphError::DuplicateStep(step.key.clone()));
+        }
+    }
+    for (i, group) in groups.iter().enumerate() {
+        match names.insert(group.key.clone(), Target::Group(GroupId(i as u32))) {
+            None => {}
+            Some(Target::Group(_)) => {
+                return Err(GraphError::DuplicateGroup(group.key.clone()));
+            }
+            Some(Target::Step(_)) => return Err(GraphError::AmbiguousName(group.key.clone())),
+        }
+    }
+    Ok(names)
+}
+
+/// Each step's group (by position), or the first step naming a group that does not exist.
+fn step_groups(
+    steps: &[StepSpec],
+    names: &HashMap<String, Target>,
+) -> Result<Vec<Option<GroupId>>, GraphError> {
+    steps
+        .iter()
+        .map(|step| match &step.group {
+            None => Ok(None),
+            Some(g) => match names.get(g) {
+                Some(Target::Group(id)) => Ok(Some(*id)),
+                _ => Err(GraphError::UnknownGroup {
+                    step: step.key.clone(),
+                    group: g.clone(),
+                }),
+            },
+        })
+        .collect()
+}
+
+/// The dependencies of one step or group (`own_key`), resolved to nodes.
+fn resolve_deps(
+    names: &HashMap<String, Target>,
+    owner: &dyn Fn() -> Owner,
+    own_key: &str,
+    deps: &[DepSpec],
+) -> Result<Vec<Dep>, GraphError> {
+    deps.iter()
+        .map(|d| {
+            if d.target == own_key {
+                return Err(GraphError::SelfDependency(d.target.clone()));
+            }
+            match names.get(&d.target) {
+                Some(&target) => Ok(Dep {
+                    target,
+                    required: d.required,
+                }),
+                None => Err(GraphError::UnknownDependency {
+                    owner: owner(),
+                    target: d.target.clone(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Per target (`n` steps when `target_is_step`, else `n` groups): who depends on it, from the
+/// steps' and the groups' dependency pairs.
+fn dependents(
+    n: usize,
+    step_dep_pairs: &[(usize, Dep)],
+    group_dep_pairs: &[(usize, Dep)],
+    target_is_step: bool,
+) -> Csr<Dependent> {
+    let steps_side = step_dep_pairs
+        .iter()
+        .map(|&(i, d)| (Referrer::Step(StepId(i as u32)), d));
+    let groups_side = group_dep_pairs
+        .iter()
+        .map(|&(i, d)| (Referrer::Gate(GroupId(i as u32)), d));
+    Csr::from_pairs(
+        n,
+        steps_side
+            .chain(groups_side)
+            .filter_map(move |(referrer, d)| match (d.target, target_is_step) {
+                (Target::Step(t), true) => Some((t.index(), referrer, d.required)),
+                (Target::Group(g), false) => Some((g.index(), referrer, d.required)),
+                _ => None,
+            })
+            .map(|(t, referrer, required)| (t, Dependent { referrer, required })),
+    )
+}
+
 impl Dag {
     /// Validates the input and builds the graph; returns the first problem found (see the
     /// module documentation for the order).
@@ -304,60 +402,9 @@ impl Dag {
         if count > max {
             return Err(GraphError::TooLarge { count, max });
         }
-        let mut names: HashMap<String, Target> = HashMap::with_capacity(count);
-        for (i, step) in steps.iter().enumerate() {
-            let id = Target::Step(StepId(i as u32));
-            if names.insert(step.key.clone(), id).is_some() {
-                return Err(GraphError::DuplicateStep(step.key.clone()));
-            }
-        }
-        for (i, group) in groups.iter().enumerate() {
-            match names.insert(group.key.clone(), Target::Group(GroupId(i as u32))) {
-                None => {}
-                Some(Target::Group(_)) => {
-                    return Err(GraphError::DuplicateGroup(group.key.clone()));
-                }
-                Some(Target::Step(_)) => return Err(GraphError::AmbiguousName(group.key.clone())),
-            }
-        }
-
-        let resolve = |owner: &dyn Fn() -> Owner, own_key: &str, deps: &[DepSpec]| {
-            deps.iter()
-                .map(|d| {
-                    if d.target == own_key {
-                        return Err(GraphError::SelfDependency(d.target.clone()));
-                    }
-                    match names.get(&d.target) {
-                        Some(&target) => Ok(Dep {
-                            target,
-                            required: d.required,
-                        }),
-                        None => Err(GraphError::UnknownDependency {
-                            owner: owner(),
-                            target: d.target.clone(),
-                        }),
-                    }
-                })
-                .collect::<Result<Vec<Dep>, GraphError>>()
-        };
-
+        let names = name_table(steps, groups)?;
         // Group membership, checked before dependencies so an empty group is reported as such.
-        let mut step_group = Vec::with_capacity(steps.len());
-        for step in steps {
-            let group = match &step.group {
-                None => None,
-                Some(g) => match names.get(g) {
-                    Some(Target::Group(id)) => Some(*id),
-                    _ => {
-                        return Err(GraphError::UnknownGroup {
-                            step: step.key.clone(),
-                            group: g.clone(),
-                        });
-                    }
-                },
-            };
-            step_group.push(group);
-        }
+        let step_group = step_groups(steps, &names)?;
         let members = Csr::from_pairs(
             groups.len(),
             step_group
@@ -372,56 +419,27 @@ impl Dag {
                 return Err(GraphError::EmptyGroup(group.key.clone()));
             }
             let owner = || Owner::Group(group.key.clone());
-            for dep in resolve(&owner, &group.key, &group.deps)? {
+            for dep in resolve_deps(&names, &owner, &group.key, &group.deps)? {
                 group_dep_pairs.push((i, dep));
             }
         }
         let mut step_dep_pairs = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let owner = || Owner::Step(step.key.clone());
-            for dep in resolve(&owner, &step.key, &step.deps)? {
+            for dep in resolve_deps(&names, &owner, &step.key, &step.deps)? {
                 step_dep_pairs.push((i, dep));
             }
         }
-
-        let step_deps = Csr::from_pairs(steps.len(), step_dep_pairs.iter().copied());
-        let group_deps = Csr::from_pairs(groups.len(), group_dep_pairs.iter().copied());
-        let dependents = |target_is_step: bool| {
-            let n = if target_is_step {
-                steps.len()
-            } else {
-                groups.len()
-            };
-            let steps_side = step_dep_pairs
-                .iter()
-                .map(|&(i, d)| (Referrer::Step(StepId(i as u32)), d));
-            let groups_side = group_dep_pairs
-                .iter()
-                .map(|&(i, d)| (Referrer::Gate(GroupId(i as u32)), d));
-            Csr::from_pairs(
-                n,
-                steps_side
-                    .chain(groups_side)
-                    .filter_map(move |(referrer, d)| match (d.target, target_is_step) {
-                        (Target::Step(t), true) => Some((t.index(), referrer, d.required)),
-                        (Target::Group(g), false) => Some((g.index(), referrer, d.required)),
-                        _ => None,
-                    })
-                    .map(|(t, referrer, required)| (t, Dependent { referrer, required })),
-            )
-        };
-        let step_dependents = dependents(true);
-        let group_dependents = dependents(false);
 
         let mut dag = Self {
             step_keys: steps.iter().map(|s| s.key.clone()).collect(),
             step_group,
             group_keys: groups.iter().map(|g| g.key.clone()).collect(),
             members,
-            step_deps,
-            group_deps,
-            step_dependents,
-            group_dependents,
+            step_deps: Csr::from_pairs(steps.len(), step_dep_pairs.iter().copied()),
+            group_deps: Csr::from_pairs(groups.len(), group_dep_pairs.iter().copied()),
+            step_dependents: dependents(steps.len(), &step_dep_pairs, &group_dep_pairs, true),
+            group_dependents: dependents(groups.len(), &step_dep_pairs, &group_dep_pairs, false),
             names,
             order: Vec::new(),
             topo_steps: Vec::new(),

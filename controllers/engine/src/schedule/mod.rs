@@ -593,63 +593,24 @@ pub fn evaluate_at(
         .any(|s| !dag.is_exit(s) && phases[s.index()] == StepPhase::Failed);
     let stop = policies.failure == FailurePolicy::FailFast && failed_before_exit;
     if stop && totals.running == 0 {
-        for s in dag.steps() {
-            let i = s.index();
-            // A step with a (suspended) Job keeps it: an observed Job wins over derived state.
-            let has_job = outcomes
-                .get(i)
-                .is_some_and(|o| *o != StepOutcome::NotCreated);
-            if phases[i] == StepPhase::Pending && !has_job && !dag.is_exit(s) {
-                phases[i] = StepPhase::Aborted;
-                totals.aborted += 1;
-                if let Some(g) = dag.step_group(s) {
-                    groups[g.index()].add(StepPhase::Aborted);
-                }
-            }
-        }
+        abort_unstarted(dag, outcomes, &mut phases, &mut totals, &mut groups);
     }
-    let count = |outcome: StepOutcome| {
-        outcomes
-            .iter()
-            .take(dag.len())
-            .filter(|o| **o == outcome)
-            .count() as u32
-    };
-    let suspended = count(StepOutcome::Suspended);
-    let queued = count(StepOutcome::Queued);
+    let suspended = count_outcomes(dag, outcomes, StepOutcome::Suspended);
+    let queued = count_outcomes(dag, outcomes, StepOutcome::Queued);
     let (to_stop, cut_short) = if deadline_exceeded {
         cut_at_deadline(dag, outcomes, &mut phases, &mut totals, &mut groups)
     } else {
         (Vec::new(), 0)
     };
-    // Exit steps wait for every other step to be terminal (the deadline's aborted ones
-    // included); FailFast and the deadline stop only the others.
-    let exit_gate_open = dag.has_exit_steps()
-        && dag
-            .steps()
-            .all(|s| dag.is_exit(s) || phases[s.index()].is_terminal());
-    let may_start = |s: StepId| {
-        if dag.is_exit(s) {
-            exit_gate_open
-        } else {
-            !stop
-        }
-    };
-    let mut create = Vec::new();
-    if !policies.suspend {
+    let create = if policies.suspend {
+        Vec::new()
+    } else {
         // A queued Job may be admitted at any moment: it holds its slot.
         let room = policies.limit().saturating_sub(totals.running + queued) as usize;
-        create.extend(
-            dag.steps()
-                .filter(|s| {
-                    ready[s.index()]
-                        && phases[s.index()] == StepPhase::Pending
-                        && !unavailable(*s)
-                        && may_start(*s)
-                })
-                .take(room),
-        );
-    }
+        startable(dag, &ready, &phases, stop, &unavailable)
+            .take(room)
+            .collect()
+    };
     // A suspended or queued Job has not started anything (yet).
     let started = outcomes.iter().take(dag.len()).any(|o| {
         !matches!(
@@ -688,6 +649,64 @@ pub fn evaluate_at(
         deadline_exceeded,
         stop: to_stop,
     }
+}
+
+/// FailFast with nothing running any more: every other step that has not started (and has no
+/// Job) is `Aborted`. Exit steps are kept: they run after FailFast too.
+fn abort_unstarted(
+    dag: &Dag,
+    outcomes: &[StepOutcome],
+    phases: &mut [StepPhase],
+    totals: &mut Counts,
+    groups: &mut [Counts],
+) {
+    for s in dag.steps() {
+        let i = s.index();
+        // A step with a (suspended) Job keeps it: an observed Job wins over derived state.
+        let has_job = outcomes
+            .get(i)
+            .is_some_and(|o| *o != StepOutcome::NotCreated);
+        if phases[i] == StepPhase::Pending && !has_job && !dag.is_exit(s) {
+            phases[i] = StepPhase::Aborted;
+            totals.aborted += 1;
+            if let Some(g) = dag.step_group(s) {
+                groups[g.index()].add(StepPhase::Aborted);
+            }
+        }
+    }
+}
+
+/// How many of the run's steps have this outcome.
+fn count_outcomes(dag: &Dag, outcomes: &[StepOutcome], outcome: StepOutcome) -> u32 {
+    outcomes
+        .iter()
+        .take(dag.len())
+        .filter(|o| **o == outcome)
+        .count() as u32
+}
+
+/// The steps that may be created now, in plan order: ready, `Pending`, available, and allowed
+/// to start. Exit steps wait for every other step to be terminal (the deadline's aborted ones
+/// included); FailFast (`stop`) and the deadline stop only the others.
+fn startable<'a>(
+    dag: &'a Dag,
+    ready: &'a [bool],
+    phases: &'a [StepPhase],
+    stop: bool,
+    unavailable: &'a impl Fn(StepId) -> bool,
+) -> impl Iterator<Item = StepId> + 'a {
+    let exit_gate_open = dag.has_exit_steps()
+        && dag
+            .steps()
+            .all(|s| dag.is_exit(s) || phases[s.index()].is_terminal());
+    dag.steps().filter(move |s| {
+        let may_start = if dag.is_exit(*s) {
+            exit_gate_open
+        } else {
+            !stop
+        };
+        ready[s.index()] && phases[s.index()] == StepPhase::Pending && !unavailable(*s) && may_start
+    })
 }
 
 /// Past the deadline: every step that may not run past it and has not started (no Job, or a

@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::observe;
 use crate::schedule::dag::{Dag, StepId};
 use crate::schedule::{Decision, RunPhase, StepPhase};
-use crate::status::conditions::{self, ConditionStatus};
+use crate::status::conditions::{self, ConditionStatus, DesiredCondition};
 
 /// Why a step cannot get (or keep) its Job, found by the run mechanism while observing and
 /// creating. The first two (template problems) leave the step waiting; the others fail it.
@@ -276,7 +276,57 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
         })
         .collect();
 
-    // The first blocker in step order explains the run; the others are counted.
+    let Explained {
+        message,
+        reason,
+        conditions: desired,
+    } = explain(input, &step_phases);
+    let previous = input.previous;
+    let conditions = conditions::set_conditions(
+        previous.map_or(&[][..], |p| p.conditions.as_slice()),
+        &desired,
+        input.now,
+        input.generation,
+    );
+    let (start_time, completion_time) = run_times(input);
+
+    let run = RunStatus {
+        phase: Some(api_phase(phase)),
+        conditions,
+        observed_generation: input.generation,
+        progress: Some(decision.progress.to_string()),
+        start_time,
+        completion_time,
+        message: Some(message),
+        // Written by the run mechanism, which knows what was created, recorded and retried.
+        record: None,
+        retries: Vec::new(),
+        retry_count: None,
+        outputs: Vec::new(),
+    };
+    let (entries, omitted) = entries(input.steps, &step_phases);
+    Rollup {
+        run,
+        entries,
+        omitted,
+        step_phases,
+        reason,
+    }
+}
+
+/// What the status says about a run: its message, the reason of its conditions, and the
+/// conditions before their transition times are set.
+struct Explained {
+    message: String,
+    reason: String,
+    conditions: Vec<DesiredCondition>,
+}
+
+/// The decision's message and conditions, with the first blocked step (in step order; the
+/// others are counted) and a passed deadline explaining the run.
+fn explain(input: &RunInput<'_>, step_phases: &[ApiStepPhase]) -> Explained {
+    let decision = input.decision;
+    let phase = decision.phase;
     let mut blocked = input
         .steps
         .iter()
@@ -315,7 +365,6 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
             }
         }
     }
-
     if decision.deadline_exceeded {
         // The deadline explains the run whatever else happened to its steps.
         reason = api_reasons::DEADLINE_EXCEEDED.to_owned();
@@ -323,15 +372,17 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
             condition.reason.clone_from(&reason);
         }
     }
+    Explained {
+        message,
+        reason,
+        conditions: desired,
+    }
+}
 
+/// The run's start time (its earliest Job, or as recorded) and, once it is final, its
+/// completion time (as recorded, else its last Job's finish, else now).
+fn run_times(input: &RunInput<'_>) -> (Option<Time>, Option<Time>) {
     let previous = input.previous;
-    let conditions = conditions::set_conditions(
-        previous.map_or(&[][..], |p| p.conditions.as_slice()),
-        &desired,
-        input.now,
-        input.generation,
-    );
-
     // Compared by reference, cloned once: a 10,000-step run has 10,000 candidates.
     let start_time = input
         .steps
@@ -340,11 +391,14 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
         .chain(previous.and_then(|p| p.start_time.as_ref()))
         .min()
         .cloned();
-    let completion_time = if phase.is_terminal() {
-        let kept = previous
-            .filter(|p| p.phase.is_some_and(Phase::is_terminal))
-            .and_then(|p| p.completion_time.clone());
-        kept.or_else(|| {
+    if !input.decision.phase.is_terminal() {
+        return (start_time, None);
+    }
+    let kept = previous
+        .filter(|p| p.phase.is_some_and(Phase::is_terminal))
+        .and_then(|p| p.completion_time.clone());
+    let completion_time = kept
+        .or_else(|| {
             input
                 .steps
                 .iter()
@@ -352,33 +406,8 @@ pub fn rollup(input: &RunInput<'_>) -> Rollup {
                 .max()
                 .cloned()
         })
-        .or_else(|| Some(input.now.clone()))
-    } else {
-        None
-    };
-
-    let run = RunStatus {
-        phase: Some(api_phase(phase)),
-        conditions,
-        observed_generation: input.generation,
-        progress: Some(decision.progress.to_string()),
-        start_time,
-        completion_time,
-        message: Some(message),
-        // Written by the run mechanism, which knows what was created, recorded and retried.
-        record: None,
-        retries: Vec::new(),
-        retry_count: None,
-        outputs: Vec::new(),
-    };
-    let (entries, omitted) = entries(input.steps, &step_phases);
-    Rollup {
-        run,
-        entries,
-        omitted,
-        step_phases,
-        reason,
-    }
+        .or_else(|| Some(input.now.clone()));
+    (start_time, completion_time)
 }
 
 fn default_reason(phase: RunPhase) -> &'static str {
