@@ -324,9 +324,51 @@ async fn logs(session: &Session, args: &LogsArgs) -> Result<i32, CliError> {
             run.name()
         )));
     }
-    // (step, pod, container) streams to read.
-    let mut streams: Vec<(String, String, String)> = Vec::new();
-    for step in &steps {
+    let streams = log_streams(session, &run, &steps, args).await?;
+    if streams.is_empty() {
+        return Err(CliError::Unsupported(format!(
+            "no pod of {} {} matches (no step has started yet, or --container names no container)",
+            run.kind,
+            run.name()
+        )));
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(session.client.clone(), run.namespace());
+    let headers = streams.len() > 1;
+    for stream in &streams {
+        if headers {
+            let LogStream {
+                step,
+                pod,
+                container,
+            } = stream;
+            print(&format!("==> {step} pod/{pod} {container} <==\n"))?;
+        }
+        if print_log(&pods, run.namespace(), stream, args).await? == Printed::Interrupted {
+            return Ok(0);
+        }
+    }
+    Ok(0)
+}
+
+/// One container's log to print, and the step it belongs to.
+struct LogStream {
+    step: String,
+    pod: String,
+    container: String,
+}
+
+/// The log streams of `steps`: every pod of each step (the newest one with `-f`, the one that
+/// runs now), every container or the one `--container` names. A step named with `--step`
+/// that has no pod is an error.
+async fn log_streams(
+    session: &Session,
+    run: &Run,
+    steps: &[LogStep],
+    args: &LogsArgs,
+) -> Result<Vec<LogStream>, CliError> {
+    let mut streams = Vec::new();
+    for step in steps {
         let pods = session.job_pods(run.namespace(), &step.job_name).await?;
         if pods.is_empty() && args.step.is_some() {
             let phase = phase_text(run.status.step(&step.key).and_then(|s| s.shown_phase()));
@@ -338,7 +380,6 @@ async fn logs(session: &Session, args: &LogsArgs) -> Result<i32, CliError> {
                 step.job_name
             )));
         }
-        // The newest pod with -f (the one that runs now), every pod otherwise.
         let chosen: Vec<_> = if args.follow {
             pods.last().into_iter().collect()
         } else {
@@ -346,68 +387,78 @@ async fn logs(session: &Session, args: &LogsArgs) -> Result<i32, CliError> {
         };
         for pod in chosen {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let containers: Vec<String> = pod
-                .spec
-                .as_ref()
-                .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default();
+            let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
             for container in containers {
-                if args.container.as_deref().is_some_and(|c| c != container) {
+                if args
+                    .container
+                    .as_deref()
+                    .is_some_and(|c| c != container.name)
+                {
                     continue;
                 }
-                streams.push((step.key.clone(), pod_name.clone(), container));
+                streams.push(LogStream {
+                    step: step.key.clone(),
+                    pod: pod_name.clone(),
+                    container: container.name.clone(),
+                });
             }
         }
     }
-    if streams.is_empty() {
-        return Err(CliError::Unsupported(format!(
-            "no pod of {} {} matches (no step has started yet, or --container names no container)",
-            run.kind,
-            run.name()
-        )));
-    }
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(session.client.clone(), run.namespace());
-    let headers = streams.len() > 1;
-    for (step, pod, container) in &streams {
-        let params = LogParams {
-            container: Some(container.clone()),
-            follow: args.follow,
-            tail_lines: args.tail,
-            ..LogParams::default()
-        };
-        let log_error = |e: kube::Error| CliError::Logs {
-            namespace: run.namespace().to_owned(),
-            pod: pod.clone(),
-            message: api_message(&e),
-        };
-        if headers {
-            print(&format!("==> {step} pod/{pod} {container} <==\n"))?;
+    Ok(streams)
+}
+
+/// How printing a log ended.
+#[derive(PartialEq, Eq)]
+enum Printed {
+    /// The whole log (or, with `-f`, until the container's log ended).
+    Done,
+    /// Ctrl-C while following.
+    Interrupted,
+}
+
+/// Prints one container's log: what it holds now, or with `-f` follows it until it ends.
+async fn print_log(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    namespace: &str,
+    stream: &LogStream,
+    args: &LogsArgs,
+) -> Result<Printed, CliError> {
+    let params = LogParams {
+        container: Some(stream.container.clone()),
+        follow: args.follow,
+        tail_lines: args.tail,
+        ..LogParams::default()
+    };
+    let log_error = |e: kube::Error| CliError::Logs {
+        namespace: namespace.to_owned(),
+        pod: stream.pod.clone(),
+        message: api_message(&e),
+    };
+    if !args.follow {
+        let text = pods.logs(&stream.pod, &params).await.map_err(log_error)?;
+        print(&text)?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            print("\n")?;
         }
-        if args.follow {
-            let reader = pods.log_stream(pod, &params).await.map_err(log_error)?;
-            let mut lines = reader.lines();
-            let ctrl_c = tokio::signal::ctrl_c();
-            tokio::pin!(ctrl_c);
-            loop {
-                tokio::select! {
-                    _ = &mut ctrl_c => return Ok(0),
-                    line = lines.next() => match line {
-                        Some(Ok(line)) => print(&format!("{line}\n"))?,
-                        Some(Err(e)) => return Err(CliError::Output(e)),
-                        None => break,
-                    }
-                }
-            }
-        } else {
-            let text = pods.logs(pod, &params).await.map_err(log_error)?;
-            print(&text)?;
-            if !text.is_empty() && !text.ends_with('\n') {
-                print("\n")?;
+        return Ok(Printed::Done);
+    }
+    let reader = pods
+        .log_stream(&stream.pod, &params)
+        .await
+        .map_err(log_error)?;
+    let mut lines = reader.lines();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(Printed::Interrupted),
+            line = lines.next() => match line {
+                Some(Ok(line)) => print(&format!("{line}\n"))?,
+                Some(Err(e)) => return Err(CliError::Output(e)),
+                None => return Ok(Printed::Done),
             }
         }
     }
-    Ok(0)
 }
 
 /// What `wait` decides from a phase: `None` keeps waiting.

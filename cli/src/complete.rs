@@ -50,33 +50,11 @@ pub fn plan(words: &[String]) -> Offer {
         None => (String::new(), &[][..]),
     };
     let command = Cli::command();
-    let mut namespace = None;
-    let mut subcommand: Option<clap::Command> = None;
-    let mut positionals = 0usize;
-    let mut i = 0;
-    while let Some(word) = before.get(i) {
-        if VALUE_OPTIONS.contains(&word.as_str()) {
-            if matches!(word.as_str(), "-n" | "--namespace") {
-                namespace = before.get(i + 1).cloned();
-            }
-            i += 2;
-            continue;
-        }
-        if let Some(ns) = word.strip_prefix("--namespace=") {
-            namespace = Some(ns.to_owned());
-        } else if word.starts_with('-') {
-            // a flag
-        } else if subcommand.is_none() {
-            subcommand = command
-                .get_subcommands()
-                .find(|s| s.get_name() == word || s.get_all_aliases().any(|a| a == word))
-                .cloned();
-        } else {
-            positionals += 1;
-        }
-        i += 1;
-    }
-    let previous = before.last().map(String::as_str);
+    let Parsed {
+        namespace,
+        subcommand,
+        positionals,
+    } = parse(&command, before);
     let filter = |words: Vec<String>| -> Offer {
         Offer::Words(
             words
@@ -85,7 +63,7 @@ pub fn plan(words: &[String]) -> Offer {
                 .collect(),
         )
     };
-    match previous {
+    match before.last().map(String::as_str) {
         Some("--format") => return filter(vec!["dot".into(), "mermaid".into(), "svg".into()]),
         Some("--for") => return filter(vec!["succeeded".into(), "completed".into()]),
         Some("-o" | "--output") => {
@@ -127,6 +105,48 @@ pub fn plan(words: &[String]) -> Offer {
         },
         _ => Offer::Words(Vec::new()),
     }
+}
+
+/// What the words before the one being completed say.
+struct Parsed {
+    /// From `-n`/`--namespace`.
+    namespace: Option<String>,
+    /// The subcommand named (by name or alias).
+    subcommand: Option<clap::Command>,
+    /// How many positional arguments follow the subcommand.
+    positionals: usize,
+}
+
+fn parse(command: &clap::Command, before: &[String]) -> Parsed {
+    let mut parsed = Parsed {
+        namespace: None,
+        subcommand: None,
+        positionals: 0,
+    };
+    let mut i = 0;
+    while let Some(word) = before.get(i) {
+        if VALUE_OPTIONS.contains(&word.as_str()) {
+            if matches!(word.as_str(), "-n" | "--namespace") {
+                parsed.namespace = before.get(i + 1).cloned();
+            }
+            i += 2;
+            continue;
+        }
+        if let Some(ns) = word.strip_prefix("--namespace=") {
+            parsed.namespace = Some(ns.to_owned());
+        } else if word.starts_with('-') {
+            // a flag
+        } else if parsed.subcommand.is_none() {
+            parsed.subcommand = command
+                .get_subcommands()
+                .find(|s| s.get_name() == word || s.get_all_aliases().any(|a| a == word))
+                .cloned();
+        } else {
+            parsed.positionals += 1;
+        }
+        i += 1;
+    }
+    parsed
 }
 
 fn long_flags(command: &clap::Command) -> Vec<String> {

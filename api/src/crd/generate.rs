@@ -297,34 +297,12 @@ fn validation_of(schema: &Value, required: bool) -> String {
         parts.push(format!("default `{default}`"));
     }
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        let values: Vec<String> = values
-            .iter()
-            .map(|v| {
-                format!(
-                    "`{}`",
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string())
-                )
-            })
-            .collect();
-        parts.push(format!("one of {}", values.join(", ")));
+        parts.push(format!("one of {}", enum_values(values)));
     }
     if let Some(items) = schema.get("items")
         && let Some(values) = items.get("enum").and_then(Value::as_array)
     {
-        let values: Vec<String> = values
-            .iter()
-            .map(|v| {
-                format!(
-                    "`{}`",
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string())
-                )
-            })
-            .collect();
-        parts.push(format!("items one of {}", values.join(", ")));
+        parts.push(format!("items one of {}", enum_values(values)));
     }
     for (key, label) in [
         ("minimum", "min"),
@@ -342,49 +320,84 @@ fn validation_of(schema: &Value, required: bool) -> String {
         parts.push(format!("pattern `{pattern}`"));
     }
     if let Some(items) = schema.get("items") {
-        for (key, label) in [
-            ("maxLength", "item max length"),
-            ("pattern", "item pattern"),
-        ] {
-            if let Some(value) = items.get(key) {
-                parts.push(format!(
-                    "{label} `{}`",
-                    value
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| number(value))
-                ));
-            }
-        }
+        parts.extend(item_limits(items));
     }
-    if let Some(list_type) = schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+    parts.extend(list_type(schema));
+    parts.extend(cel_rules(schema));
+    parts.join("; ")
+}
+
+/// Enum values, each in backticks: `` `a`, `b` ``.
+fn enum_values(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(|v| {
+            format!(
+                "`{}`",
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The limits on each item of an array.
+fn item_limits(items: &Value) -> Vec<String> {
+    [
+        ("maxLength", "item max length"),
+        ("pattern", "item pattern"),
+    ]
+    .into_iter()
+    .filter_map(|(key, label)| {
+        let value = items.get(key)?;
+        Some(format!(
+            "{label} `{}`",
+            value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| number(value))
+        ))
+    })
+    .collect()
+}
+
+/// An array's list type, and the keys it is unique by.
+fn list_type(schema: &Value) -> Option<String> {
+    let list_type = schema
+        .get("x-kubernetes-list-type")
+        .and_then(Value::as_str)?;
+    Some(
         match schema
             .get("x-kubernetes-list-map-keys")
             .and_then(Value::as_array)
         {
             Some(keys) => {
                 let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
-                parts.push(format!(
-                    "list-type `{list_type}`, unique by `{}`",
-                    keys.join("`, `")
-                ));
+                format!("list-type `{list_type}`, unique by `{}`", keys.join("`, `"))
             }
-            None => parts.push(format!("list-type `{list_type}`")),
-        }
-    }
-    if let Some(rules) = schema
+            None => format!("list-type `{list_type}`"),
+        },
+    )
+}
+
+/// The CEL validation rules, with their messages.
+fn cel_rules(schema: &Value) -> Vec<String> {
+    let rules = schema
         .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-    {
-        for rule in rules {
+        .and_then(Value::as_array);
+    rules
+        .into_iter()
+        .flatten()
+        .map(|rule| {
             let expression = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
             match rule.get("message").and_then(Value::as_str) {
-                Some(message) => parts.push(format!("CEL `{expression}` ({message})")),
-                None => parts.push(format!("CEL `{expression}`")),
+                Some(message) => format!("CEL `{expression}` ({message})"),
+                None => format!("CEL `{expression}`"),
             }
-        }
-    }
-    parts.join("; ")
+        })
+        .collect()
 }
 
 fn one_line(text: &str) -> String {

@@ -29,7 +29,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jobsmith_api::labels::{GROUP, JOB};
 use jobsmith_api::{
-    GroupJob, JobRestartPolicy, JobTemplate, ManagedJob, ManagedJobGroup, Params, RetryPolicy,
+    GroupJob, JobRestartPolicy, JobTemplate, ManagedJob, ManagedJobGroup, ManagedJobSpec, Params,
+    RetryPolicy,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
@@ -81,18 +82,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
     validate_all_params(obj)?;
     validate_retry_policies(obj)?;
 
-    let mut group_index: HashMap<&str, usize> = HashMap::new();
-    for (i, group) in spec.groups.iter().enumerate() {
-        if group.name == exit::GROUP {
-            return Err(InvalidSpec::ReservedName(format!(
-                "group \"{}\": the name is reserved for spec.onExit",
-                exit::GROUP
-            )));
-        }
-        if group_index.insert(group.name.as_str(), i).is_some() {
-            return Err(InvalidSpec::DuplicateGroup(group.name.clone()));
-        }
-    }
+    let group_index = group_index(spec)?;
 
     let mut steps = Vec::new();
     let mut planned_steps = Vec::new();
@@ -128,28 +118,7 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
 
     let mut groups = Vec::with_capacity(spec.groups.len());
     for (gi, group) in spec.groups.iter().enumerate() {
-        let mut deps: BTreeMap<String, Required> = BTreeMap::new();
-        if !group.parallel {
-            for earlier in &spec.groups[..gi] {
-                deps.insert(earlier.name.clone(), Required::Succeeded);
-            }
-        }
-        for dep in &group.dependencies {
-            if dep.name == group.name {
-                return Err(InvalidSpec::SelfDependency(group.name.clone()));
-            }
-            if !group_index.contains_key(dep.name.as_str()) {
-                return Err(InvalidSpec::UnknownDependency {
-                    owner: format!("group \"{}\"", group.name),
-                    name: dep.name.clone(),
-                });
-            }
-            deps.insert(dep.name.clone(), dep.status.into());
-        }
-        groups.push(GroupSpec {
-            key: group.name.clone(),
-            deps: into_deps(deps),
-        });
+        groups.push(group_spec(&spec.groups[..gi], group, &group_index)?);
         job_steps(group, &jobs, &mut steps)?;
     }
 
@@ -169,6 +138,54 @@ pub fn plan(obj: &ManagedJob) -> Result<Plan, InvalidSpec> {
         planned_steps,
         policies(spec.failure_policy.into(), spec.suspend, spec.max_parallel),
     ))
+}
+
+/// Each group's position by name; a reserved or repeated group name is an error.
+fn group_index(spec: &ManagedJobSpec) -> Result<HashMap<&str, usize>, InvalidSpec> {
+    let mut group_index: HashMap<&str, usize> = HashMap::new();
+    for (i, group) in spec.groups.iter().enumerate() {
+        if group.name == exit::GROUP {
+            return Err(InvalidSpec::ReservedName(format!(
+                "group \"{}\": the name is reserved for spec.onExit",
+                exit::GROUP
+            )));
+        }
+        if group_index.insert(group.name.as_str(), i).is_some() {
+            return Err(InvalidSpec::DuplicateGroup(group.name.clone()));
+        }
+    }
+    Ok(group_index)
+}
+
+/// A group's node in the step graph: a sequential group (`parallel: false`) needs every
+/// `earlier` group to succeed, then its declared dependencies (checked against `group_index`).
+fn group_spec(
+    earlier: &[ManagedJobGroup],
+    group: &ManagedJobGroup,
+    group_index: &HashMap<&str, usize>,
+) -> Result<GroupSpec, InvalidSpec> {
+    let mut deps: BTreeMap<String, Required> = BTreeMap::new();
+    if !group.parallel {
+        for earlier in earlier {
+            deps.insert(earlier.name.clone(), Required::Succeeded);
+        }
+    }
+    for dep in &group.dependencies {
+        if dep.name == group.name {
+            return Err(InvalidSpec::SelfDependency(group.name.clone()));
+        }
+        if !group_index.contains_key(dep.name.as_str()) {
+            return Err(InvalidSpec::UnknownDependency {
+                owner: format!("group \"{}\"", group.name),
+                name: dep.name.clone(),
+            });
+        }
+        deps.insert(dep.name.clone(), dep.status.into());
+    }
+    Ok(GroupSpec {
+        key: group.name.clone(),
+        deps: into_deps(deps),
+    })
 }
 
 /// The planned step of one job, checked: unique in its group, something to run, a Job name no

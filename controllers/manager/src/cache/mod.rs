@@ -165,6 +165,62 @@ pub fn object_id(namespace: Option<&str>, name: Option<&str>) -> u64 {
 /// The annotation in which `kubectl apply` (client-side) keeps the whole manifest it applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// What one watch of a cache does with its events: fans them out to the subscribers, keeps
+/// the tombstones of deleted objects, and marks the cache ready once every watch listed.
+struct EventSink<K: Resource<DynamicType = ()> + 'static> {
+    name: &'static str,
+    namespace: Option<String>,
+    /// This watch's position in `listed`.
+    index: usize,
+    reader: reflector::Store<K>,
+    tx: broadcast::Sender<Arc<K>>,
+    gone: Arc<Mutex<Tombstones>>,
+    listed: Arc<Vec<AtomicBool>>,
+    ready_tx: Arc<watch::Sender<bool>>,
+}
+
+impl<K> EventSink<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    fn take(&self, event: Result<watcher::Event<K>, watcher::Error>) {
+        match event {
+            Ok(watcher::Event::Apply(obj)) => {
+                let meta = obj.meta();
+                lock(&self.gone).revive(object_id(meta.namespace.as_deref(), meta.name.as_deref()));
+                let obj = self
+                    .reader
+                    .get(&ObjectRef::from_obj(&obj))
+                    .unwrap_or_else(|| Arc::new(obj));
+                let _ = self.tx.send(obj);
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                let meta = obj.meta();
+                let id = object_id(meta.namespace.as_deref(), meta.name.as_deref());
+                let owner = controller_ref(meta).map(|o| o.uid.as_str());
+                lock(&self.gone).record(id, owner, Instant::now());
+                let _ = self.tx.send(Arc::new(obj));
+            }
+            // After a (re-)list the store holds the new truth: everyone hears all of it.
+            Ok(watcher::Event::InitDone) => {
+                for obj in self.reader.state() {
+                    let _ = self.tx.send(obj);
+                }
+                if let Some(flag) = self.listed.get(self.index) {
+                    flag.store(true, Ordering::Release);
+                }
+                if self.listed.iter().all(|flag| flag.load(Ordering::Acquire)) {
+                    self.ready_tx.send_replace(true);
+                }
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+            Err(error) => {
+                tracing::warn!(cache = self.name, namespace = ?self.namespace, %error, "watch error; retrying with backoff");
+            }
+        }
+    }
+}
+
 impl<K> Clone for SharedCache<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
@@ -227,10 +283,17 @@ where
         for (index, (namespace, api)) in apis.into_iter().enumerate() {
             let (reader, writer) = reflector::store();
             stores.push((namespace.clone(), reader.clone()));
-            let tx = tx.clone();
-            let (ready_tx, listed) = (ready_tx.clone(), listed.clone());
+            let sink = EventSink {
+                name,
+                namespace,
+                index,
+                reader,
+                tx: tx.clone(),
+                gone: tombstones.clone(),
+                listed: listed.clone(),
+                ready_tx: ready_tx.clone(),
+            };
             let watching_tx = watching_tx.clone();
-            let gone = tombstones.clone();
             let stream = watcher(api, config.clone())
                 .backoff(watch_backoff())
                 .modify(prune)
@@ -240,36 +303,7 @@ where
                         let now = event.is_ok();
                         std::mem::replace(up, now) != now
                     });
-                    match event {
-                        Ok(watcher::Event::Apply(obj)) => {
-                            let meta = obj.meta();
-                            lock(&gone).revive(object_id(meta.namespace.as_deref(), meta.name.as_deref()));
-                            let obj = reader.get(&ObjectRef::from_obj(&obj)).unwrap_or_else(|| Arc::new(obj));
-                            let _ = tx.send(obj);
-                        }
-                        Ok(watcher::Event::Delete(obj)) => {
-                            let meta = obj.meta();
-                            let id = object_id(meta.namespace.as_deref(), meta.name.as_deref());
-                            lock(&gone).record(id, controller_ref(meta).map(|o| o.uid.as_str()), Instant::now());
-                            let _ = tx.send(Arc::new(obj));
-                        }
-                        // After a (re-)list the store holds the new truth: everyone hears all of it.
-                        Ok(watcher::Event::InitDone) => {
-                            for obj in reader.state() {
-                                let _ = tx.send(obj);
-                            }
-                            if let Some(flag) = listed.get(index) {
-                                flag.store(true, Ordering::Release);
-                            }
-                            if listed.iter().all(|flag| flag.load(Ordering::Acquire)) {
-                                ready_tx.send_replace(true);
-                            }
-                        }
-                        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                        Err(error) => {
-                            tracing::warn!(cache = name, namespace = ?namespace, %error, "watch error; retrying with backoff");
-                        }
-                    }
+                    sink.take(event);
                 })
                 .boxed();
             streams.push(stream);

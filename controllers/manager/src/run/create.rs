@@ -72,7 +72,6 @@ pub(super) fn send_ready<K: RunKind>(
     observed: &mut Observed,
 ) {
     let in_flight = memo.landing.in_flight().0;
-    let generation = obj.meta().generation;
     let mut attempted = vec![false; plan.steps.len()];
     let mut tried = 0usize;
     let mut batch: Vec<Outgoing> = Vec::new();
@@ -100,41 +99,13 @@ pub(super) fn send_ready<K: RunKind>(
             .then(|| exit::exit_env(plan, &observed.decision, &obj.name_any()));
         for step in todo {
             attempted[step.index()] = true;
-            let Some(planned) = plan.steps.get(step.index()) else {
-                continue;
-            };
-            let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
             let env = exit_env.as_deref().filter(|_| plan.dag.is_exit(step));
-            let built =
-                build(ctx, obj, plan, (step, attempt), env, namespace).and_then(|mut job| {
-                    outputs::set_inputs(&mut job, plan, step, observed, memo)?;
-                    Ok(job)
-                });
-            match built {
-                Ok(job) => {
-                    let read_first = had_conflict(memo, plan, step);
-                    let known = memo.steps.entry(planned.key.clone()).or_default();
-                    known.creating = true;
-                    observed.outcomes[step.index()] = StepOutcome::Running;
-                    batch.push(Outgoing {
-                        key: planned.key.clone(),
-                        attempt,
-                        inputs: (generation, template_version(ctx, planned, namespace)),
-                        job,
-                        read_first,
-                    });
-                }
-                Err(blocker) => {
-                    if let Blocker::OutputUnread { .. } = &blocker {
-                        // Looked at again after a backoff (the producer's pods are read again
-                        // in that reconcile).
-                        let known = memo.steps.entry(planned.key.clone()).or_default();
-                        refuse(known, generation, None, blocker.clone(), true);
-                    }
-                    // Waiting (template, outputs) holds no maxParallel slot meanwhile.
-                    observed.block(step.index(), blocker);
-                }
-            }
+            let target = StepTarget {
+                plan,
+                namespace,
+                step,
+            };
+            batch.extend(prepare(obj, ctx, &target, env, memo, observed));
         }
         observed.decision = decide(plan, observed);
     }
@@ -150,6 +121,63 @@ pub(super) fn send_ready<K: RunKind>(
         target,
         batch,
     ));
+}
+
+/// Where a create goes: a step of a plan, in a namespace.
+struct StepTarget<'a> {
+    plan: &'a Plan,
+    namespace: &'a str,
+    step: StepId,
+}
+
+/// Builds the Job of one step the scheduler asks for (its recorded attempt, the outputs it
+/// reads set) and marks the step as being created; a step that cannot be built now is blocked
+/// instead (waiting holds no `maxParallel` slot) and nothing is returned.
+fn prepare<K: RunKind>(
+    obj: &K,
+    ctx: &Arc<Context>,
+    target: &StepTarget<'_>,
+    exit_env: Option<&[EnvVar]>,
+    memo: &mut RunMemo,
+    observed: &mut Observed,
+) -> Option<Outgoing> {
+    let StepTarget {
+        plan,
+        namespace,
+        step,
+    } = *target;
+    let planned = plan.steps.get(step.index())?;
+    let generation = obj.meta().generation;
+    let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
+    let built = build(ctx, obj, plan, (step, attempt), exit_env, namespace).and_then(|mut job| {
+        outputs::set_inputs(&mut job, plan, step, observed, memo)?;
+        Ok(job)
+    });
+    match built {
+        Ok(job) => {
+            let read_first = had_conflict(memo, plan, step);
+            let known = memo.steps.entry(planned.key.clone()).or_default();
+            known.creating = true;
+            observed.outcomes[step.index()] = StepOutcome::Running;
+            Some(Outgoing {
+                key: planned.key.clone(),
+                attempt,
+                inputs: (generation, template_version(ctx, planned, namespace)),
+                job,
+                read_first,
+            })
+        }
+        Err(blocker) => {
+            if let Blocker::OutputUnread { .. } = &blocker {
+                // Looked at again after a backoff (the producer's pods are read again in that
+                // reconcile).
+                let known = memo.steps.entry(planned.key.clone()).or_default();
+                refuse(known, generation, None, blocker.clone(), true);
+            }
+            observed.block(step.index(), blocker);
+            None
+        }
+    }
 }
 
 /// Sends one batch of creates and puts what each did in `landing`; wakes the object after.

@@ -277,7 +277,7 @@ pub(super) fn write<K: RunKind>(
         Pace::Paced => paced_interval(ctx.status_interval, object_bytes(obj, memo)),
         Pace::AtOnce => ctx.status_interval,
     };
-    let mut desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
+    let desired = serde_json::to_value(&desired).map_err(|_| StatusError::NotAnObject)?;
     let generation = obj.meta().generation;
     let (creating, patching) = memo.landing.in_flight();
     if patching {
@@ -292,22 +292,11 @@ pub(super) fn write<K: RunKind>(
         // Their landing wakes the object.
         return Ok(Written::InFlight);
     }
-    let resource_version = obj.meta().resource_version.clone();
-    // `Some`: the cache does not show our last write yet.
-    let ours = memo
-        .written
-        .take()
-        .filter(|w| w.newer_than(resource_version.as_deref()));
-    let cache_is_stale = ours.is_some();
-    let produced = ours
-        .as_ref()
-        .and_then(|w| w.produced_resource_version.clone());
-    let ours = ours.map(|w| w.status);
-    let current = match ours {
-        Some(ours) => ours,
-        None => read_status(obj, memo, resource_version.as_deref()),
-    };
-    let versions = (resource_version.clone(), produced);
+    let Baseline {
+        current,
+        cache_is_stale,
+        versions,
+    } = baseline(obj, memo);
     if let Some(wait) = hold_for(pace, memo.last_patch, interval, Instant::now())
         && status::detail_only(&current, &desired, generation)
         && status::status_differs(&current, &desired, generation)
@@ -325,6 +314,52 @@ pub(super) fn write<K: RunKind>(
             Written::Settled
         });
     };
+    send(ctx, obj, memo, (body, current, desired), wake)
+}
+
+/// The status a write is compared with, and what the cache showed.
+struct Baseline {
+    /// Our last write while the cache does not show it yet, else the cached status.
+    current: Value,
+    /// The cache does not show our last write yet.
+    cache_is_stale: bool,
+    /// The cached object's resourceVersion, and the one our last write produced.
+    versions: (Option<String>, Option<String>),
+}
+
+fn baseline<K: RunKind>(obj: &K, memo: &mut RunMemo) -> Baseline {
+    let resource_version = obj.meta().resource_version.clone();
+    // `Some`: the cache does not show our last write yet.
+    let ours = memo
+        .written
+        .take()
+        .filter(|w| w.newer_than(resource_version.as_deref()));
+    let cache_is_stale = ours.is_some();
+    let produced = ours
+        .as_ref()
+        .and_then(|w| w.produced_resource_version.clone());
+    let current = match ours.map(|w| w.status) {
+        Some(ours) => ours,
+        None => read_status(obj, memo, resource_version.as_deref()),
+    };
+    Baseline {
+        current,
+        cache_is_stale,
+        versions: (resource_version, produced),
+    }
+}
+
+/// Sends the patch `body` (from `current` to `desired`) in a task of its own and remembers it
+/// as our last write.
+fn send<K: RunKind>(
+    ctx: &Arc<Context>,
+    obj: &K,
+    memo: &mut RunMemo,
+    (body, current, mut desired): (Value, Value, Value),
+    wake: bool,
+) -> Result<Written, RunError> {
+    let generation = obj.meta().generation;
+    let resource_version = obj.meta().resource_version.clone();
     // What the status is once the patch lands: `desired` with the observedGeneration it carries.
     if let (Value::Object(fields), Some(generation)) = (&mut desired, generation) {
         fields.insert("observedGeneration".into(), Value::from(generation));
