@@ -29,7 +29,7 @@ pub use cluster::{FIELD_MANAGER, HINT, client, plugin_binary, workspace_root};
 pub use crds::{crd_files, install_crd_files, install_crds, install_crds_on};
 pub use kubectl::{CommandOutput, kubectl, kubectl_ok, kubectl_program};
 pub use list::{list_events, list_jobs, list_pods, list_pods_selected};
-pub use manager::{ManagerProcess, free_local_port, http_get};
+pub use manager::{ManagerProcess, free_local_port, http_get, proc_status_kib, process_cpu_ms};
 pub use namespace::TestNamespace;
 pub use plane::PrivatePlane;
 pub use tools::{helm, helm_binary, helm_ok, impersonating_kubeconfig, run_tool, run_tool_ok};

@@ -6,6 +6,8 @@
 //!   to the next step's Job being created, both as seen by this one Job watcher;
 //! - `api_writes_per_job`: the manager's `jobsmith_api_writes_total` over the Jobs of the run;
 //! - `manager_peak_rss_mib`: the manager's peak resident set (`VmHWM`).
+//! - `manager_cpu_ms_per_job`: the manager's CPU time (user + system) from its caches' sync to
+//!   the end, over the Jobs.
 //!
 //! A second run measures fan-outs: `BENCH_FANOUT_WORKFLOWS` (5) ManagedJobs of one group of
 //! `BENCH_FANOUT_WIDTH` (100) parallel jobs, `fanout_wall_s` and `fanout_api_writes_per_job`
@@ -19,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use jobsmith_api::{ManagedJob, Phase};
-use jobsmith_e2e::{TestNamespace, apply_yaml, client, install_crds};
+use jobsmith_e2e::{
+    TestNamespace, apply_yaml, client, install_crds, proc_status_kib, process_cpu_ms,
+};
 use kube::api::Api;
 use support::step_watch::{edges, percentile, watch_steps};
 use support::{family_sum, scrape, start_manager_with};
@@ -80,17 +84,6 @@ fn parse_job_name(name: &str) -> Option<(usize, usize)> {
     Some((index.parse().ok()?, step.parse().ok()?))
 }
 
-fn peak_rss_mib(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/<pid>/status")?;
-    Ok(kib / 1024.0)
-}
-
 #[tokio::test]
 #[ignore = "benchmark: run with `make bench-e2e`"]
 async fn bench_sequential_workflows() -> Result<()> {
@@ -104,6 +97,7 @@ async fn bench_sequential_workflows() -> Result<()> {
         .manager
         .wait_for_log("cache synced; controller ready", Duration::from_secs(60))
         .await?;
+    let cpu_before = process_cpu_ms(started.manager.pid())?;
 
     // One watcher of the namespace's Jobs, started before anything is created.
     let total = workflows * steps;
@@ -133,7 +127,8 @@ async fn bench_sequential_workflows() -> Result<()> {
     let metrics = scrape(started.metrics_port).await?;
     let writes = family_sum(&metrics, WRITES);
     ensure!(writes > 0.0, "no {WRITES} in /metrics:\n{metrics}");
-    let rss = peak_rss_mib(started.manager.pid())?;
+    let cpu = process_cpu_ms(started.manager.pid())? - cpu_before;
+    let rss = proc_status_kib(started.manager.pid(), "VmHWM:")? / 1024.0;
 
     println!("bench_workflows: {workflows} count");
     println!("bench_steps_per_workflow: {steps} count");
@@ -151,6 +146,7 @@ async fn bench_sequential_workflows() -> Result<()> {
         (writes - events) / total as f64
     );
     println!("manager_peak_rss_mib: {rss:.1} MiB");
+    println!("manager_cpu_ms_per_job: {:.2} ms", cpu / total as f64);
     println!(
         "events_dropped: {} count",
         family_sum(&metrics, "jobsmith_events_dropped_total")

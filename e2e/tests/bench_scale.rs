@@ -39,7 +39,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, ensure};
 use futures::{StreamExt, TryStreamExt};
 use jobsmith_api::{JobFlow, ManagedJob, Phase};
-use jobsmith_e2e::{PrivatePlane, apply_yaml, install_crds_on, wait_for};
+use jobsmith_e2e::{
+    PrivatePlane, apply_yaml, install_crds_on, proc_status_kib, process_cpu_ms, wait_for,
+};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -160,38 +162,6 @@ fn small_step(prefix: &str, job: &str) -> Option<(usize, usize)> {
     let rest = job.strip_prefix(prefix)?;
     let (index, step) = rest.split_once("-g-s")?;
     Some((index.parse().ok()?, step.parse().ok()?))
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
-}
-
-/// User + system CPU time of a process, in milliseconds.
-fn cpu_ms(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-    let ticks: f64 = fields
-        .get(11..13)
-        .context("short stat")?
-        .iter()
-        .map(|f| f.parse::<f64>().unwrap_or(0.0))
-        .sum();
-    // USER_HZ is 100 on Linux.
-    Ok(ticks * 10.0)
 }
 
 /// The upper bound (ms) of the histogram bucket holding the p-th percentile of a controller's
@@ -477,7 +447,7 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
     watch_status_size::<JobFlow>(client, ns, largest.clone());
     let small = sizes.small_runs_during_big;
     let small_watch = watch_steps(client, ns, |j| small_step("small-", j), small * 5);
-    let cpu_before = cpu_ms(pid)?;
+    let cpu_before = process_cpu_ms(pid)?;
 
     let start = Instant::now();
     apply_yaml(
@@ -509,7 +479,7 @@ async fn big_runs(plane: &PrivatePlane, client: &Client, sizes: &Sizes) -> Resul
     let flows: Api<JobFlow> = Api::namespaced(client.clone(), ns);
     wait_succeeded(&flows, "big-flow", |f| f.status.as_ref()?.run.phase).await?;
     let big_flow_wall = start.elapsed();
-    let cpu = cpu_ms(pid)? - cpu_before;
+    let cpu = process_cpu_ms(pid)? - cpu_before;
     let metrics = scrape(started.metrics_port).await?;
     let rss = proc_status_kib(pid, "VmHWM:")? / 1024.0;
     let jobs = sizes.groups * sizes.jobs_per_group + sizes.chains * sizes.chain_length;
