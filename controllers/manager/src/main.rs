@@ -174,7 +174,8 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         .await
         .map_err(StartupError::Client)?;
     let instance = lease::identity();
-    log_start(&args, &instance);
+    let enabled = args.enabled_controllers();
+    log_start(&args, &enabled, &instance);
 
     let leadership = match lead(&args, &client, &instance, &readiness, &shutdown).await? {
         Lead::Alone => None,
@@ -185,9 +186,15 @@ async fn run_manager(args: RunArgs) -> Result<ExitCode, StartupError> {
         .as_ref()
         .map_or_else(Fence::open, Leadership::fence);
     let shared = shared_state(
-        &args, client, instance, fence, metrics, &readiness, &shutdown,
+        &args,
+        &enabled,
+        (client, instance),
+        fence,
+        metrics,
+        &readiness,
+        &shutdown,
     );
-    let code = run_controllers(args.enabled_controllers(), shared, leadership, shutdown).await;
+    let code = run_controllers(enabled, shared, leadership, shutdown).await;
     Ok(finish(servers, code).await)
 }
 
@@ -212,10 +219,10 @@ async fn start_servers(
 }
 
 /// Logs what this manager runs, and warns about a shard selector that Jobs may not match.
-fn log_start(args: &RunArgs, instance: &str) {
+fn log_start(args: &RunArgs, enabled: &[ControllerKind], instance: &str) {
     tracing::info!(
         instance,
-        controllers = ?args.enabled_controllers().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        controllers = ?enabled.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         namespaces = ?args.namespaces,
         watch_label_selector = %args.watch_label_selector,
         "starting jobsmith"
@@ -278,11 +285,12 @@ async fn lead(
 }
 
 /// Starts the shared caches (readiness follows their first sync) and gathers what every
-/// controller shares; every write passes `fence`.
+/// controller shares (the client, and this process's `instance` name, the reporting instance of
+/// its Events); every write passes `fence`.
 fn shared_state(
     args: &RunArgs,
-    client: kube::Client,
-    instance: String,
+    enabled: &[ControllerKind],
+    (client, instance): (kube::Client, String),
     fence: Arc<Fence>,
     metrics: Metrics,
     readiness: &Readiness,
@@ -292,8 +300,7 @@ fn shared_state(
     let jobs = jobs::spawn_cache(&client, &scope, args.watch_selector(), shutdown.clone());
     let templates = templates::spawn_cache(&client, &scope, shutdown.clone());
     // Nodes are watched only for DaemonJobs.
-    let node_cache = args
-        .enabled_controllers()
+    let node_cache = enabled
         .contains(&ControllerKind::Daemonjob)
         .then(|| nodes::spawn_cache(&client, shutdown.clone()));
     if let Some(node_cache) = node_cache.clone() {

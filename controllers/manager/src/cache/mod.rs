@@ -165,8 +165,9 @@ pub fn object_id(namespace: Option<&str>, name: Option<&str>) -> u64 {
 /// The annotation in which `kubectl apply` (client-side) keeps the whole manifest it applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// What one watch of a cache does with its events: fans them out to the subscribers, keeps
-/// the tombstones of deleted objects, and marks the cache ready once every watch listed.
+/// What one watch of a cache does with its events: says whether it is watching, fans them out
+/// to the subscribers, keeps the tombstones of deleted objects, and marks the cache ready once
+/// every watch listed.
 struct EventSink<K: Resource<DynamicType = ()> + 'static> {
     name: &'static str,
     namespace: Option<String>,
@@ -177,6 +178,8 @@ struct EventSink<K: Resource<DynamicType = ()> + 'static> {
     gone: Arc<Mutex<Tombstones>>,
     listed: Arc<Vec<AtomicBool>>,
     ready_tx: Arc<watch::Sender<bool>>,
+    /// Whether the watch currently delivers events (false after an error, until the next).
+    watching_tx: Arc<watch::Sender<bool>>,
 }
 
 impl<K> EventSink<K>
@@ -184,6 +187,10 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     fn take(&self, event: Result<watcher::Event<K>, watcher::Error>) {
+        self.watching_tx.send_if_modified(|up| {
+            let now = event.is_ok();
+            std::mem::replace(up, now) != now
+        });
         match event {
             Ok(watcher::Event::Apply(obj)) => {
                 let meta = obj.meta();
@@ -292,19 +299,13 @@ where
                 gone: tombstones.clone(),
                 listed: listed.clone(),
                 ready_tx: ready_tx.clone(),
+                watching_tx: watching_tx.clone(),
             };
-            let watching_tx = watching_tx.clone();
             let stream = watcher(api, config.clone())
                 .backoff(watch_backoff())
                 .modify(prune)
                 .reflect(writer)
-                .map(move |event| {
-                    watching_tx.send_if_modified(|up| {
-                        let now = event.is_ok();
-                        std::mem::replace(up, now) != now
-                    });
-                    sink.take(event);
-                })
+                .map(move |event| sink.take(event))
                 .boxed();
             streams.push(stream);
         }

@@ -100,12 +100,14 @@ pub(super) fn send_ready<K: RunKind>(
         for step in todo {
             attempted[step.index()] = true;
             let env = exit_env.as_deref().filter(|_| plan.dag.is_exit(step));
-            let target = StepTarget {
-                plan,
-                namespace,
-                step,
-            };
-            batch.extend(prepare(obj, ctx, &target, env, memo, observed));
+            batch.extend(prepare(
+                obj,
+                ctx,
+                (plan, namespace),
+                (step, env),
+                memo,
+                observed,
+            ));
         }
         observed.decision = decide(plan, observed);
     }
@@ -123,29 +125,17 @@ pub(super) fn send_ready<K: RunKind>(
     ));
 }
 
-/// Where a create goes: a step of a plan, in a namespace.
-struct StepTarget<'a> {
-    plan: &'a Plan,
-    namespace: &'a str,
-    step: StepId,
-}
-
 /// Builds the Job of one step the scheduler asks for (its recorded attempt, the outputs it
 /// reads set) and marks the step as being created; a step that cannot be built now is blocked
 /// instead (waiting holds no `maxParallel` slot) and nothing is returned.
 fn prepare<K: RunKind>(
     obj: &K,
     ctx: &Arc<Context>,
-    target: &StepTarget<'_>,
-    exit_env: Option<&[EnvVar]>,
+    (plan, namespace): (&Plan, &str),
+    (step, exit_env): (StepId, Option<&[EnvVar]>),
     memo: &mut RunMemo,
     observed: &mut Observed,
 ) -> Option<Outgoing> {
-    let StepTarget {
-        plan,
-        namespace,
-        step,
-    } = *target;
     let planned = plan.steps.get(step.index())?;
     let generation = obj.meta().generation;
     let attempt = observed.attempts.get(step.index()).copied().unwrap_or(1);
